@@ -1,0 +1,339 @@
+// Package client is a Go client for the pushd WebSocket protocol
+// (docs/PROTOCOL.md). Tests, pushctl and pushbench use it; it is also a
+// reference for client authors.
+//
+//	c, err := client.Dial(ctx, "ws://localhost:8080/ws", client.Options{Token: tok})
+//	if err != nil { ... }
+//	defer c.Close()
+//	_ = c.Join(ctx, "doc-1")
+//	for {
+//		p, err := c.Next(ctx)
+//		...
+//	}
+package client
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"sync"
+	"time"
+
+	"github.com/lxzan/gws"
+)
+
+// Frame is any frame the server sends; which fields are set depends on Type.
+type Frame struct {
+	Type         string          `json:"type"`
+	SID          string          `json:"sid,omitempty"`
+	Node         int64           `json:"node,omitempty"`
+	User         string          `json:"user,omitempty"`
+	PingInterval int64           `json:"ping_interval,omitempty"`
+	PingTimeout  int64           `json:"ping_timeout,omitempty"`
+	Target       string          `json:"target,omitempty"`
+	Doc          string          `json:"doc,omitempty"`
+	Event        string          `json:"event,omitempty"`
+	ID           string          `json:"id,omitempty"`
+	Data         json.RawMessage `json:"data,omitempty"`
+	Code         string          `json:"code,omitempty"`
+	Message      string          `json:"message,omitempty"`
+}
+
+// Options configure Dial.
+type Options struct {
+	// Token is sent as ?token=. Empty sends none.
+	Token string
+	// BearerToken is sent in an Authorization header instead of the query.
+	BearerToken string
+	// User is sent as ?user= (dev nodes only).
+	User string
+	// Header is added to the handshake request.
+	Header http.Header
+	// HandshakeTimeout bounds dialing and the hello frame. Zero means 10s.
+	HandshakeTimeout time.Duration
+	// Buffer is how many unread pushes are kept before the oldest reader
+	// blocks the socket. Zero means 1024.
+	Buffer int
+}
+
+// HandshakeError is returned by Dial when the server refused the upgrade.
+type HandshakeError struct {
+	Status int
+}
+
+func (e *HandshakeError) Error() string {
+	return fmt.Sprintf("pushd: handshake refused with HTTP %d", e.Status)
+}
+
+// CloseError is how the server closed the socket.
+type CloseError struct {
+	Code   uint16
+	Reason string
+}
+
+func (e *CloseError) Error() string { return fmt.Sprintf("pushd: closed %d %s", e.Code, e.Reason) }
+
+// ErrClosed is returned once the socket is gone without a close frame.
+var ErrClosed = errors.New("pushd: connection closed")
+
+// Client is one session.
+type Client struct {
+	conn    *gws.Conn
+	hello   Frame
+	pushes  chan Frame
+	replies chan Frame
+	done    chan struct{}
+
+	mu       sync.Mutex
+	closeErr error
+	readDone chan struct{}
+}
+
+// Hello is the server's first frame.
+func (c *Client) Hello() Frame { return c.hello }
+
+// SID is the session ID.
+func (c *Client) SID() string { return c.hello.SID }
+
+// Dial opens a session and waits for the hello frame.
+func Dial(ctx context.Context, rawURL string, opts Options) (*Client, error) {
+	if opts.HandshakeTimeout <= 0 {
+		opts.HandshakeTimeout = 10 * time.Second
+	}
+	if opts.Buffer <= 0 {
+		opts.Buffer = 1024
+	}
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return nil, err
+	}
+	q := u.Query()
+	if opts.Token != "" {
+		q.Set("token", opts.Token)
+	}
+	if opts.User != "" {
+		q.Set("user", opts.User)
+	}
+	u.RawQuery = q.Encode()
+	h := http.Header{}
+	for k, v := range opts.Header {
+		h[k] = v
+	}
+	if opts.BearerToken != "" {
+		h.Set("Authorization", "Bearer "+opts.BearerToken)
+	}
+	c := &Client{
+		pushes:   make(chan Frame, opts.Buffer),
+		replies:  make(chan Frame, 64),
+		done:     make(chan struct{}),
+		readDone: make(chan struct{}),
+	}
+	conn, resp, err := gws.NewClient(&events{c: c}, &gws.ClientOption{
+		Addr:             u.String(),
+		RequestHeader:    h,
+		HandshakeTimeout: opts.HandshakeTimeout,
+		CheckUtf8Enabled: true,
+	})
+	if err != nil {
+		if resp != nil && resp.StatusCode != http.StatusSwitchingProtocols {
+			return nil, &HandshakeError{Status: resp.StatusCode}
+		}
+		return nil, err
+	}
+	c.conn = conn
+	go func() {
+		defer close(c.readDone)
+		conn.ReadLoop()
+	}()
+	ctx, cancel := context.WithTimeout(ctx, opts.HandshakeTimeout)
+	defer cancel()
+	f, err := c.reply(ctx)
+	if err != nil {
+		_ = c.Close()
+		return nil, err
+	}
+	if f.Type != "hello" {
+		_ = c.Close()
+		return nil, fmt.Errorf("pushd: first frame is %q, want hello", f.Type)
+	}
+	c.hello = f
+	return c, nil
+}
+
+// Send writes a raw frame; tests use it for malformed input.
+func (c *Client) Send(b []byte) error { return c.conn.WriteMessage(gws.OpcodeText, b) }
+
+// SendBinary writes a binary frame.
+func (c *Client) SendBinary(b []byte) error { return c.conn.WriteMessage(gws.OpcodeBinary, b) }
+
+// WritePing sends a WebSocket ping control frame.
+func (c *Client) WritePing() error { return c.conn.WritePing(nil) }
+
+func (c *Client) sendJSON(v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	return c.Send(b)
+}
+
+// Join joins doc and waits for the joined reply.
+func (c *Client) Join(ctx context.Context, doc string) error {
+	if err := c.sendJSON(map[string]string{"type": "join", "doc": doc}); err != nil {
+		return err
+	}
+	return c.expect(ctx, "joined")
+}
+
+// Leave leaves doc and waits for the left reply.
+func (c *Client) Leave(ctx context.Context, doc string) error {
+	if err := c.sendJSON(map[string]string{"type": "leave", "doc": doc}); err != nil {
+		return err
+	}
+	return c.expect(ctx, "left")
+}
+
+// Ping sends a JSON heartbeat and returns the pong.
+func (c *Client) Ping(ctx context.Context) (Frame, error) {
+	if err := c.Send([]byte(`{"type":"ping"}`)); err != nil {
+		return Frame{}, err
+	}
+	f, err := c.reply(ctx)
+	if err != nil {
+		return Frame{}, err
+	}
+	if f.Type != "pong" {
+		return f, fmt.Errorf("pushd: got %q, want pong", f.Type)
+	}
+	return f, nil
+}
+
+// Publish sends an upstream message for a joined doc. data is marshalled to
+// JSON unless it is a json.RawMessage.
+func (c *Client) Publish(doc, event string, data any) error {
+	raw, ok := data.(json.RawMessage)
+	if !ok {
+		b, err := json.Marshal(data)
+		if err != nil {
+			return err
+		}
+		raw = b
+	}
+	return c.sendJSON(struct {
+		Type  string          `json:"type"`
+		Doc   string          `json:"doc"`
+		Event string          `json:"event,omitempty"`
+		Data  json.RawMessage `json:"data"`
+	}{"publish", doc, event, raw})
+}
+
+// expect waits for a reply of type want; an error frame becomes an error.
+func (c *Client) expect(ctx context.Context, want string) error {
+	f, err := c.reply(ctx)
+	if err != nil {
+		return err
+	}
+	if f.Type == "error" {
+		return &ServerError{Code: f.Code, Message: f.Message}
+	}
+	if f.Type != want {
+		return fmt.Errorf("pushd: got %q, want %q", f.Type, want)
+	}
+	return nil
+}
+
+// Reply waits for the next non-push frame (hello, joined, left, pong, error).
+func (c *Client) Reply(ctx context.Context) (Frame, error) { return c.reply(ctx) }
+
+func (c *Client) reply(ctx context.Context) (Frame, error) {
+	select {
+	case f := <-c.replies:
+		return f, nil
+	case <-c.done:
+		select {
+		case f := <-c.replies:
+			return f, nil
+		default:
+		}
+		return Frame{}, c.Err()
+	case <-ctx.Done():
+		return Frame{}, ctx.Err()
+	}
+}
+
+// Next waits for the next push frame.
+func (c *Client) Next(ctx context.Context) (Frame, error) {
+	select {
+	case f := <-c.pushes:
+		return f, nil
+	case <-c.done:
+		select {
+		case f := <-c.pushes:
+			return f, nil
+		default:
+		}
+		return Frame{}, c.Err()
+	case <-ctx.Done():
+		return Frame{}, ctx.Err()
+	}
+}
+
+// Done is closed when the socket is gone.
+func (c *Client) Done() <-chan struct{} { return c.done }
+
+// Err is why the socket is gone: a *CloseError when the server sent a close
+// frame, ErrClosed otherwise; nil while open.
+func (c *Client) Err() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.closeErr
+}
+
+// Close closes the session normally and waits for the read loop to end.
+func (c *Client) Close() error {
+	_ = c.conn.WriteClose(1000, nil)
+	<-c.readDone
+	return nil
+}
+
+// ServerError is an error frame answering a request.
+type ServerError struct {
+	Code    string
+	Message string
+}
+
+func (e *ServerError) Error() string { return "pushd: " + e.Code + ": " + e.Message }
+
+type events struct {
+	gws.BuiltinEventHandler
+	c *Client
+}
+
+func (e *events) OnClose(_ *gws.Conn, err error) {
+	c := e.c
+	c.mu.Lock()
+	var ce *gws.CloseError
+	if errors.As(err, &ce) {
+		c.closeErr = &CloseError{Code: ce.Code, Reason: string(ce.Reason)}
+	} else {
+		c.closeErr = ErrClosed
+	}
+	c.mu.Unlock()
+	close(c.done)
+}
+
+func (e *events) OnMessage(_ *gws.Conn, msg *gws.Message) {
+	defer msg.Close()
+	var f Frame
+	if err := json.Unmarshal(msg.Bytes(), &f); err != nil {
+		f = Frame{Type: "invalid", Message: err.Error(), Data: append(json.RawMessage(nil), msg.Bytes()...)}
+	}
+	if f.Type == "push" {
+		e.c.pushes <- f
+		return
+	}
+	e.c.replies <- f
+}

@@ -1,0 +1,126 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/pushd/pushd/internal/cliutil"
+)
+
+// envPrefix is the prefix of every flag's environment variable.
+const envPrefix = "PUSHD"
+
+// config is pushd's command line.
+type config struct {
+	Listen             string
+	AdminListen        string
+	NATSURL            string
+	NATSEmbeddedListen string
+	NATSCreds          string
+	NodeID             int
+	NodeName           string
+	SubjectPrefix      string
+	JWTSecret          string
+	JWTPublicKeys      []string
+	Dev                bool
+	DrainTimeout       time.Duration
+	PingInterval       time.Duration
+	PingIntervalMax    time.Duration
+	PingGrace          time.Duration
+	PingStep           time.Duration
+	PingHealthy        int
+	HeartbeatSweep     time.Duration
+	MaxFrameSize       int
+	MaxQueuedBytes     int
+	WriteTimeout       time.Duration
+	LogFormat          string
+	LogLevel           string
+}
+
+// started reports the addresses a running pushd bound, for tests.
+type started struct {
+	Listen      string
+	AdminListen string
+	NATSURL     string
+	NodeID      int64
+}
+
+func newRootCmd(ctx context.Context, stdout, stderr io.Writer, lookupEnv func(string) (string, bool), onStart func(started)) *cobra.Command {
+	var cfg config
+	cmd := &cobra.Command{
+		Use:   "pushd",
+		Short: "pushd push node: WebSocket sessions fed by NATS",
+		Long: `pushd holds client WebSocket sessions and delivers to them what backends publish
+on NATS subjects <prefix>.user.<uid>, <prefix>.doc.<doc>, <prefix>.all and
+<prefix>.session.<sid>. Every flag can also be set with the environment
+variable shown next to it. See docs/ for the protocol and operations.`,
+		Example: `  # laptop: embedded NATS on 127.0.0.1:4222, no token needed (?user=alice)
+  pushd --dev
+
+  # production: external NATS, HS256 tokens
+  PUSHD_JWT_SECRET=... pushd --nats-url nats://nats:4222`,
+		Version:       fmt.Sprintf("%s (commit %s, built %s)", version, commit, date),
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		Args:          cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := cliutil.BindEnv(cmd.Flags(), envPrefix, lookupEnv); err != nil {
+				return err
+			}
+			if err := cfg.validate(); err != nil {
+				return err
+			}
+			log, err := cliutil.NewLogger(stderr, cfg.LogFormat, cfg.LogLevel)
+			if err != nil {
+				return err
+			}
+			return serve(ctx, cfg, log, onStart)
+		},
+	}
+	cmd.SetOut(stdout)
+	cmd.SetErr(stderr)
+	f := cmd.Flags()
+	f.StringVar(&cfg.Listen, "listen", ":8080", "public address: /ws, /healthz, /readyz, /metrics")
+	f.StringVar(&cfg.AdminListen, "admin-listen", "127.0.0.1:6060", "admin address: pprof and /metrics; empty disables it")
+	f.StringVar(&cfg.NATSURL, "nats-url", "", "NATS server URL(s), comma separated; empty starts an embedded NATS server")
+	f.StringVar(&cfg.NATSEmbeddedListen, "nats-embedded-listen", "127.0.0.1:4222", "where the embedded NATS server listens for backends and pushctl")
+	f.StringVar(&cfg.NATSCreds, "nats-creds", "", "NATS credentials file")
+	f.IntVar(&cfg.NodeID, "node-id", 0, "snowflake node number 0..1023 (unique among live nodes)")
+	f.StringVar(&cfg.NodeName, "node-name", "", "stable node name (pod name) used to reclaim the same node ID; empty means the hostname")
+	f.StringVar(&cfg.SubjectPrefix, "subject-prefix", "push", "NATS subject prefix")
+	f.StringVar(&cfg.JWTSecret, "jwt-secret", "", "HS256 secret that client tokens are signed with")
+	f.StringSliceVar(&cfg.JWTPublicKeys, "jwt-public-key", nil, "PEM public key file(s) for RS256/ES256 client tokens")
+	f.BoolVar(&cfg.Dev, "dev", false, "development mode: accepts /ws?user=<id> without a token (never in production)")
+	f.DurationVar(&cfg.DrainTimeout, "drain-timeout", 10*time.Second, "on SIGTERM, time over which sessions are closed with 1012")
+	f.DurationVar(&cfg.PingInterval, "ping-interval", 20*time.Second, "base heartbeat interval told to clients")
+	f.DurationVar(&cfg.PingIntervalMax, "ping-interval-max", 120*time.Second, "ceiling of the adaptive heartbeat interval")
+	f.DurationVar(&cfg.PingGrace, "ping-grace", 10*time.Second, "silence allowed past the heartbeat interval before a session is closed")
+	f.DurationVar(&cfg.PingStep, "ping-interval-step", 0, "how much the interval rises after a run of on-time heartbeats (0 means --ping-interval)")
+	f.IntVar(&cfg.PingHealthy, "ping-healthy-runs", 3, "on-time heartbeats in a row that earn a longer interval")
+	f.DurationVar(&cfg.HeartbeatSweep, "heartbeat-sweep", time.Second, "how often the heartbeat sweeper looks for silent sessions")
+	f.IntVar(&cfg.MaxFrameSize, "max-frame-size", 16<<10, "largest client frame in bytes")
+	f.IntVar(&cfg.MaxQueuedBytes, "max-queued-bytes", 256<<10, "per-session outbound queue limit in bytes; beyond it the client is cut off")
+	f.DurationVar(&cfg.WriteTimeout, "write-timeout", 10*time.Second, "a socket write slower than this cuts the client off")
+	f.StringVar(&cfg.LogFormat, "log-format", "", "log format: json or text (default: text on a terminal, json otherwise)")
+	f.StringVar(&cfg.LogLevel, "log-level", "info", "log level: debug, info, warn, error")
+	cliutil.AnnotateEnv(f, envPrefix)
+	return cmd
+}
+
+func (c *config) validate() error {
+	if c.NodeID < 0 || c.NodeID > 1023 {
+		return fmt.Errorf("--node-id %d: want 0..1023", c.NodeID)
+	}
+	if !c.Dev && c.JWTSecret == "" && len(c.JWTPublicKeys) == 0 {
+		return errors.New("no token key: set --jwt-secret or --jwt-public-key (or --dev on a laptop)")
+	}
+	if c.DrainTimeout <= 0 {
+		return errors.New("--drain-timeout must be positive")
+	}
+	return nil
+}

@@ -1,0 +1,242 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+	"github.com/nats-io/nats.go"
+	"go.uber.org/goleak"
+
+	"github.com/pushd/pushd/client"
+	"github.com/pushd/pushd/internal/pushtest"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m,
+		// The NATS client's package-level flusher/timer helpers, and the
+		// in-process NATS servers' shared pools, are global by design.
+		goleak.IgnoreTopFunction("time.Sleep"),
+		goleak.IgnoreTopFunction("github.com/nats-io/nats-server/v2/server.(*Server).startGoRoutine"),
+	)
+}
+
+const testSecret = "test-secret-do-not-use"
+
+// testNode is a pushd running in process, wired exactly as main wires it.
+type testNode struct {
+	started
+	cancel context.CancelFunc
+	done   chan error
+}
+
+func (n *testNode) wsURL() string { return "ws://" + n.Listen + "/ws" }
+
+func (n *testNode) httpURL(path string) string { return "http://" + n.Listen + path }
+
+// startPushd runs pushd with args plus random listeners; it stops when the
+// test ends.
+func startPushd(t *testing.T, natsURL string, args ...string) *testNode {
+	t.Helper()
+	base := []string{"--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0", "--log-level", "error", "--log-format", "text"}
+	if natsURL != "" {
+		base = append(base, "--nats-url", natsURL)
+	} else {
+		base = append(base, "--nats-embedded-listen", "127.0.0.1:0")
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	ready := make(chan started, 1)
+	n := &testNode{cancel: cancel, done: make(chan error, 1)}
+	cmd := newRootCmd(ctx, io.Discard, io.Discard, func(string) (string, bool) { return "", false }, func(s started) { ready <- s })
+	cmd.SetArgs(append(base, args...))
+	go func() { n.done <- cmd.Execute() }()
+	select {
+	case s := <-ready:
+		n.started = s
+	case err := <-n.done:
+		cancel()
+		t.Fatalf("pushd did not start: %v", err)
+	case <-time.After(15 * time.Second):
+		cancel()
+		t.Fatal("pushd did not start within 15s")
+	}
+	t.Cleanup(func() { n.stop(t) })
+	return n
+}
+
+// stop cancels the node's context (as SIGTERM does) and waits for it to exit.
+func (n *testNode) stop(t *testing.T) error {
+	t.Helper()
+	n.cancel()
+	select {
+	case err, ok := <-n.done:
+		if ok {
+			close(n.done)
+		}
+		return err
+	case <-time.After(30 * time.Second):
+		t.Fatal("pushd did not stop within 30s")
+		return nil
+	}
+}
+
+func token(t testing.TB, sub string, ttl time.Duration) string {
+	t.Helper()
+	claims := jwt.MapClaims{"sub": sub, "exp": time.Now().Add(ttl).Unix()}
+	s, err := jwt.NewWithClaims(jwt.SigningMethodHS256, claims).SignedString([]byte(testSecret))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func ctxT(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// dial opens a dev session for user.
+func dial(t *testing.T, n *testNode, user string) *client.Client {
+	t.Helper()
+	c, err := client.Dial(ctxT(t), n.wsURL(), client.Options{User: user})
+	if err != nil {
+		t.Fatalf("dial %s: %v", user, err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	return c
+}
+
+type report struct {
+	Node      int64 `json:"node"`
+	Delivered int   `json:"delivered"`
+}
+
+// publish sends a push with a reply subject and collects delivery reports
+// until want nodes answered (or 2s passed when want is 0).
+func publish(t *testing.T, nc *nats.Conn, subject string, hdr nats.Header, data string, want int) []report {
+	t.Helper()
+	inbox := nats.NewInbox()
+	sub, err := nc.SubscribeSync(inbox)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = sub.Unsubscribe() }()
+	if err := nc.PublishMsg(&nats.Msg{Subject: subject, Reply: inbox, Header: hdr, Data: []byte(data)}); err != nil {
+		t.Fatal(err)
+	}
+	var out []report
+	wait := 5 * time.Second
+	if want == 0 {
+		wait = 300 * time.Millisecond // no node should answer: bounded wait for a non-event
+	}
+	deadline := time.Now().Add(wait)
+	for want == 0 || len(out) < want {
+		m, err := sub.NextMsg(time.Until(deadline))
+		if errors.Is(err, nats.ErrTimeout) || errors.Is(err, nats.ErrNoResponders) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		var r report
+		if err := json.Unmarshal(m.Data, &r); err != nil {
+			t.Fatalf("bad delivery report %q: %v", m.Data, err)
+		}
+		out = append(out, r)
+	}
+	if len(out) != want {
+		t.Fatalf("%s: got %d delivery reports %+v, want %d", subject, len(out), out, want)
+	}
+	return out
+}
+
+func delivered(rs []report) int {
+	n := 0
+	for _, r := range rs {
+		n += r.Delivered
+	}
+	return n
+}
+
+// expectPush reads the next push and checks its event and data.
+func expectPush(t *testing.T, c *client.Client, event, data string) client.Frame {
+	t.Helper()
+	f, err := c.Next(ctxT(t))
+	if err != nil {
+		t.Fatalf("%s: waiting for push %q: %v", c.SID(), event, err)
+	}
+	if f.Event != event || (data != "" && string(f.Data) != data) {
+		t.Fatalf("%s: got push event=%q data=%s, want event=%q data=%s", c.SID(), f.Event, f.Data, event, data)
+	}
+	return f
+}
+
+// marker sends a session push and checks it is the next push c sees, proving
+// c received nothing else in between.
+func marker(t *testing.T, nc *nats.Conn, c *client.Client) {
+	t.Helper()
+	ev := "marker-" + strconv.FormatInt(time.Now().UnixNano(), 36)
+	publish(t, nc, "push.session."+c.SID(), nats.Header{"Push-Event": []string{ev}}, `{}`, 1)
+	expectPush(t, c, ev, "")
+}
+
+func hdr(kv ...string) nats.Header {
+	h := nats.Header{}
+	for i := 0; i+1 < len(kv); i += 2 {
+		h.Set(kv[i], kv[i+1])
+	}
+	return h
+}
+
+func httpGet(t *testing.T, url string) (int, string) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// metric reads one sample from the node's /metrics, e.g.
+// `pushd_slow_consumers_total` or `pushd_connections_closed_total{reason="kicked"}`.
+func metric(t *testing.T, n *testNode, name string) float64 {
+	t.Helper()
+	_, body := httpGet(t, n.httpURL("/metrics"))
+	for _, line := range strings.Split(body, "\n") {
+		if v, ok := strings.CutPrefix(line, name+" "); ok {
+			f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+			if err != nil {
+				t.Fatalf("metric %s: %v", name, err)
+			}
+			return f
+		}
+	}
+	t.Fatalf("metric %s not found", name)
+	return 0
+}
+
+func closeCode(err error) uint16 {
+	var ce *client.CloseError
+	if errors.As(err, &ce) {
+		return ce.Code
+	}
+	return 0
+}
+
+func eventually(t *testing.T, fn func() error) {
+	t.Helper()
+	pushtest.Eventually(t, 10*time.Second, fn)
+}
+
+var _ = fmt.Sprintf

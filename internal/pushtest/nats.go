@@ -1,0 +1,106 @@
+// Package pushtest starts the real servers pushd's tests run against: NATS
+// (in process, on random loopback ports) and Consul (the agent binary).
+package pushtest
+
+import (
+	"fmt"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+)
+
+// NATS is an in-process NATS server on a random loopback port.
+type NATS struct {
+	*server.Server
+	opts *server.Options
+}
+
+// RunNATS starts a NATS server on a random loopback port and shuts it down
+// when the test ends.
+func RunNATS(t testing.TB) *NATS {
+	t.Helper()
+	return runNATS(t, &server.Options{Host: "127.0.0.1", Port: server.RANDOM_PORT, NoSigs: true, NoLog: true, Cluster: server.ClusterOpts{Port: 0}})
+}
+
+func runNATS(t testing.TB, opts *server.Options) *NATS {
+	t.Helper()
+	ns, err := server.NewServer(opts)
+	if err != nil {
+		t.Fatalf("pushtest: start NATS: %v", err)
+	}
+	go ns.Start()
+	if !ns.ReadyForConnections(10 * time.Second) {
+		t.Fatal("pushtest: NATS did not become ready")
+	}
+	n := &NATS{Server: ns, opts: opts}
+	t.Cleanup(n.Shutdown)
+	return n
+}
+
+// URL is the client URL.
+func (n *NATS) URL() string { return n.ClientURL() }
+
+// Connect opens a client connection closed when the test ends.
+func (n *NATS) Connect(t testing.TB) *nats.Conn {
+	t.Helper()
+	nc, err := nats.Connect(n.URL())
+	if err != nil {
+		t.Fatalf("pushtest: connect to NATS: %v", err)
+	}
+	t.Cleanup(nc.Close)
+	return nc
+}
+
+// Restart shuts the server down and starts a new one on the same port, with
+// the same options; clients see a disconnect and reconnect.
+func (n *NATS) Restart(t testing.TB) {
+	t.Helper()
+	opts := *n.opts
+	opts.Port = n.Port()
+	n.Shutdown()
+	n.WaitForShutdown()
+	ns, err := server.NewServer(&opts)
+	if err != nil {
+		t.Fatalf("pushtest: restart NATS: %v", err)
+	}
+	go ns.Start()
+	if !ns.ReadyForConnections(10 * time.Second) {
+		t.Fatal("pushtest: restarted NATS did not become ready")
+	}
+	n.Server = ns
+	t.Cleanup(ns.Shutdown)
+}
+
+// Port is the client port the server bound.
+func (n *NATS) Port() int { return n.Addr().(*net.TCPAddr).Port }
+
+// RunNATSCluster starts size NATS servers routed to each other on loopback
+// and waits until every route is up.
+func RunNATSCluster(t testing.TB, size int) []*NATS {
+	t.Helper()
+	first := &server.Options{Host: "127.0.0.1", Port: server.RANDOM_PORT, NoSigs: true, NoLog: true,
+		ServerName: "n0",
+		Cluster:    server.ClusterOpts{Name: "pushtest", Host: "127.0.0.1", Port: server.RANDOM_PORT}}
+	servers := []*NATS{runNATS(t, first)}
+	seed := servers[0].ClusterAddr()
+	for i := 1; i < size; i++ {
+		routes := server.RoutesFromStr(fmt.Sprintf("nats://%s", seed.String()))
+		o := &server.Options{Host: "127.0.0.1", Port: server.RANDOM_PORT, NoSigs: true, NoLog: true,
+			ServerName: fmt.Sprintf("n%d", i),
+			Cluster:    server.ClusterOpts{Name: "pushtest", Host: "127.0.0.1", Port: server.RANDOM_PORT},
+			Routes:     routes}
+		servers = append(servers, runNATS(t, o))
+	}
+	Eventually(t, 10*time.Second, func() error {
+		for _, s := range servers {
+			if got := s.NumRoutes(); got < size-1 {
+				return fmt.Errorf("%s has %d routes, want %d", s.Name(), got, size-1)
+			}
+		}
+		return nil
+	})
+	return servers
+}

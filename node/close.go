@@ -1,0 +1,33 @@
+package node
+
+// CloseCode is a WebSocket close code the node sends. Codes 1000-1015 are the
+// RFC 6455 ones; 4000-4999 are pushd's own and documented in docs/PROTOCOL.md.
+type CloseCode uint16
+
+// Close codes pushd sends.
+const (
+	CloseNormal           CloseCode = 1000 // the client closed normally
+	CloseUnsupportedData  CloseCode = 1003 // a binary frame arrived; the protocol is JSON text
+	CloseInvalidPayload   CloseCode = 1007 // a text frame was not valid UTF-8
+	CloseMessageTooBig    CloseCode = 1009 // a frame exceeded the size limit
+	CloseServiceRestart   CloseCode = 1012 // the node is draining; reconnect elsewhere
+	CloseProtocolError    CloseCode = 4000 // too many bad frames in a row
+	CloseHeartbeatTimeout CloseCode = 4002 // no frame and no heartbeat within ping_timeout
+	CloseSlowConsumer     CloseCode = 4008 // the outbound queue overflowed or a write timed out
+	CloseKicked           CloseCode = 4010 // an admin closed the session
+)
+
+// Reason is why a session ended, as counted in metrics and reported in
+// disconnect events.
+type Reason string
+
+// Reasons a session ends.
+const (
+	ReasonClient           Reason = "client"
+	ReasonHeartbeatTimeout Reason = "heartbeat_timeout"
+	ReasonSlowConsumer     Reason = "slow_consumer"
+	ReasonKicked           Reason = "kicked"
+	ReasonDrain            Reason = "drain"
+	ReasonProtocolError    Reason = "protocol_error"
+	ReasonError            Reason = "error"
+)

@@ -1,0 +1,184 @@
+package node
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"github.com/lxzan/gws"
+)
+
+// slot is the gws session storage: it only points back at our session, which
+// is cheaper than gws's default map per connection.
+type slot struct{ s *session }
+
+func (*slot) Len() int                           { return 0 }
+func (*slot) Load(string) (any, bool)            { return nil, false }
+func (*slot) Delete(string)                      {}
+func (*slot) Store(string, any)                  {}
+func (*slot) Range(func(key string, v any) bool) {}
+
+func sessionOf(c *gws.Conn) *session { return c.Session().(*slot).s }
+
+// handler receives gws events. All of them run on the session's read
+// goroutine, so per-session read state needs no lock.
+type handler struct {
+	n *Node
+}
+
+func (h *handler) OnOpen(*gws.Conn) {}
+
+func (h *handler) OnClose(c *gws.Conn, err error) {
+	if s := sessionOf(c); s != nil {
+		if s.reason.Load() == nil {
+			if _, ok := err.(*gws.CloseError); !ok && err != nil {
+				h.n.log.Debug("session read ended", "sid", s.sid, "err", err)
+			}
+		}
+		h.n.closed(s)
+	}
+}
+
+func (h *handler) OnPing(c *gws.Conn, _ []byte) {
+	s := sessionOf(c)
+	now := time.Now().UnixNano()
+	s.lastSeen.Store(now)
+	h.n.heartbeat(s, now)
+	s.enqueue(pongControlFrame)
+}
+
+func (h *handler) OnPong(c *gws.Conn, _ []byte) {
+	sessionOf(c).lastSeen.Store(time.Now().UnixNano())
+}
+
+func (h *handler) OnMessage(c *gws.Conn, msg *gws.Message) {
+	defer msg.Close()
+	s := sessionOf(c)
+	n := h.n
+	now := time.Now().UnixNano()
+	s.lastSeen.Store(now)
+	b := msg.Bytes()
+	s.msgsIn.Add(1)
+	s.bytesIn.Add(uint64(len(b)))
+	if msg.Opcode != gws.OpcodeText {
+		s.closeWith(CloseUnsupportedData, "binary frames are not supported: send JSON text", ReasonProtocolError)
+		return
+	}
+	f, err := DecodeClientFrame(b)
+	if err != nil {
+		h.bad(s, errBadJSON, "frame is not a JSON object with a \"type\": "+err.Error())
+		return
+	}
+	switch f.Type {
+	case typePing:
+		interval := n.heartbeat(s, now)
+		h.reply(s, encodePong(ms(interval), ms(interval+n.cfg.PingGrace)))
+	case typeJoin:
+		h.join(s, f.Doc)
+	case typeLeave:
+		h.leave(s, f.Doc)
+	case typePublish:
+		h.publish(s, &f)
+	default:
+		h.bad(s, errUnknownType, "unknown frame type "+quote(f.Type))
+		return
+	}
+	s.badFrames = 0
+}
+
+func (h *handler) reply(s *session, f *frame) {
+	s.enqueue(f)
+	f.release()
+}
+
+// bad answers a bad frame with an error frame; a run of them closes the
+// session, so a broken client cannot spin the node.
+func (h *handler) bad(s *session, code, message string) {
+	h.reply(s, encodeError(code, message))
+	s.badFrames++
+	if s.badFrames >= maxConsecutiveBadFrames {
+		s.closeWith(CloseProtocolError, "too many bad frames", ReasonProtocolError)
+	}
+}
+
+func (h *handler) join(s *session, doc string) {
+	if err := ValidateID(doc); err != nil {
+		h.bad(s, errInvalidDoc, "doc id: "+err.Error())
+		return
+	}
+	if s.joined(doc) {
+		h.reply(s, encodeDocReply(typeJoined, doc))
+		return
+	}
+	n := h.n
+	first, err := n.hub.docs.add(doc, s, func() error { return n.bus.Subscribe("doc", doc) })
+	if err != nil {
+		h.reply(s, encodeError(errUnavailable, "cannot join now: "+err.Error()))
+		return
+	}
+	s.mu.Lock()
+	s.docs = append(s.docs, doc)
+	s.mu.Unlock()
+	if first {
+		n.metrics.docs.Inc()
+		ctx, cancel := context.WithTimeout(context.Background(), n.cfg.HandshakeTimeout)
+		_ = n.bus.Sync(ctx)
+		cancel()
+	}
+	h.reply(s, encodeDocReply(typeJoined, doc))
+}
+
+func (h *handler) leave(s *session, doc string) {
+	s.mu.Lock()
+	i := -1
+	for j, d := range s.docs {
+		if d == doc {
+			i = j
+			break
+		}
+	}
+	if i >= 0 {
+		s.docs = append(s.docs[:i], s.docs[i+1:]...)
+	}
+	s.mu.Unlock()
+	if i < 0 {
+		h.reply(s, encodeError(errNotJoined, "not joined to doc "+quote(doc)))
+		return
+	}
+	n := h.n
+	if n.hub.docs.remove(doc, s, func() { n.unsubscribe("doc", doc) }) {
+		n.metrics.docs.Dec()
+	}
+	h.reply(s, encodeDocReply(typeLeft, doc))
+}
+
+func (h *handler) publish(s *session, f *ClientFrame) {
+	if !s.joined(f.Doc) {
+		h.reply(s, encodeError(errNotJoined, "publish needs a joined doc; join "+quote(f.Doc)+" first"))
+		return
+	}
+	event := f.Event
+	if event == "" {
+		event = "message"
+	}
+	if len(event) > defaultMaxIDLength {
+		h.reply(s, encodeError(errInvalidEvent, "event name longer than 128 characters"))
+		return
+	}
+	data := []byte(f.Data)
+	if len(data) == 0 {
+		data = []byte("null")
+	}
+	if err := h.n.bus.PublishUpstream(f.Doc, s.sid, s.user, event, data); err != nil {
+		h.reply(s, encodeError(errUnavailable, "publish failed: "+err.Error()))
+		return
+	}
+	h.n.metrics.upstream.Inc()
+}
+
+func quote(s string) string { return string(appendString(nil, s)) }
+
+// gwsLogger routes gws's own errors (mostly recovered panics) to slog.
+type gwsLogger struct{ l *slog.Logger }
+
+func (g gwsLogger) Error(v ...any) { g.l.Error("gws", "detail", v) }

@@ -1,0 +1,60 @@
+package node
+
+import "time"
+
+// heartbeat records a heartbeat (a JSON ping or a WebSocket ping) at now and
+// returns the interval the client should use next. It runs on the session's
+// read goroutine.
+//
+// The rule (docs/PROTOCOL.md): a heartbeat no later than interval+grace/2
+// after the previous one is on time; HealthyPings on-time heartbeats in a row
+// raise the interval by PingIntervalStep, up to PingIntervalMax. A late one is
+// a miss and drops the interval back to PingInterval. Idle load on a big node
+// falls by PingIntervalMax/PingInterval.
+func (n *Node) heartbeat(s *session, now int64) time.Duration {
+	cfg := &n.cfg
+	cur := time.Duration(s.interval.Load())
+	gap := time.Duration(now - s.lastBeat)
+	s.lastBeat = now
+	if gap > cur+cfg.PingGrace/2 {
+		cur = cfg.PingInterval
+		s.healthy = 0
+	} else if s.healthy++; s.healthy >= cfg.HealthyPings && cur < cfg.PingIntervalMax {
+		cur = min(cur+cfg.PingIntervalStep, cfg.PingIntervalMax)
+		s.healthy = 0
+	}
+	s.interval.Store(int64(cur))
+	s.lastBeatAt.Store(now)
+	n.metrics.heartbeat.Observe(cur.Seconds())
+	return cur
+}
+
+// sweep is the node's one heartbeat sweeper: it closes sessions silent for
+// longer than their interval plus grace. One scan per SweepInterval is far
+// cheaper than a timer per connection.
+func (n *Node) sweep() {
+	t := time.NewTicker(n.cfg.SweepInterval)
+	defer t.Stop()
+	grace := int64(n.cfg.PingGrace)
+	var expired []*session
+	for {
+		select {
+		case <-n.stop:
+			return
+		case now := <-t.C:
+			ns := now.UnixNano()
+			expired = expired[:0]
+			n.hub.each(func(s *session) bool {
+				if ns-s.lastSeen.Load() > s.interval.Load()+grace {
+					expired = append(expired, s)
+				}
+				return true
+			})
+			for _, s := range expired {
+				n.log.Debug("heartbeat timeout", "sid", s.sid, "user", s.user)
+				s.closeWith(CloseHeartbeatTimeout, "heartbeat timeout", ReasonHeartbeatTimeout)
+			}
+			clear(expired)
+		}
+	}
+}

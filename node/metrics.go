@@ -1,0 +1,61 @@
+package node
+
+import "github.com/prometheus/client_golang/prometheus"
+
+// metrics are the node's Prometheus collectors (docs/METRICS.md).
+type metrics struct {
+	connections       prometheus.Gauge
+	accepted          prometheus.Counter
+	closed            *prometheus.CounterVec
+	handshakeFailures *prometheus.CounterVec
+	users             prometheus.Gauge
+	docs              prometheus.Gauge
+	pushes            *prometheus.CounterVec
+	framesWritten     prometheus.Counter
+	bytesWritten      prometheus.Counter
+	slowConsumers     prometheus.Counter
+	upstream          prometheus.Counter
+	heartbeat         prometheus.Histogram
+	latency           prometheus.Histogram
+	draining          prometheus.Gauge
+	leaseHeld         prometheus.Gauge
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	m := &metrics{
+		connections: prometheus.NewGauge(prometheus.GaugeOpts{Name: "pushd_connections", Help: "WebSocket sessions open now."}),
+		accepted:    prometheus.NewCounter(prometheus.CounterOpts{Name: "pushd_connections_accepted_total", Help: "Sessions that completed the handshake."}),
+		closed: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "pushd_connections_closed_total",
+			Help: "Sessions closed, by reason."}, []string{"reason"}),
+		handshakeFailures: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "pushd_handshake_failures_total",
+			Help: "Upgrades refused, by reason."}, []string{"reason"}),
+		users: prometheus.NewGauge(prometheus.GaugeOpts{Name: "pushd_users", Help: "Distinct users with a session on this node."}),
+		docs:  prometheus.NewGauge(prometheus.GaugeOpts{Name: "pushd_docs", Help: "Distinct docs joined by a session on this node."}),
+		pushes: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "pushd_pushes_received_total",
+			Help: "NATS messages received for delivery, by target kind."}, []string{"target"}),
+		framesWritten: prometheus.NewCounter(prometheus.CounterOpts{Name: "pushd_frames_written_total", Help: "Push frames handed to sockets."}),
+		bytesWritten:  prometheus.NewCounter(prometheus.CounterOpts{Name: "pushd_bytes_written_total", Help: "Bytes of push frames written to sockets."}),
+		slowConsumers: prometheus.NewCounter(prometheus.CounterOpts{Name: "pushd_slow_consumers_total",
+			Help: "Sessions cut off because their outbound queue overflowed or a write timed out."}),
+		upstream: prometheus.NewCounter(prometheus.CounterOpts{Name: "pushd_upstream_messages_total", Help: "Client publish frames forwarded to NATS."}),
+		heartbeat: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "pushd_heartbeat_interval_seconds",
+			Help: "Heartbeat interval returned to clients in pong.", Buckets: []float64{1, 5, 10, 20, 40, 60, 90, 120, 300}}),
+		latency: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "pushd_delivery_latency_seconds",
+			Help:    "From the publisher's Push-Timestamp header to the socket write.",
+			Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5}}),
+		draining:  prometheus.NewGauge(prometheus.GaugeOpts{Name: "pushd_draining", Help: "1 while the node drains for shutdown."}),
+		leaseHeld: prometheus.NewGauge(prometheus.GaugeOpts{Name: "pushd_registry_lease_held", Help: "1 while the node holds its node-ID lease."}),
+	}
+	for _, r := range []Reason{ReasonClient, ReasonHeartbeatTimeout, ReasonSlowConsumer, ReasonKicked, ReasonDrain, ReasonProtocolError, ReasonError} {
+		m.closed.WithLabelValues(string(r))
+	}
+	for _, t := range []Target{TargetUser, TargetDoc, TargetAll, TargetSession} {
+		m.pushes.WithLabelValues(string(t))
+	}
+	m.leaseHeld.Set(1)
+	if reg != nil {
+		reg.MustRegister(m.connections, m.accepted, m.closed, m.handshakeFailures, m.users, m.docs, m.pushes,
+			m.framesWritten, m.bytesWritten, m.slowConsumers, m.upstream, m.heartbeat, m.latency, m.draining, m.leaseHeld)
+	}
+	return m
+}

@@ -1,0 +1,455 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/bwmarrin/snowflake"
+	"github.com/lxzan/gws"
+
+	"github.com/pushd/pushd/auth"
+)
+
+// Bus is what the node needs from the message bus. The router implements it
+// over NATS. Subscribe and Unsubscribe for one (kind, key) are never called
+// concurrently and always alternate.
+type Bus interface {
+	// Subscribe starts receiving pushes of kind ("user", "doc", "session")
+	// for key.
+	Subscribe(kind, key string) error
+	// Unsubscribe stops receiving them.
+	Unsubscribe(kind, key string) error
+	// Sync returns once every subscription made so far is active on the
+	// server, so a client told "hello" or "joined" is reachable.
+	Sync(ctx context.Context) error
+	// PublishEvent publishes a connect or disconnect event body.
+	PublishEvent(kind string, body []byte) error
+	// PublishUpstream forwards a client's publish frame for doc.
+	PublishUpstream(doc, sid, user, event string, data []byte) error
+}
+
+// ErrNotAccepting is returned when the node refuses new sessions.
+var ErrNotAccepting = errors.New("pushd: node is not accepting connections")
+
+// Node holds client sessions and delivers pushes to them.
+type Node struct {
+	cfg      Config
+	log      *slog.Logger
+	bus      Bus
+	ids      *snowflake.Node
+	hub      *hub
+	metrics  *metrics
+	upgrader *gws.Upgrader
+
+	draining atomic.Bool
+	leased   atomic.Bool
+
+	readers sync.WaitGroup // one per session read loop
+	writers sync.WaitGroup // one per running writeLoop
+
+	stop     chan struct{}
+	stopOnce sync.Once
+	sweeper  sync.WaitGroup
+}
+
+// New creates a node. Call Start to run its heartbeat sweeper.
+func New(cfg Config) (*Node, error) {
+	cfg.setDefaults()
+	if cfg.Bus == nil {
+		return nil, errors.New("pushd: node needs a Bus")
+	}
+	if cfg.Auth == nil && !cfg.Dev {
+		return nil, errors.New("pushd: no token key configured (set a JWT secret or public key, or use dev mode)")
+	}
+	ids, err := snowflake.NewNode(cfg.NodeID)
+	if err != nil {
+		return nil, fmt.Errorf("pushd: node id %d: %w", cfg.NodeID, err)
+	}
+	n := &Node{
+		cfg:     cfg,
+		log:     cfg.Logger,
+		bus:     cfg.Bus,
+		ids:     ids,
+		hub:     newHub(),
+		metrics: newMetrics(cfg.Registerer),
+		stop:    make(chan struct{}),
+	}
+	n.leased.Store(true)
+	n.upgrader = gws.NewUpgrader(&handler{n: n}, &gws.ServerOption{
+		ReadBufferSize:     cfg.ReadBufferSize,
+		ReadMaxPayloadSize: cfg.MaxFrameSize,
+		CheckUtf8Enabled:   true,
+		HandshakeTimeout:   cfg.HandshakeTimeout,
+		NewSession:         func() gws.SessionStorage { return &slot{} },
+		Recovery:           gws.Recovery,
+		Logger:             gwsLogger{n.log},
+	})
+	return n, nil
+}
+
+// Start runs the heartbeat sweeper until Close.
+func (n *Node) Start() {
+	n.sweeper.Add(1)
+	go func() {
+		defer n.sweeper.Done()
+		n.sweep()
+	}()
+}
+
+// ID is the node's snowflake node number.
+func (n *Node) ID() int64 { return n.cfg.NodeID }
+
+// SetLeased tells the node whether it holds its node-ID lease. Without it the
+// node refuses new sessions, because it could mint duplicate session IDs;
+// existing sessions carry on.
+func (n *Node) SetLeased(held bool) {
+	n.leased.Store(held)
+	n.metrics.leaseHeld.Set(b2f(held))
+}
+
+// Ready reports whether the node accepts new sessions, and why not.
+func (n *Node) Ready() (bool, string) {
+	switch {
+	case n.draining.Load():
+		return false, "draining"
+	case !n.leased.Load():
+		return false, "not_leased"
+	}
+	return true, ""
+}
+
+// Sessions is the number of open sessions.
+func (n *Node) Sessions() int { return n.hub.count() }
+
+// Users is the number of distinct users with a session here.
+func (n *Node) Users() int { return n.hub.users.len() }
+
+// Docs is the number of distinct docs joined here.
+func (n *Node) Docs() int { return n.hub.docs.len() }
+
+// ServeHTTP upgrades a request to a WebSocket session. It answers 503 when
+// the node is not accepting, 401 for a missing, expired or invalid token and
+// 400 for a user ID that cannot be used (docs/PROTOCOL.md).
+func (n *Node) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if ok, why := n.Ready(); !ok {
+		n.refuse(w, http.StatusServiceUnavailable, why, "node is not accepting connections: "+why)
+		return
+	}
+	user, err := n.authenticate(r)
+	if err != nil {
+		switch {
+		case errors.Is(err, auth.ErrTokenMissing):
+			n.refuse(w, http.StatusUnauthorized, "token_missing", err.Error())
+		case errors.Is(err, auth.ErrTokenExpired):
+			n.refuse(w, http.StatusUnauthorized, "token_expired", err.Error())
+		case errors.Is(err, ErrInvalidID):
+			n.refuse(w, http.StatusBadRequest, "invalid_user", "user id: "+err.Error())
+		default:
+			n.refuse(w, http.StatusUnauthorized, "token_invalid", err.Error())
+		}
+		return
+	}
+	conn, err := n.upgrader.Upgrade(w, r)
+	if err != nil {
+		n.metrics.handshakeFailures.WithLabelValues("upgrade").Inc()
+		return
+	}
+	n.open(conn, user)
+}
+
+func (n *Node) refuse(w http.ResponseWriter, status int, code, msg string) {
+	reason := code
+	switch status {
+	case http.StatusUnauthorized:
+		reason = "unauthorized"
+	case http.StatusBadRequest:
+		reason = "bad_request"
+	}
+	n.metrics.handshakeFailures.WithLabelValues(reason).Inc()
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_, _ = w.Write(appendString(append(appendString([]byte(`{"error":`), code), `,"message":`...), msg))
+	_, _ = w.Write([]byte("}\n"))
+}
+
+// authenticate returns the user of a handshake request.
+func (n *Node) authenticate(r *http.Request) (string, error) {
+	token := r.URL.Query().Get("token")
+	if token == "" {
+		if h := r.Header.Get("Authorization"); len(h) > 7 && strings.EqualFold(h[:7], "bearer ") {
+			token = strings.TrimSpace(h[7:])
+		}
+	}
+	var user string
+	switch {
+	case token == "" && n.cfg.Dev && r.URL.Query().Has("user"):
+		user = r.URL.Query().Get("user")
+	case n.cfg.Auth == nil && token != "":
+		return "", fmt.Errorf("%w: this dev node has no key to verify tokens; use ?user=", auth.ErrTokenInvalid)
+	case n.cfg.Auth == nil:
+		return "", auth.ErrTokenMissing
+	default:
+		claims, err := n.cfg.Auth.Verify(token)
+		if err != nil {
+			return "", err
+		}
+		user = claims.Subject
+	}
+	if err := ValidateID(user); err != nil {
+		return "", err
+	}
+	return user, nil
+}
+
+// open registers a freshly upgraded connection and starts its read loop.
+func (n *Node) open(conn *gws.Conn, user string) {
+	id := n.ids.Generate().Int64()
+	now := time.Now()
+	s := &session{
+		node:    n,
+		id:      id,
+		sid:     newSID(id),
+		user:    user,
+		conn:    conn,
+		netConn: conn.NetConn(),
+		remote:  conn.RemoteAddr().String(),
+		since:   now,
+	}
+	s.lastSeen.Store(now.UnixNano())
+	s.lastBeat = now.UnixNano()
+	s.interval.Store(int64(n.cfg.PingInterval))
+	conn.Session().(*slot).s = s
+
+	if err := n.register(s); err != nil {
+		n.log.Error("session not registered", "sid", s.sid, "user", user, "err", err)
+		s.abort(1011, "subscription failed", ReasonError)
+		n.readers.Add(1)
+		go func() { defer n.readers.Done(); conn.ReadLoop() }()
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), n.cfg.HandshakeTimeout)
+	if err := n.bus.Sync(ctx); err != nil {
+		n.log.Warn("subscriptions not confirmed before hello", "sid", s.sid, "err", err)
+	}
+	cancel()
+	n.metrics.accepted.Inc()
+	n.metrics.connections.Inc()
+	hello := encodeHello(s.sid, n.cfg.NodeID, user, ms(n.cfg.PingInterval), ms(n.cfg.PingInterval+n.cfg.PingGrace))
+	s.enqueue(hello)
+	hello.release()
+	n.publishEvent("connect", s, "", time.Time{})
+	n.log.Debug("session open", "sid", s.sid, "user", user, "remote", s.remote)
+	n.readers.Add(1)
+	go func() {
+		defer n.readers.Done()
+		conn.ReadLoop()
+	}()
+}
+
+// register indexes s and subscribes to its user and session subjects.
+func (n *Node) register(s *session) error {
+	if first, err := n.hub.users.add(s.user, s, func() error { return n.bus.Subscribe("user", s.user) }); err != nil {
+		return err
+	} else if first {
+		n.metrics.users.Inc()
+	}
+	if err := n.bus.Subscribe("session", s.sid); err != nil {
+		n.unindexUser(s)
+		return err
+	}
+	n.hub.addSession(s)
+	return nil
+}
+
+func (n *Node) unindexUser(s *session) {
+	if n.hub.users.remove(s.user, s, func() { n.unsubscribe("user", s.user) }) {
+		n.metrics.users.Dec()
+	}
+}
+
+func (n *Node) unsubscribe(kind, key string) {
+	if err := n.bus.Unsubscribe(kind, key); err != nil {
+		n.log.Warn("unsubscribe failed", "kind", kind, "key", key, "err", err)
+	}
+}
+
+// closed unregisters s after its read loop ended.
+func (n *Node) closed(s *session) {
+	s.mu.Lock()
+	s.dead = true
+	s.dropQueueLocked()
+	docs := s.docs
+	s.docs = nil
+	s.mu.Unlock()
+	if n.hub.session(s.id) == nil {
+		return // never registered
+	}
+	n.hub.removeSession(s)
+	n.unsubscribe("session", s.sid)
+	n.unindexUser(s)
+	for _, d := range docs {
+		if n.hub.docs.remove(d, s, func() { n.unsubscribe("doc", d) }) {
+			n.metrics.docs.Dec()
+		}
+	}
+	reason := s.endReason()
+	n.metrics.connections.Dec()
+	n.metrics.closed.WithLabelValues(string(reason)).Inc()
+	n.publishEvent("disconnect", s, reason, time.Now())
+	n.log.Debug("session closed", "sid", s.sid, "user", s.user, "reason", reason)
+}
+
+func (n *Node) slowConsumer(s *session) {
+	if s.closing.Load() {
+		return
+	}
+	n.metrics.slowConsumers.Inc()
+	n.log.Info("slow consumer cut off", "sid", s.sid, "user", s.user)
+	s.abort(CloseSlowConsumer, "slow consumer: outbound queue full", ReasonSlowConsumer)
+}
+
+func (n *Node) startWriter(s *session) {
+	n.writers.Add(1)
+	go func() {
+		defer n.writers.Done()
+		s.writeLoop()
+	}()
+}
+
+// Deliver writes p to every local session it targets and returns how many
+// sessions it was queued for. The frame is encoded once.
+func (n *Node) Deliver(p *Push) int {
+	n.metrics.pushes.WithLabelValues(string(p.Target)).Inc()
+	f := encodePush(p)
+	f.sent = p.SentUnixNano
+	exclude := p.ExcludeSession
+	delivered := 0
+	send := func(s *session) {
+		if exclude != "" && s.sid == exclude {
+			return
+		}
+		if s.enqueue(f) {
+			delivered++
+		}
+	}
+	switch p.Target {
+	case TargetUser:
+		n.hub.users.each(p.Key, send)
+	case TargetDoc:
+		n.hub.docs.each(p.Key, send)
+	case TargetSession:
+		if id, err := strconv.ParseInt(p.Key, 10, 64); err == nil {
+			if s := n.hub.session(id); s != nil {
+				send(s)
+			}
+		}
+	case TargetAll:
+		n.hub.each(func(s *session) bool { send(s); return true })
+	}
+	f.release()
+	if p.TraceID != "" {
+		n.log.Debug("push delivered", "trace_id", p.TraceID, "target", p.Target, "key", p.Key, "delivered", delivered)
+	}
+	return delivered
+}
+
+// Drain stops accepting sessions and closes the open ones with 1012 (service
+// restart), spread evenly over the drain timeout so clients reconnect
+// elsewhere without a stampede. It returns when every session is closed or ctx
+// ends, whichever is first; sessions left then are cut off.
+func (n *Node) Drain(ctx context.Context) error {
+	n.draining.Store(true)
+	n.metrics.draining.Set(1)
+	sessions := n.hub.all()
+	if len(sessions) > 0 {
+		n.log.Info("draining sessions", "sessions", len(sessions), "over", n.cfg.DrainTimeout)
+		step := n.cfg.DrainTimeout / time.Duration(len(sessions))
+		start := time.Now()
+		t := time.NewTimer(0)
+		defer t.Stop()
+		for i, s := range sessions {
+			if wait := time.Until(start.Add(time.Duration(i) * step)); wait > 0 {
+				t.Reset(wait)
+				select {
+				case <-t.C:
+				case <-ctx.Done():
+				}
+			}
+			s.closeWith(CloseServiceRestart, "service restart: reconnect", ReasonDrain)
+		}
+	}
+	done := make(chan struct{})
+	go func() { n.readers.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		for _, s := range n.hub.all() {
+			_ = s.netConn.Close()
+		}
+		<-done
+		return ctx.Err()
+	}
+}
+
+// Close stops the sweeper, cuts off any session left and waits for every
+// goroutine the node started. Deliver must not be called after Close.
+func (n *Node) Close() error {
+	n.draining.Store(true)
+	n.stopOnce.Do(func() { close(n.stop) })
+	n.sweeper.Wait()
+	for _, s := range n.hub.all() {
+		s.setReason(ReasonDrain)
+		_ = s.netConn.Close()
+	}
+	n.readers.Wait()
+	n.writers.Wait()
+	return nil
+}
+
+// publishEvent sends a connect or disconnect event for backends.
+func (n *Node) publishEvent(kind string, s *session, reason Reason, at time.Time) {
+	b := make([]byte, 0, 256)
+	b = append(b, `{"type":`...)
+	b = appendString(b, kind)
+	b = append(b, `,"sid":"`...)
+	b = append(b, s.sid...)
+	b = append(b, `","user":`...)
+	b = appendString(b, s.user)
+	b = append(b, `,"node":`...)
+	b = strconv.AppendInt(b, n.cfg.NodeID, 10)
+	b = append(b, `,"remote":`...)
+	b = appendString(b, s.remote)
+	b = append(b, `,"connected_at":"`...)
+	b = s.since.UTC().AppendFormat(b, time.RFC3339Nano)
+	b = append(b, '"')
+	if kind == "disconnect" {
+		b = append(b, `,"reason":`...)
+		b = appendString(b, string(reason))
+		b = append(b, `,"disconnected_at":"`...)
+		b = at.UTC().AppendFormat(b, time.RFC3339Nano)
+		b = append(b, `","duration_ms":`...)
+		b = strconv.AppendInt(b, at.Sub(s.since).Milliseconds(), 10)
+	}
+	b = append(b, '}')
+	if err := n.bus.PublishEvent(kind, b); err != nil {
+		n.log.Warn("event not published", "kind", kind, "sid", s.sid, "err", err)
+	}
+}
+
+func ms(d time.Duration) int64 { return d.Milliseconds() }
+
+func b2f(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}

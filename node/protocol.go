@@ -1,0 +1,213 @@
+package node
+
+import (
+	"encoding/json"
+	"errors"
+	"strconv"
+	"unicode/utf8"
+)
+
+// Frame types of the client protocol (docs/PROTOCOL.md).
+const (
+	typeHello   = "hello"
+	typeJoin    = "join"
+	typeJoined  = "joined"
+	typeLeave   = "leave"
+	typeLeft    = "left"
+	typePing    = "ping"
+	typePong    = "pong"
+	typePublish = "publish"
+	typePush    = "push"
+	typeError   = "error"
+)
+
+// Error codes sent in error frames.
+const (
+	errBadJSON      = "bad_json"
+	errUnknownType  = "unknown_type"
+	errInvalidDoc   = "invalid_doc"
+	errNotJoined    = "not_joined"
+	errInvalidEvent = "invalid_event"
+	errUnavailable  = "unavailable"
+)
+
+// ClientFrame is a frame a client sends. Unknown fields are ignored so clients
+// can be newer than the node.
+type ClientFrame struct {
+	Type  string          `json:"type"`
+	Doc   string          `json:"doc,omitempty"`
+	Event string          `json:"event,omitempty"`
+	Data  json.RawMessage `json:"data,omitempty"`
+}
+
+var errNoType = errors.New("pushd: frame has no type")
+
+// DecodeClientFrame parses one client text frame. It rejects anything that is
+// not a JSON object with a string "type".
+func DecodeClientFrame(b []byte) (ClientFrame, error) {
+	var f ClientFrame
+	if err := json.Unmarshal(b, &f); err != nil {
+		return ClientFrame{}, err
+	}
+	if f.Type == "" {
+		return ClientFrame{}, errNoType
+	}
+	return f, nil
+}
+
+// Target is what a push is addressed to.
+type Target string
+
+// Push targets, matching the NATS subject kinds.
+const (
+	TargetUser    Target = "user"
+	TargetDoc     Target = "doc"
+	TargetAll     Target = "all"
+	TargetSession Target = "session"
+)
+
+// Push is one message to deliver, as the router hands it over. Data is the
+// NATS body; the node never decodes it.
+type Push struct {
+	Target Target
+	// Key is the user ID, doc ID or session ID; empty for TargetAll.
+	Key   string
+	Event string
+	ID    string
+	// ExcludeSession is a session ID that must not receive the push.
+	ExcludeSession string
+	// SentUnixNano is the publisher's timestamp, zero when not given.
+	SentUnixNano int64
+	// TraceID is logged with the delivery at debug level.
+	TraceID string
+	Data    []byte
+}
+
+// encodePush builds the push frame once; every recipient gets these bytes.
+//
+// A body that is valid JSON and valid UTF-8 is embedded verbatim; anything
+// else becomes a JSON string, so the frame is always valid JSON text. An empty
+// body is null.
+func encodePush(p *Push) *frame {
+	f := newFrame()
+	b := append(f.buf, `{"type":"push","target":`...)
+	b = appendString(b, string(p.Target))
+	if p.Target == TargetDoc {
+		b = append(b, `,"doc":`...)
+		b = appendString(b, p.Key)
+	}
+	b = append(b, `,"event":`...)
+	b = appendString(b, p.Event)
+	if p.ID != "" {
+		b = append(b, `,"id":`...)
+		b = appendString(b, p.ID)
+	}
+	b = append(b, `,"data":`...)
+	switch {
+	case len(p.Data) == 0:
+		b = append(b, "null"...)
+	case utf8.Valid(p.Data) && json.Valid(p.Data):
+		b = append(b, p.Data...)
+	default:
+		b = appendString(b, string(p.Data))
+	}
+	f.buf = append(b, '}')
+	f.seal(opText)
+	return f
+}
+
+func encodeHello(sid string, nodeID int64, user string, intervalMS, timeoutMS int64) *frame {
+	f := newFrame()
+	b := append(f.buf, `{"type":"hello","sid":"`...)
+	b = append(b, sid...)
+	b = append(b, `","node":`...)
+	b = strconv.AppendInt(b, nodeID, 10)
+	b = append(b, `,"user":`...)
+	b = appendString(b, user)
+	b = append(b, `,"ping_interval":`...)
+	b = strconv.AppendInt(b, intervalMS, 10)
+	b = append(b, `,"ping_timeout":`...)
+	b = strconv.AppendInt(b, timeoutMS, 10)
+	f.buf = append(b, '}')
+	f.seal(opText)
+	return f
+}
+
+func encodePong(intervalMS, timeoutMS int64) *frame {
+	f := newFrame()
+	b := append(f.buf, `{"type":"pong","ping_interval":`...)
+	b = strconv.AppendInt(b, intervalMS, 10)
+	b = append(b, `,"ping_timeout":`...)
+	b = strconv.AppendInt(b, timeoutMS, 10)
+	f.buf = append(b, '}')
+	f.seal(opText)
+	return f
+}
+
+// encodeDocReply builds joined/left replies.
+func encodeDocReply(typ, doc string) *frame {
+	f := newFrame()
+	b := append(f.buf, `{"type":"`...)
+	b = append(b, typ...)
+	b = append(b, `","doc":`...)
+	b = appendString(b, doc)
+	f.buf = append(b, '}')
+	f.seal(opText)
+	return f
+}
+
+func encodeError(code, message string) *frame {
+	f := newFrame()
+	b := append(f.buf, `{"type":"error","code":"`...)
+	b = append(b, code...)
+	b = append(b, `","message":`...)
+	b = appendString(b, message)
+	f.buf = append(b, '}')
+	f.seal(opText)
+	return f
+}
+
+const hexDigits = "0123456789abcdef"
+
+// appendString appends s as a JSON string. Invalid UTF-8 becomes U+FFFD, as
+// encoding/json does, so the result is always valid text.
+func appendString(b []byte, s string) []byte {
+	b = append(b, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			if c >= 0x20 && c != '"' && c != '\\' {
+				i++
+				continue
+			}
+			b = append(b, s[start:i]...)
+			switch c {
+			case '"', '\\':
+				b = append(b, '\\', c)
+			case '\n':
+				b = append(b, '\\', 'n')
+			case '\r':
+				b = append(b, '\\', 'r')
+			case '\t':
+				b = append(b, '\\', 't')
+			default:
+				b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xF])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			b = append(b, s[start:i]...)
+			b = append(b, `\ufffd`...)
+			i++
+			start = i
+			continue
+		}
+		i += size
+	}
+	b = append(b, s[start:]...)
+	return append(b, '"')
+}

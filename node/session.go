@@ -1,0 +1,84 @@
+package node
+
+import (
+	"net"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/lxzan/gws"
+)
+
+// session is one client WebSocket connection.
+type session struct {
+	node    *Node
+	id      int64
+	sid     string
+	user    string
+	conn    *gws.Conn
+	netConn net.Conn
+	remote  string
+	since   time.Time
+
+	// lastSeen is the UnixNano of the last frame of any kind from the client.
+	lastSeen atomic.Int64
+	// interval is the heartbeat interval (ns) currently granted; the sweeper
+	// reads it, the read goroutine writes it.
+	interval atomic.Int64
+	// lastBeat and healthy are touched only by the read goroutine.
+	lastBeat   int64
+	healthy    int
+	badFrames  int
+	closing    atomic.Bool
+	reason     atomic.Pointer[Reason]
+	msgsIn     atomic.Uint64
+	bytesIn    atomic.Uint64
+	msgsOut    atomic.Uint64
+	bytesOut   atomic.Uint64
+	lastBeatAt atomic.Int64
+
+	mu sync.Mutex // guards the fields below
+	// docs the session joined.
+	docs []string
+	// out holds frames not yet written; spare is the other half of a double
+	// buffer the writer swaps with out.
+	out      []*frame
+	spare    []*frame
+	outBytes int
+	writing  bool
+	// closeAfter is a close frame to write once out is flushed.
+	closeAfter *frame
+	dead       bool
+}
+
+func (s *session) sidString() string { return s.sid }
+
+func newSID(id int64) string { return strconv.FormatInt(id, 10) }
+
+// joined reports whether the session joined doc.
+func (s *session) joined(doc string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Contains(s.docs, doc)
+}
+
+// docList returns a copy of the docs joined.
+func (s *session) docList() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.docs)
+}
+
+// setReason records why the session ends; the first reason wins.
+func (s *session) setReason(r Reason) {
+	s.reason.CompareAndSwap(nil, &r)
+}
+
+func (s *session) endReason() Reason {
+	if r := s.reason.Load(); r != nil {
+		return *r
+	}
+	return ReasonClient
+}

@@ -1,0 +1,164 @@
+package node
+
+import (
+	"errors"
+	"net"
+	"os"
+	"time"
+)
+
+// enqueue queues f for the session and starts a writer if none is running. It
+// never blocks on the socket: a session whose queue is over its limits is cut
+// off as a slow consumer. It reports whether f was queued.
+//
+// Frames queued while a write is in flight are coalesced into the next write
+// (one writev), which is where bursts to one session get cheap.
+func (s *session) enqueue(f *frame) bool {
+	n := len(f.bytes())
+	s.mu.Lock()
+	if s.dead || s.closeAfter != nil {
+		s.mu.Unlock()
+		return false
+	}
+	cfg := &s.node.cfg
+	if s.outBytes+n > cfg.MaxQueuedBytes || len(s.out) >= cfg.MaxQueuedFrames {
+		s.mu.Unlock()
+		s.node.slowConsumer(s)
+		return false
+	}
+	f.retain()
+	s.out = append(s.out, f)
+	s.outBytes += n
+	start := !s.writing
+	s.writing = true
+	s.mu.Unlock()
+	if start {
+		s.node.startWriter(s)
+	}
+	return true
+}
+
+// closeWith queues a close frame behind what is already queued, so a kicked
+// or drained client still receives the pushes sent before. The writer closes
+// the socket after writing it.
+func (s *session) closeWith(code CloseCode, reason string, why Reason) {
+	if !s.closing.CompareAndSwap(false, true) {
+		return
+	}
+	s.setReason(why)
+	cf := closeFrame(code, reason)
+	s.mu.Lock()
+	if s.dead {
+		s.mu.Unlock()
+		cf.release()
+		return
+	}
+	s.closeAfter = cf
+	start := !s.writing
+	s.writing = true
+	s.mu.Unlock()
+	if start {
+		s.node.startWriter(s)
+	}
+}
+
+// abort closes the socket at once, dropping what is queued; for slow
+// consumers, whose queue nobody will read.
+func (s *session) abort(code CloseCode, reason string, why Reason) {
+	if !s.closing.CompareAndSwap(false, true) {
+		return
+	}
+	s.setReason(why)
+	cf := closeFrame(code, reason)
+	// A short deadline: the peer is not reading, so the close frame is a courtesy.
+	_ = s.netConn.SetWriteDeadline(time.Now().Add(10 * time.Millisecond))
+	_, _ = s.netConn.Write(cf.bytes())
+	cf.release()
+	_ = s.netConn.Close()
+}
+
+// writeLoop drains the session's queue. It runs only while there is work, so
+// an idle session costs no goroutine.
+func (s *session) writeLoop() {
+	cfg := &s.node.cfg
+	var bufs net.Buffers
+	for {
+		s.mu.Lock()
+		batch := s.out
+		if len(batch) == 0 {
+			if cf := s.closeAfter; cf != nil && !s.dead {
+				s.closeAfter = nil
+				s.dead = true
+				s.mu.Unlock()
+				_ = s.netConn.SetWriteDeadline(time.Now().Add(closeFrameWriteTimeout))
+				_, _ = s.netConn.Write(cf.bytes())
+				cf.release()
+				_ = s.netConn.Close()
+				s.mu.Lock()
+			}
+			s.writing = false
+			s.mu.Unlock()
+			return
+		}
+		s.out, s.spare = s.spare[:0], nil
+		size := s.outBytes
+		s.outBytes = 0
+		dead := s.dead
+		s.mu.Unlock()
+
+		var err error
+		if !dead {
+			bufs = bufs[:0]
+			for _, f := range batch {
+				bufs = append(bufs, f.bytes())
+			}
+			_ = s.netConn.SetWriteDeadline(time.Now().Add(cfg.WriteTimeout))
+			w := bufs // WriteTo consumes the slice header it is given
+			_, err = w.WriteTo(s.netConn)
+		}
+		n := len(batch)
+		now := time.Now().UnixNano()
+		for i, f := range batch {
+			if f.sent != 0 && err == nil && !dead {
+				s.node.metrics.latency.Observe(float64(now-f.sent) / 1e9)
+			}
+			f.release()
+			batch[i] = nil
+		}
+		s.mu.Lock()
+		s.spare = batch[:0]
+		if err != nil {
+			s.dead = true
+			s.dropQueueLocked()
+		}
+		s.mu.Unlock()
+		if dead {
+			continue
+		}
+		if err != nil {
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				s.node.slowConsumer(s)
+			}
+			_ = s.netConn.Close()
+			continue
+		}
+		s.msgsOut.Add(uint64(n))
+		s.bytesOut.Add(uint64(size))
+		s.node.metrics.framesWritten.Add(float64(n))
+		s.node.metrics.bytesWritten.Add(float64(size))
+	}
+}
+
+// dropQueueLocked releases every queued frame. Lock must be held.
+func (s *session) dropQueueLocked() {
+	for i, f := range s.out {
+		f.release()
+		s.out[i] = nil
+	}
+	s.out = s.out[:0]
+	s.outBytes = 0
+	if s.closeAfter != nil {
+		s.closeAfter.release()
+		s.closeAfter = nil
+	}
+}

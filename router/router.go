@@ -1,0 +1,322 @@
+package router
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/maphash"
+	"log/slog"
+	"runtime"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Defaults for Config fields left at zero.
+const (
+	defaultQueueLen    = 1 << 16
+	defaultSyncTimeout = 5 * time.Second
+)
+
+// Delivery is one push as decoded from a NATS message: routing from the
+// subject and headers, the body untouched.
+type Delivery struct {
+	Kind           string // KindUser, KindDoc, KindAll or KindSession
+	Key            string // user, doc or session ID; empty for KindAll
+	Event          string // Push-Event, DefaultEvent when absent
+	ID             string // Push-Id
+	ExcludeSession string // Push-Exclude-Session
+	TraceID        string // Push-Trace-Id
+	SentUnixNano   int64  // Push-Timestamp, 0 when absent or unreadable
+	Data           []byte // the NATS body
+}
+
+// Deliverer delivers pushes to local sessions and says how many got one.
+type Deliverer interface {
+	Deliver(d *Delivery) int
+}
+
+// Config configures a Router.
+type Config struct {
+	// Conn is the NATS connection. Required. The router installs its
+	// connection-state handlers on it.
+	Conn *nats.Conn
+	// Deliverer receives every push. Required.
+	Deliverer Deliverer
+	// Prefix is the subject prefix. Empty means "push".
+	Prefix string
+	// NodeID is reported in delivery reports.
+	NodeID int64
+	// Workers is the number of dispatch goroutines; a subject always maps to
+	// the same one, so pushes on a subject stay in order. Zero means
+	// GOMAXPROCS.
+	Workers int
+	// QueueLen is each worker's queue; when full, NATS messages are dropped
+	// and counted. Zero means 65536.
+	QueueLen int
+	// Logger receives the router's logs. Nil means slog.Default().
+	Logger *slog.Logger
+	// Registerer receives the router's metrics. Nil means not registered.
+	Registerer prometheus.Registerer
+}
+
+// Router holds a node's NATS subscriptions and dispatches what arrives.
+type Router struct {
+	cfg      Config
+	nc       *nats.Conn
+	subjects Subjects
+	log      *slog.Logger
+	metrics  *metrics
+	seed     maphash.Seed
+	queues   []chan *nats.Msg
+
+	mu   sync.Mutex
+	subs map[string]*nats.Subscription
+
+	stop    chan struct{}
+	workers sync.WaitGroup
+	closed  bool
+}
+
+// New starts the dispatch workers and subscribes to the broadcast subject.
+func New(cfg Config) (*Router, error) {
+	if cfg.Conn == nil || cfg.Deliverer == nil {
+		return nil, errors.New("pushd: router needs a NATS connection and a Deliverer")
+	}
+	if cfg.Workers <= 0 {
+		cfg.Workers = runtime.GOMAXPROCS(0)
+	}
+	if cfg.QueueLen <= 0 {
+		cfg.QueueLen = defaultQueueLen
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	r := &Router{
+		cfg:      cfg,
+		nc:       cfg.Conn,
+		subjects: NewSubjects(cfg.Prefix),
+		log:      cfg.Logger,
+		metrics:  newMetrics(cfg.Registerer),
+		seed:     maphash.MakeSeed(),
+		subs:     make(map[string]*nats.Subscription),
+		stop:     make(chan struct{}),
+	}
+	r.installHandlers()
+	for range cfg.Workers {
+		q := make(chan *nats.Msg, cfg.QueueLen)
+		r.queues = append(r.queues, q)
+		r.workers.Add(1)
+		go r.work(q)
+	}
+	if err := r.Subscribe(KindAll, ""); err != nil {
+		r.stopWorkers()
+		return nil, err
+	}
+	// Broadcasts published once New returns must arrive.
+	if err := r.nc.FlushTimeout(defaultSyncTimeout); err != nil {
+		r.log.Warn("broadcast subscription not confirmed", "err", err)
+	}
+	return r, nil
+}
+
+// Subjects is the router's subject scheme.
+func (r *Router) Subjects() Subjects { return r.subjects }
+
+// Conn is the router's NATS connection.
+func (r *Router) Conn() *nats.Conn { return r.nc }
+
+func (r *Router) installHandlers() {
+	if r.nc.IsConnected() {
+		r.metrics.connected.Set(1)
+	}
+	r.nc.SetDisconnectErrHandler(func(_ *nats.Conn, err error) {
+		r.metrics.connected.Set(0)
+		r.log.Warn("NATS disconnected", "err", err)
+	})
+	r.nc.SetReconnectHandler(func(nc *nats.Conn) {
+		r.metrics.connected.Set(1)
+		r.metrics.reconnects.Inc()
+		r.log.Info("NATS reconnected; subscriptions restored", "server", nc.ConnectedUrlRedacted(), "subscriptions", r.Subscriptions())
+	})
+	r.nc.SetClosedHandler(func(*nats.Conn) { r.metrics.connected.Set(0) })
+	r.nc.SetErrorHandler(func(_ *nats.Conn, sub *nats.Subscription, err error) {
+		if errors.Is(err, nats.ErrSlowConsumer) {
+			r.metrics.dropped.Inc()
+			return
+		}
+		subject := ""
+		if sub != nil {
+			subject = sub.Subject
+		}
+		r.log.Warn("NATS async error", "subject", subject, "err", err)
+	})
+}
+
+// queue picks the worker for a subject.
+func (r *Router) queue(subject string) chan *nats.Msg {
+	return r.queues[maphash.String(r.seed, subject)%uint64(len(r.queues))]
+}
+
+// Subscribe starts receiving pushes of kind for key. It is idempotent.
+func (r *Router) Subscribe(kind, key string) error {
+	subject := r.subjects.For(kind, key)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		return errors.New("pushd: router closed")
+	}
+	if _, ok := r.subs[subject]; ok {
+		return nil
+	}
+	sub, err := r.nc.ChanSubscribe(subject, r.queue(subject))
+	if err != nil {
+		return fmt.Errorf("pushd: subscribe %s: %w", subject, err)
+	}
+	r.subs[subject] = sub
+	r.metrics.subscriptions.Inc()
+	return nil
+}
+
+// Unsubscribe stops receiving pushes of kind for key.
+func (r *Router) Unsubscribe(kind, key string) error {
+	subject := r.subjects.For(kind, key)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	sub, ok := r.subs[subject]
+	if !ok {
+		return nil
+	}
+	delete(r.subs, subject)
+	r.metrics.subscriptions.Dec()
+	if err := sub.Unsubscribe(); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
+		return fmt.Errorf("pushd: unsubscribe %s: %w", subject, err)
+	}
+	return nil
+}
+
+// Subscriptions is the number of subscriptions held.
+func (r *Router) Subscriptions() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.subs)
+}
+
+// Sync waits until the server has processed every subscription made so far.
+func (r *Router) Sync(ctx context.Context) error {
+	return r.nc.FlushWithContext(ctx)
+}
+
+// PublishEvent publishes a connect or disconnect event.
+func (r *Router) PublishEvent(kind string, body []byte) error {
+	return r.nc.Publish(r.subjects.Event(kind), body)
+}
+
+// PublishUpstream forwards a client's publish frame to backends on
+// <prefix>.up.doc.<doc>, with the sender in headers.
+func (r *Router) PublishUpstream(doc, sid, user, event string, data []byte) error {
+	m := &nats.Msg{
+		Subject: r.subjects.Upstream(doc),
+		Header: nats.Header{
+			HeaderSession: []string{sid},
+			HeaderUser:    []string{user},
+			HeaderEvent:   []string{event},
+			HeaderNode:    []string{strconv.FormatInt(r.cfg.NodeID, 10)},
+		},
+		Data: data,
+	}
+	return r.nc.PublishMsg(m)
+}
+
+func (r *Router) work(q chan *nats.Msg) {
+	defer r.workers.Done()
+	var d Delivery
+	for {
+		select {
+		case <-r.stop:
+			return
+		case m := <-q:
+			r.handle(m, &d)
+		}
+	}
+}
+
+// handle decodes routing from subject and headers, delivers, and answers a
+// delivery report when the publisher asked for one.
+func (r *Router) handle(m *nats.Msg, d *Delivery) {
+	kind, key, ok := r.subjects.Parse(m.Subject)
+	if !ok {
+		return
+	}
+	*d = Delivery{Kind: kind, Key: key, Event: DefaultEvent, Data: m.Data}
+	if h := m.Header; h != nil {
+		if v := h.Get(HeaderEvent); v != "" {
+			d.Event = v
+		}
+		d.ID = h.Get(HeaderID)
+		d.ExcludeSession = h.Get(HeaderExcludeSession)
+		d.TraceID = h.Get(HeaderTraceID)
+		d.SentUnixNano = ParseTimestamp(h.Get(HeaderTimestamp))
+	}
+	n := r.cfg.Deliverer.Deliver(d)
+	if m.Reply != "" && n > 0 {
+		report := strconv.AppendInt([]byte(`{"node":`), r.cfg.NodeID, 10)
+		report = append(report, `,"delivered":`...)
+		report = strconv.AppendInt(report, int64(n), 10)
+		report = append(report, '}')
+		if err := m.Respond(report); err != nil {
+			r.log.Debug("delivery report not sent", "err", err)
+		}
+	}
+	d.Data = nil
+}
+
+// ParseTimestamp reads a Push-Timestamp: a Unix time in nanoseconds,
+// microseconds or milliseconds (told apart by magnitude). It returns 0 for
+// anything unreadable.
+func ParseTimestamp(v string) int64 {
+	if v == "" {
+		return 0
+	}
+	t, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || t <= 0 {
+		return 0
+	}
+	switch {
+	case t < 1e14:
+		return t * 1e6
+	case t < 1e17:
+		return t * 1e3
+	}
+	return t
+}
+
+// Close unsubscribes everything and stops the workers. Messages still queued
+// are dropped; call it after the node has drained its sessions.
+func (r *Router) Close() error {
+	r.mu.Lock()
+	if r.closed {
+		r.mu.Unlock()
+		return nil
+	}
+	r.closed = true
+	var errs []error
+	for subject, sub := range r.subs {
+		if err := sub.Unsubscribe(); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
+			errs = append(errs, err)
+		}
+		delete(r.subs, subject)
+	}
+	r.metrics.subscriptions.Set(0)
+	r.mu.Unlock()
+	r.stopWorkers()
+	return errors.Join(errs...)
+}
+
+func (r *Router) stopWorkers() {
+	close(r.stop)
+	r.workers.Wait()
+}
