@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/pushd/pushd/admin"
 	"github.com/pushd/pushd/auth"
 	"github.com/pushd/pushd/node"
 	"github.com/pushd/pushd/router"
@@ -192,6 +193,17 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, onStart func(start
 		go func() { serveErr <- adminSrv.Serve(al) }()
 	}
 
+	ctl, err := startAdmin(log, cfg.SubjectPrefix, n, rt, nc, public.Addr().String())
+	if err != nil {
+		_ = httpSrv.Close()
+		if adminSrv != nil {
+			_ = adminSrv.Close()
+		}
+		_ = rt.Close()
+		_ = n.Close()
+		return err
+	}
+
 	log.Info("pushd started", "listen", public.Addr().String(), "admin", adminAddr, "nats", natsURL,
 		"node_id", nodeID, "prefix", rt.Subjects().Prefix(), "version", version)
 	if onStart != nil {
@@ -206,18 +218,21 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, onStart func(start
 		runErr = fmt.Errorf("http server: %w", err)
 		log.Error("http server failed; shutting down", "err", err)
 	}
-	shutdown(log, cfg, n, rt, nc, httpSrv, adminSrv)
+	shutdown(log, cfg, n, rt, nc, httpSrv, adminSrv, ctl)
 	return runErr
 }
 
 // shutdown drains in the order that loses nothing: stop accepting and close
 // sessions (1012, spread over the drain timeout), stop receiving from NATS and
 // flush what we published, stop the HTTP servers, then the node's goroutines.
-func shutdown(log *slog.Logger, cfg config, n *node.Node, rt *router.Router, nc *nats.Conn, httpSrv, adminSrv *http.Server) {
+func shutdown(log *slog.Logger, cfg config, n *node.Node, rt *router.Router, nc *nats.Conn, httpSrv, adminSrv *http.Server, ctl *admin.Server) {
 	drainCtx, cancel := context.WithTimeout(context.Background(), cfg.DrainTimeout+5*time.Second)
 	defer cancel()
 	if err := n.Drain(drainCtx); err != nil {
 		log.Warn("drain did not finish in time; remaining sessions cut off", "err", err)
+	}
+	if err := ctl.Close(); err != nil {
+		log.Warn("admin close", "err", err)
 	}
 	if err := rt.Close(); err != nil {
 		log.Warn("router close", "err", err)

@@ -1,0 +1,409 @@
+package admin
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nuid"
+
+	"github.com/pushd/pushd/router"
+)
+
+// DefaultTimeout is how long a Client collects answers when its config sets
+// no timeout.
+const DefaultTimeout = 2 * time.Second
+
+// Errors a Client returns; match them with errors.Is.
+var (
+	// ErrNoNodes means no pushd node answered.
+	ErrNoNodes = errors.New("no pushd node answered")
+	// ErrNotFound means no node holds the session asked for.
+	ErrNotFound = errors.New("not found")
+)
+
+// ClientConfig configures a Client.
+type ClientConfig struct {
+	// Conn is the NATS connection. Required.
+	Conn *nats.Conn
+	// Prefix is the subject prefix; empty means "push".
+	Prefix string
+	// Timeout is how long answers are collected. Zero means DefaultTimeout.
+	Timeout time.Duration
+	// Known are the node IDs expected to answer, e.g. from Consul. When set,
+	// collecting stops as soon as all of them answered; when nil, it goes on
+	// until Timeout, since there is no telling who else might answer.
+	Known []int64
+}
+
+// Client sends admin requests and gathers the nodes' answers. It is safe for
+// concurrent use.
+type Client struct {
+	nc       *nats.Conn
+	subjects router.Subjects
+	timeout  time.Duration
+	known    []int64
+}
+
+// NewClient returns a Client for cfg.
+func NewClient(cfg ClientConfig) *Client {
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = DefaultTimeout
+	}
+	return &Client{nc: cfg.Conn, subjects: router.NewSubjects(cfg.Prefix), timeout: cfg.Timeout, known: slices.Clone(cfg.Known)}
+}
+
+// Subjects is the subject scheme the client uses.
+func (c *Client) Subjects() router.Subjects { return c.subjects }
+
+// NodesResult is the answer to Nodes.
+type NodesResult struct {
+	// Nodes answered, ordered by ID.
+	Nodes []NodeInfo `json:"nodes"`
+	// Missing are known nodes (ClientConfig.Known) that did not answer in
+	// time, ordered by ID; never null.
+	Missing []int64 `json:"not_answering"`
+}
+
+// Nodes asks every node to describe itself. It returns ErrNoNodes when none
+// answers.
+func (c *Client) Nodes(ctx context.Context) (NodesResult, error) {
+	var res NodesResult
+	msgs, err := c.gather(ctx, VerbNodes, Request{}, c.known, false)
+	if err != nil {
+		return res, err
+	}
+	seen := map[int64]bool{}
+	for _, m := range msgs {
+		var info NodeInfo
+		if err := json.Unmarshal(m.Data, &info); err != nil {
+			return res, fmt.Errorf("bad nodes reply %q: %w", m.Data, err)
+		}
+		seen[info.Node] = true
+		res.Nodes = append(res.Nodes, info)
+	}
+	slices.SortFunc(res.Nodes, func(a, b NodeInfo) int { return cmp64(a.Node, b.Node) })
+	res.Missing = []int64{}
+	for _, id := range c.known {
+		if !seen[id] {
+			res.Missing = append(res.Missing, id)
+		}
+	}
+	slices.Sort(res.Missing)
+	if len(res.Nodes) == 0 {
+		return res, c.noNodes(VerbNodes)
+	}
+	return res, nil
+}
+
+// SessionsQuery selects sessions.
+type SessionsQuery struct {
+	// User and Doc filter; both set means the user's sessions in the doc.
+	User string
+	Doc  string
+	// Node, when set, asks only that node.
+	Node *int64
+	// Limit is the page size; zero means DefaultLimit.
+	Limit int
+	// Cursor is Next of the previous page.
+	Cursor string
+}
+
+// SessionsPage is one page of sessions across the cluster.
+type SessionsPage struct {
+	// Sessions are ordered by session ID; at most the query's limit.
+	Sessions []SessionInfo `json:"sessions"`
+	// Next is the cursor of the next page; empty on the last page.
+	Next string `json:"next,omitempty"`
+	// Total is how many sessions match across the nodes that answered.
+	Total int `json:"total"`
+	// Nodes is how many nodes answered.
+	Nodes int `json:"nodes"`
+}
+
+// Sessions lists one page of the sessions matching q, merged across nodes.
+func (c *Client) Sessions(ctx context.Context, q SessionsQuery) (SessionsPage, error) {
+	if q.Limit <= 0 {
+		q.Limit = DefaultLimit
+	}
+	req := Request{Node: q.Node, User: q.User, Doc: q.Doc, Limit: q.Limit, Cursor: q.Cursor}
+	expect := c.known
+	if q.Node != nil {
+		expect = []int64{*q.Node}
+	}
+	page := SessionsPage{Sessions: []SessionInfo{}}
+	msgs, err := c.gather(ctx, VerbSessions, req, expect, false)
+	if err != nil {
+		return page, err
+	}
+	more := false
+	for _, m := range msgs {
+		var r SessionsReply
+		if err := json.Unmarshal(m.Data, &r); err != nil {
+			return page, fmt.Errorf("bad sessions reply %q: %w", m.Data, err)
+		}
+		if r.Error != "" {
+			return page, fmt.Errorf("node %d: %s", r.Node, r.Error)
+		}
+		page.Nodes++
+		page.Total += r.Total
+		page.Sessions = append(page.Sessions, r.Sessions...)
+		more = more || r.Next != ""
+	}
+	if page.Nodes == 0 {
+		return page, c.noNodes(VerbSessions)
+	}
+	slices.SortFunc(page.Sessions, func(a, b SessionInfo) int { return cmp64(sidNum(a.SID), sidNum(b.SID)) })
+	if len(page.Sessions) > q.Limit {
+		page.Sessions = page.Sessions[:q.Limit]
+		more = true
+	}
+	if more && len(page.Sessions) > 0 {
+		page.Next = page.Sessions[len(page.Sessions)-1].SID
+	}
+	return page, nil
+}
+
+// Session finds one session. It returns ErrNotFound when no node answers
+// within the timeout.
+func (c *Client) Session(ctx context.Context, sid string) (SessionInfo, error) {
+	msgs, err := c.gather(ctx, VerbSession, Request{SID: sid}, nil, true)
+	if err != nil && !errors.Is(err, ErrNoNodes) {
+		return SessionInfo{}, err
+	}
+	for _, m := range msgs {
+		var r SessionReply
+		if err := json.Unmarshal(m.Data, &r); err != nil {
+			return SessionInfo{}, fmt.Errorf("bad session reply %q: %w", m.Data, err)
+		}
+		return r.Session, nil
+	}
+	if errors.Is(err, ErrNoNodes) {
+		return SessionInfo{}, err
+	}
+	return SessionInfo{}, fmt.Errorf("session %s: %w on any node that answered within %s", sid, ErrNotFound, c.timeout)
+}
+
+// KickResult is the answer to Kick.
+type KickResult struct {
+	// Closed is how many sessions were closed across the cluster.
+	Closed int `json:"closed"`
+	// SIDs are the closed sessions, never null.
+	SIDs []string `json:"sids"`
+	// Nodes is how many nodes answered.
+	Nodes int `json:"nodes"`
+}
+
+// Kick closes session sid or every session of user, with close code 4010 and
+// reason.
+func (c *Client) Kick(ctx context.Context, sid, user, reason string) (KickResult, error) {
+	res := KickResult{SIDs: []string{}}
+	if sid == "" && user == "" {
+		return res, errors.New("kick needs a session ID or a user")
+	}
+	msgs, err := c.gather(ctx, VerbKick, Request{SID: sid, User: user, Reason: reason}, c.known, false)
+	if err != nil {
+		return res, err
+	}
+	for _, m := range msgs {
+		var r KickReply
+		if err := json.Unmarshal(m.Data, &r); err != nil {
+			return res, fmt.Errorf("bad kick reply %q: %w", m.Data, err)
+		}
+		if r.Error != "" {
+			return res, fmt.Errorf("node %d: %s", r.Node, r.Error)
+		}
+		res.Nodes++
+		res.Closed += r.Closed
+		res.SIDs = append(res.SIDs, r.SIDs...)
+	}
+	slices.SortFunc(res.SIDs, func(a, b string) int { return cmp64(sidNum(a), sidNum(b)) })
+	if res.Nodes == 0 {
+		return res, c.noNodes(VerbKick)
+	}
+	return res, nil
+}
+
+// Stats samples every node's counters, ordered by node ID.
+func (c *Client) Stats(ctx context.Context) ([]Stats, error) {
+	msgs, err := c.gather(ctx, VerbStats, Request{}, c.known, false)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Stats, 0, len(msgs))
+	for _, m := range msgs {
+		var s Stats
+		if err := json.Unmarshal(m.Data, &s); err != nil {
+			return nil, fmt.Errorf("bad stats reply %q: %w", m.Data, err)
+		}
+		out = append(out, s)
+	}
+	if len(out) == 0 {
+		return nil, c.noNodes(VerbStats)
+	}
+	slices.SortFunc(out, func(a, b Stats) int { return cmp64(a.Node, b.Node) })
+	return out, nil
+}
+
+// Target kinds of a push.
+const (
+	TargetUser    = router.KindUser
+	TargetDoc     = router.KindDoc
+	TargetAll     = router.KindAll
+	TargetSession = router.KindSession
+)
+
+// Message is a push to publish.
+type Message struct {
+	// Target is TargetUser, TargetDoc, TargetAll or TargetSession.
+	Target string
+	// Key is the user, doc or session ID; empty for TargetAll.
+	Key string
+	// Event is the Push-Event header; empty means the default ("message").
+	Event string
+	// ID is the Push-Id header; empty means a fresh unique one.
+	ID string
+	// Data is the body, sent to clients as is (JSON) or as a JSON string.
+	Data []byte
+}
+
+// PublishResult is the answer to Publish.
+type PublishResult struct {
+	// Subject the push was published on.
+	Subject string `json:"subject"`
+	// ID is the Push-Id sent.
+	ID string `json:"id"`
+	// Delivered is how many sessions the push was queued for.
+	Delivered int `json:"delivered"`
+	// Nodes is how many nodes delivered it.
+	Nodes int `json:"nodes"`
+	// Reports are the nodes' delivery reports, ordered by node; never null.
+	Reports []DeliveryReport `json:"reports"`
+}
+
+// Publish sends m on its push subject with a reply inbox and collects
+// delivery reports for wait (zero means the client timeout). Nodes report
+// only when they delivered to at least one session, so with Known nodes set
+// it stops early only once every known node reported.
+func (c *Client) Publish(ctx context.Context, m Message, wait time.Duration) (PublishResult, error) {
+	if m.ID == "" {
+		m.ID = nuid.Next()
+	}
+	res := PublishResult{Subject: c.subjects.For(m.Target, m.Key), ID: m.ID, Reports: []DeliveryReport{}}
+	hdr := nats.Header{}
+	if m.Event != "" {
+		hdr.Set(router.HeaderEvent, m.Event)
+	}
+	hdr.Set(router.HeaderID, m.ID)
+	hdr.Set(router.HeaderTimestamp, strconv.FormatInt(time.Now().UnixNano(), 10))
+	if wait <= 0 {
+		wait = c.timeout
+	}
+	msgs, err := c.collect(ctx, &nats.Msg{Subject: res.Subject, Header: hdr, Data: m.Data}, wait, c.known, false)
+	if err != nil && !errors.Is(err, ErrNoNodes) {
+		return res, err
+	}
+	for _, msg := range msgs {
+		var r DeliveryReport
+		if err := json.Unmarshal(msg.Data, &r); err != nil {
+			return res, fmt.Errorf("bad delivery report %q: %w", msg.Data, err)
+		}
+		res.Reports = append(res.Reports, r)
+		res.Delivered += r.Delivered
+		res.Nodes++
+	}
+	slices.SortFunc(res.Reports, func(a, b DeliveryReport) int { return cmp64(a.Node, b.Node) })
+	return res, nil
+}
+
+func (c *Client) noNodes(verb string) error {
+	return fmt.Errorf("%w on %s within %s (is pushd running against this NATS with the same subject prefix?)",
+		ErrNoNodes, c.subjects.Admin(verb), c.timeout)
+}
+
+// gather sends an admin request and collects replies.
+func (c *Client) gather(ctx context.Context, verb string, req Request, expect []int64, one bool) ([]*nats.Msg, error) {
+	body, err := json.Marshal(req)
+	if err != nil {
+		return nil, err
+	}
+	msgs, err := c.collect(ctx, &nats.Msg{Subject: c.subjects.Admin(verb), Data: body}, c.timeout, expect, one)
+	if errors.Is(err, ErrNoNodes) {
+		err = c.noNodes(verb)
+	}
+	return msgs, err
+}
+
+// collect publishes m with a fresh reply inbox and returns the replies that
+// arrive within wait. It stops early after the first reply when one is set,
+// or once every node in expect answered. It returns ErrNoNodes when NATS says
+// nobody subscribes to the subject.
+func (c *Client) collect(ctx context.Context, m *nats.Msg, wait time.Duration, expect []int64, one bool) ([]*nats.Msg, error) {
+	ctx, cancel := context.WithTimeout(ctx, wait)
+	defer cancel()
+	inbox := c.nc.NewInbox()
+	sub, err := c.nc.SubscribeSync(inbox)
+	if err != nil {
+		return nil, fmt.Errorf("subscribe to reply inbox: %w", err)
+	}
+	defer func() { _ = sub.Unsubscribe() }()
+	m.Reply = inbox
+	if err := c.nc.PublishMsg(m); err != nil {
+		return nil, fmt.Errorf("publish on %s: %w", m.Subject, err)
+	}
+	if err := c.nc.FlushWithContext(ctx); err != nil {
+		return nil, fmt.Errorf("publish on %s: %w", m.Subject, err)
+	}
+	pending := map[int64]bool{}
+	for _, id := range expect {
+		pending[id] = true
+	}
+	var out []*nats.Msg
+	for {
+		if one && len(out) == 1 {
+			return out, nil
+		}
+		if len(expect) > 0 && len(pending) == 0 {
+			return out, nil
+		}
+		r, err := sub.NextMsgWithContext(ctx)
+		switch {
+		case errors.Is(err, nats.ErrNoResponders):
+			return out, ErrNoNodes
+		case errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout):
+			return out, nil
+		case err != nil:
+			return out, err
+		}
+		var who struct {
+			Node int64 `json:"node"`
+		}
+		if json.Unmarshal(r.Data, &who) == nil {
+			delete(pending, who.Node)
+		}
+		out = append(out, r)
+	}
+}
+
+func sidNum(sid string) int64 {
+	n, err := strconv.ParseInt(sid, 10, 64)
+	if err != nil {
+		return -1
+	}
+	return n
+}
+
+func cmp64(a, b int64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
