@@ -51,6 +51,10 @@ type Node struct {
 
 	draining atomic.Bool
 	leased   atomic.Bool
+	// gate orders session opens against Drain/Close: opens take it shared and
+	// re-check draining, Drain takes it exclusively to flip draining, so no
+	// reader is added once the node waits for readers.
+	gate sync.RWMutex
 
 	readers sync.WaitGroup // one per session read loop
 	writers sync.WaitGroup // one per running writeLoop
@@ -228,10 +232,17 @@ func (n *Node) open(conn *gws.Conn, user string) {
 	s.interval.Store(int64(n.cfg.PingInterval))
 	conn.Session().(*slot).s = s
 
+	n.gate.RLock()
+	if n.draining.Load() {
+		n.gate.RUnlock()
+		s.abort(CloseServiceRestart, "service restart: reconnect", ReasonDrain)
+		return
+	}
+	n.readers.Add(1)
+	n.gate.RUnlock()
 	if err := n.register(s); err != nil {
 		n.log.Error("session not registered", "sid", s.sid, "user", user, "err", err)
 		s.abort(1011, "subscription failed", ReasonError)
-		n.readers.Add(1)
 		go func() { defer n.readers.Done(); conn.ReadLoop() }()
 		return
 	}
@@ -247,7 +258,6 @@ func (n *Node) open(conn *gws.Conn, user string) {
 	hello.release()
 	n.publishEvent("connect", s, "", time.Time{})
 	n.log.Debug("session open", "sid", s.sid, "user", user, "remote", s.remote)
-	n.readers.Add(1)
 	go func() {
 		defer n.readers.Done()
 		conn.ReadLoop()
@@ -366,7 +376,7 @@ func (n *Node) Deliver(p *Push) int {
 // elsewhere without a stampede. It returns when every session is closed or ctx
 // ends, whichever is first; sessions left then are cut off.
 func (n *Node) Drain(ctx context.Context) error {
-	n.draining.Store(true)
+	n.stopAccepting()
 	n.metrics.draining.Set(1)
 	sessions := n.hub.all()
 	if len(sessions) > 0 {
@@ -403,7 +413,7 @@ func (n *Node) Drain(ctx context.Context) error {
 // Close stops the sweeper, cuts off any session left and waits for every
 // goroutine the node started. Deliver must not be called after Close.
 func (n *Node) Close() error {
-	n.draining.Store(true)
+	n.stopAccepting()
 	n.stopOnce.Do(func() { close(n.stop) })
 	n.sweeper.Wait()
 	for _, s := range n.hub.all() {
@@ -413,6 +423,12 @@ func (n *Node) Close() error {
 	n.readers.Wait()
 	n.writers.Wait()
 	return nil
+}
+
+func (n *Node) stopAccepting() {
+	n.gate.Lock()
+	n.draining.Store(true)
+	n.gate.Unlock()
 }
 
 // publishEvent sends a connect or disconnect event for backends.

@@ -1,0 +1,394 @@
+package main
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/pushd/pushd/client"
+	"github.com/pushd/pushd/internal/pushtest"
+)
+
+// handshake returns the HTTP status and body of a WebSocket upgrade request.
+func handshake(t *testing.T, url string, header http.Header) (int, string) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, strings.Replace(url, "ws://", "http://", 1), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Connection", "Upgrade")
+	req.Header.Set("Upgrade", "websocket")
+	req.Header.Set("Sec-WebSocket-Version", "13")
+	req.Header.Set("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ==")
+	for k, v := range header {
+		req.Header[k] = v
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var b strings.Builder
+	buf := make([]byte, 512)
+	if resp.StatusCode != http.StatusSwitchingProtocols {
+		n, _ := resp.Body.Read(buf)
+		b.Write(buf[:n])
+	}
+	return resp.StatusCode, b.String()
+}
+
+func TestTokenAuthentication(t *testing.T) {
+	ns := pushtest.RunNATS(t)
+	n := startPushd(t, ns.URL(), "--jwt-secret", testSecret)
+	url := n.wsURL()
+
+	wrongKey, err := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{"sub": "alice", "exp": time.Now().Add(time.Hour).Unix()}).
+		SignedString([]byte("another-secret"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	noExp, _ := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{"sub": "alice"}).SignedString([]byte(testSecret))
+	for _, tc := range []struct {
+		name, query string
+		header      http.Header
+		status      int
+		code        string
+	}{
+		{"missing", "", nil, 401, "token_missing"},
+		{"expired", "?token=" + token(t, "alice", -time.Minute), nil, 401, "token_expired"},
+		{"wrongly signed", "?token=" + wrongKey, nil, 401, "token_invalid"},
+		{"garbage", "?token=not.a.jwt", nil, 401, "token_invalid"},
+		{"no exp", "?token=" + noExp, nil, 401, "token_invalid"},
+		{"bad user id", "?token=" + token(t, "a.b", time.Hour), nil, 400, "invalid_user"},
+		{"dev user param without dev", "?user=alice", nil, 401, "token_missing"},
+		{"valid query", "?token=" + token(t, "alice", time.Hour), nil, 101, ""},
+		{"valid bearer", "", http.Header{"Authorization": {"Bearer " + token(t, "alice", time.Hour)}}, 101, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			status, body := handshake(t, url+tc.query, tc.header)
+			if status != tc.status || !strings.Contains(body, `"error":"`+tc.code) && tc.code != "" {
+				t.Fatalf("status %d body %q, want %d with error %q", status, body, tc.status, tc.code)
+			}
+		})
+	}
+	c, err := client.Dial(ctxT(t), url, client.Options{Token: token(t, "alice", time.Hour)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if h := c.Hello(); h.User != "alice" || h.SID == "" || h.PingInterval != 20000 || h.PingTimeout != 30000 {
+		t.Fatalf("hello %+v", h)
+	}
+	if got := metric(t, n, `pushd_handshake_failures_total{reason="unauthorized"}`); got != 6 {
+		t.Fatalf("unauthorized handshake failures = %v, want 6", got)
+	}
+}
+
+func TestES256PublicKey(t *testing.T) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, err := x509.MarshalPKIXPublicKey(&key.PublicKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "pub.pem")
+	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ns := pushtest.RunNATS(t)
+	n := startPushd(t, ns.URL(), "--jwt-public-key", path)
+	tok, err := jwt.NewWithClaims(jwt.SigningMethodES256, jwt.MapClaims{"sub": "erin", "exp": time.Now().Add(time.Hour).Unix()}).SignedString(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := client.Dial(ctxT(t), n.wsURL(), client.Options{Token: tok})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = c.Close()
+	// An HS256 token signed with the public key's bytes (HS/RS confusion) is refused.
+	pemBytes, _ := os.ReadFile(path)
+	forged, _ := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{"sub": "erin", "exp": time.Now().Add(time.Hour).Unix()}).SignedString(pemBytes)
+	if status, _ := handshake(t, n.wsURL()+"?token="+forged, nil); status != 401 {
+		t.Fatalf("HS256 token forged with the public key: status %d, want 401", status)
+	}
+}
+
+func TestDevModeRules(t *testing.T) {
+	// Without a key and without --dev, pushd refuses to start.
+	cmd := newRootCmd(context.Background(), nil, nil, func(string) (string, bool) { return "", false }, nil)
+	cmd.SetArgs([]string{"--listen", "127.0.0.1:0", "--nats-embedded-listen", "127.0.0.1:0"})
+	if err := cmd.Execute(); err == nil || !strings.Contains(err.Error(), "no token key") {
+		t.Fatalf("start without key: %v, want a 'no token key' error", err)
+	}
+	// --dev with an embedded NATS server accepts ?user= and still verifies tokens if a key is set.
+	n := startPushd(t, "", "--dev", "--jwt-secret", testSecret)
+	c := dial(t, n, "dev-user")
+	if c.Hello().User != "dev-user" {
+		t.Fatalf("hello %+v", c.Hello())
+	}
+	if status, _ := handshake(t, n.wsURL()+"?token="+token(t, "x", -time.Minute), nil); status != 401 {
+		t.Fatalf("expired token in dev mode: %d, want 401", status)
+	}
+	if status, _ := handshake(t, n.wsURL()+"?user=a*b", nil); status != 400 {
+		t.Fatalf("dev user a*b: %d, want 400", status)
+	}
+	// The embedded server is reachable for backends.
+	if !strings.HasPrefix(n.NATSURL, "nats://127.0.0.1:") {
+		t.Fatalf("embedded NATS url %q", n.NATSURL)
+	}
+}
+
+func TestEnvVarsSetFlags(t *testing.T) {
+	env := map[string]string{"PUSHD_DEV": "true", "PUSHD_NODE_ID": "42", "PUSHD_LISTEN": "127.0.0.1:0",
+		"PUSHD_ADMIN_LISTEN": "", "PUSHD_NATS_EMBEDDED_LISTEN": "127.0.0.1:0", "PUSHD_LOG_LEVEL": "error"}
+	ctx, cancel := context.WithCancel(context.Background())
+	got := make(chan started, 1)
+	cmd := newRootCmd(ctx, nil, devNull{}, func(k string) (string, bool) { v, ok := env[k]; return v, ok }, func(s started) { got <- s })
+	cmd.SetArgs(nil)
+	done := make(chan error, 1)
+	go func() { done <- cmd.Execute() }()
+	select {
+	case s := <-got:
+		if s.NodeID != 42 || s.AdminListen != "" {
+			t.Errorf("env not applied: %+v", s)
+		}
+	case err := <-done:
+		t.Fatal(err)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	// A bad value names the variable.
+	env["PUSHD_NODE_ID"] = "4096"
+	cmd = newRootCmd(context.Background(), nil, devNull{}, func(k string) (string, bool) { v, ok := env[k]; return v, ok }, nil)
+	cmd.SetArgs(nil)
+	if err := cmd.Execute(); err == nil || !strings.Contains(err.Error(), "--node-id 4096") {
+		t.Fatalf("node id 4096: %v", err)
+	}
+	env["PUSHD_DRAIN_TIMEOUT"] = "soon"
+	cmd = newRootCmd(context.Background(), nil, devNull{}, func(k string) (string, bool) { v, ok := env[k]; return v, ok }, nil)
+	cmd.SetArgs(nil)
+	if err := cmd.Execute(); err == nil || !strings.Contains(err.Error(), "PUSHD_DRAIN_TIMEOUT") {
+		t.Fatalf("bad duration: %v", err)
+	}
+}
+
+type devNull struct{}
+
+func (devNull) Write(p []byte) (int, error) { return len(p), nil }
+
+func TestHeartbeatTimeoutClosesSilentClient(t *testing.T) {
+	ns := pushtest.RunNATS(t)
+	n := startPushd(t, ns.URL(), "--dev", "--ping-interval", "150ms", "--ping-grace", "150ms", "--heartbeat-sweep", "50ms")
+	silent := dial(t, n, "silent")
+	alive := dial(t, n, "alive")
+	if silent.Hello().PingInterval != 150 || silent.Hello().PingTimeout != 300 {
+		t.Fatalf("hello %+v", silent.Hello())
+	}
+	// alive heartbeats (JSON and WebSocket pings alternately) until silent is cut off.
+	for i := 0; ; i++ {
+		select {
+		case <-silent.Done():
+			if code := closeCode(silent.Err()); code != 4002 {
+				t.Fatalf("silent client closed with %v, want 4002", silent.Err())
+			}
+			select {
+			case <-alive.Done():
+				t.Fatalf("heartbeating client closed too: %v", alive.Err())
+			default:
+			}
+			if got := metric(t, n, `pushd_connections_closed_total{reason="heartbeat_timeout"}`); got != 1 {
+				t.Fatalf("heartbeat_timeout closes = %v, want 1", got)
+			}
+			return
+		case <-time.After(50 * time.Millisecond): // the heartbeat cadence under test
+		}
+		if i%2 == 0 {
+			if _, err := alive.Ping(ctxT(t)); err != nil {
+				t.Fatal(err)
+			}
+		} else if err := alive.WritePing(); err != nil {
+			t.Fatal(err)
+		}
+		if i > 100 {
+			t.Fatal("silent client was never closed")
+		}
+	}
+}
+
+func TestAdaptiveHeartbeatIntervalRises(t *testing.T) {
+	ns := pushtest.RunNATS(t)
+	n := startPushd(t, ns.URL(), "--dev", "--ping-interval", "1s", "--ping-interval-max", "3s", "--ping-healthy-runs", "2")
+	c := dial(t, n, "alice")
+	var got []int64
+	for range 6 {
+		p, err := c.Ping(ctxT(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, p.PingInterval)
+		if p.PingTimeout != p.PingInterval+10000 {
+			t.Fatalf("pong %+v: ping_timeout should be interval + grace", p)
+		}
+	}
+	want := []int64{1000, 2000, 2000, 3000, 3000, 3000}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Fatalf("pong intervals %v, want %v", got, want)
+		}
+	}
+}
+
+func TestBadInputGetsClearErrorsAndHurtsNoOne(t *testing.T) {
+	ns := pushtest.RunNATS(t)
+	nc := ns.Connect(t)
+	n := startPushd(t, ns.URL(), "--dev", "--max-frame-size", "1024")
+	bystander := dial(t, n, "bystander")
+
+	c := dial(t, n, "mallory")
+	for _, tc := range []struct{ frame, code string }{
+		{`{not json`, "bad_json"},
+		{`[]`, "bad_json"},
+		{`{"type":""}`, "bad_json"},
+		{`{"type":"teleport"}`, "unknown_type"},
+		{`{"type":"join","doc":""}`, "invalid_doc"},
+		{`{"type":"join","doc":"` + strings.Repeat("d", 129) + `"}`, "invalid_doc"},
+		{`{"type":"join","doc":"a.b"}`, "invalid_doc"},
+		{`{"type":"join","doc":"*"}`, "invalid_doc"},
+		{`{"type":"join","doc":">"}`, "invalid_doc"},
+		{`{"type":"join","doc":"a b"}`, "invalid_doc"},
+		{`{"type":"leave","doc":"never-joined"}`, "not_joined"},
+	} {
+		if err := c.Send([]byte(tc.frame)); err != nil {
+			t.Fatal(err)
+		}
+		f, err := c.Reply(ctxT(t))
+		if err != nil || f.Type != "error" || f.Code != tc.code || f.Message == "" {
+			t.Fatalf("frame %s: got %+v, %v; want error %s", tc.frame, f, err, tc.code)
+		}
+	}
+	if _, err := c.Ping(ctxT(t)); err != nil {
+		t.Fatalf("connection should survive bad frames: %v", err)
+	}
+
+	for _, tc := range []struct {
+		name string
+		send func(*client.Client) error
+		code uint16
+	}{
+		{"oversized frame", func(c *client.Client) error { return c.Send([]byte(`{"type":"ping","pad":"` + strings.Repeat("x", 2048) + `"}`)) }, 1009},
+		{"binary frame", func(c *client.Client) error { return c.SendBinary([]byte{1, 2, 3}) }, 1003},
+		{"endless bad frames", func(c *client.Client) error {
+			for range 25 {
+				if err := c.Send([]byte(`nope`)); err != nil {
+					return err
+				}
+			}
+			return nil
+		}, 4000},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := dial(t, n, "mallory")
+			if err := tc.send(c); err != nil {
+				t.Fatal(err)
+			}
+			select {
+			case <-c.Done():
+			case <-time.After(5 * time.Second):
+				t.Fatal("not closed")
+			}
+			if got := closeCode(c.Err()); got != tc.code {
+				t.Fatalf("closed with %v, want %d", c.Err(), tc.code)
+			}
+		})
+	}
+	// The node and the bystander are unaffected.
+	publish(t, nc, "push.user.bystander", nil, `"still here"`, 1)
+	expectPush(t, bystander, "message", `"still here"`)
+	if status, _ := httpGet(t, n.httpURL("/healthz")); status != 200 {
+		t.Fatalf("healthz %d", status)
+	}
+}
+
+func TestSlowConsumerIsCutOffWithoutHurtingOthers(t *testing.T) {
+	ns := pushtest.RunNATS(t)
+	nc := ns.Connect(t)
+	n := startPushd(t, ns.URL(), "--dev", "--max-queued-bytes", "65536", "--write-timeout", "2s")
+	// A client that never reads: its receive buffer is one push deep and it never calls Next.
+	slow, err := client.Dial(ctxT(t), n.wsURL(), client.Options{User: "slow", Buffer: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = slow }() // its read loop is blocked by design; the node closes the socket
+	fast := dial(t, n, "fast")
+	payload := `"` + strings.Repeat("p", 32<<10) + `"`
+	eventually(t, func() error {
+		if metric(t, n, "pushd_slow_consumers_total") >= 1 {
+			return nil
+		}
+		for range 50 {
+			if err := nc.Publish("push.user.slow", []byte(payload)); err != nil {
+				return err
+			}
+		}
+		return errors.New("slow consumer not cut off yet")
+	})
+	eventually(t, func() error {
+		if got := metric(t, n, `pushd_connections_closed_total{reason="slow_consumer"}`); got != 1 {
+			return errors.New("slow consumer session not closed yet")
+		}
+		return nil
+	})
+	publish(t, nc, "push.user.fast", nil, `"fine"`, 1)
+	expectPush(t, fast, "message", `"fine"`)
+}
+
+func TestGracefulShutdownSends1012(t *testing.T) {
+	ns := pushtest.RunNATS(t)
+	n := startPushd(t, ns.URL(), "--dev", "--drain-timeout", "300ms")
+	var clients []*client.Client
+	for _, u := range []string{"a", "b", "c", "d"} {
+		c, err := client.Dial(ctxT(t), n.wsURL(), client.Options{User: u})
+		if err != nil {
+			t.Fatal(err)
+		}
+		clients = append(clients, c)
+	}
+	start := time.Now()
+	if err := n.stop(t); err != nil {
+		t.Fatalf("pushd exited with %v, want nil", err)
+	}
+	for _, c := range clients {
+		<-c.Done()
+		if code := closeCode(c.Err()); code != 1012 {
+			t.Fatalf("client closed with %v, want 1012", c.Err())
+		}
+	}
+	if took := time.Since(start); took < 200*time.Millisecond {
+		t.Fatalf("four sessions closed in %s: closes were not spread over the drain timeout", took)
+	}
+	if got := ns.NumSubscriptions(); got > 0 {
+		eventually(t, func() error {
+			if ns.NumClients() != 0 {
+				return errors.New("pushd still connected to NATS")
+			}
+			return nil
+		})
+	}
+}
