@@ -292,7 +292,9 @@ func TestBadInputGetsClearErrorsAndHurtsNoOne(t *testing.T) {
 		send func(*client.Client) error
 		code uint16
 	}{
-		{"oversized frame", func(c *client.Client) error { return c.Send([]byte(`{"type":"ping","pad":"` + strings.Repeat("x", 2048) + `"}`)) }, 1009},
+		{"oversized frame", func(c *client.Client) error {
+			return c.Send([]byte(`{"type":"ping","pad":"` + strings.Repeat("x", 2048) + `"}`))
+		}, 1009},
 		{"binary frame", func(c *client.Client) error { return c.SendBinary([]byte{1, 2, 3}) }, 1003},
 		{"endless bad frames", func(c *client.Client) error {
 			for range 25 {
