@@ -53,8 +53,6 @@ type session struct {
 	dead       bool
 }
 
-func (s *session) sidString() string { return s.sid }
-
 func newSID(id int64) string { return strconv.FormatInt(id, 10) }
 
 // joined reports whether the session joined doc.

@@ -1,0 +1,45 @@
+# pushd developer targets. `make test` is the whole suite (README.md).
+
+TOOLS ?= $(HOME)/.cache/pushd/tools
+export PATH := $(TOOLS)/bin:$(PATH)
+GO ?= go
+FUZZTIME ?= 15s
+
+.PHONY: all build run test tools vet staticcheck unit fuzz chart bench
+
+all: build
+
+build:
+	$(GO) build ./...
+
+run:
+	$(GO) run ./cmd/pushd --dev
+
+# The whole suite: static checks, every test with the race detector (real
+# NATS, Consul agent and WebSocket clients on loopback), bounded fuzzing and
+# the Helm chart tests. Installs missing tools first (cached).
+test: tools vet staticcheck unit fuzz chart
+
+tools:
+	@.ci/install-consul
+	@.ci/install-helm
+	@.ci/install-staticcheck
+
+vet:
+	$(GO) vet ./...
+
+staticcheck:
+	staticcheck ./...
+
+unit:
+	$(GO) test -race -count=1 -timeout 25m ./...
+
+fuzz:
+	$(GO) test -run='^$$' -fuzz='^FuzzDecodeClientFrame$$' -fuzztime=$(FUZZTIME) ./node
+	$(GO) test -run='^$$' -fuzz='^FuzzEncodePush$$' -fuzztime=$(FUZZTIME) ./node
+
+chart:
+	cd helm/test && $(GO) test -count=1 ./...
+
+bench:
+	$(GO) test -run='^$$' -bench=. -benchmem ./node ./router
