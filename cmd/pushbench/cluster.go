@@ -1,0 +1,346 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+)
+
+// server is one process under test: a pushd node or the peer NATS server.
+type serverProc struct {
+	name  string
+	pid   int    // 0 when not ours (a --target): then only /metrics is read
+	ws    string // ws://host:port/ws
+	admin string // http://host:port of the admin listener, empty if unknown
+	cmd   *exec.Cmd
+	done  chan struct{}
+	log   string
+}
+
+// cluster is what a run targets.
+type cluster struct {
+	natsURL string
+	nats    *server.Server
+	servers []*serverProc
+	tmp     string
+}
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// startNATS runs an in-process NATS server on a random loopback port.
+func startNATS() (*server.Server, error) {
+	ns, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: server.RANDOM_PORT, NoSigs: true, MaxPayload: 8 << 20,
+		MaxPending: 512 << 20})
+	if err != nil {
+		return nil, err
+	}
+	go ns.Start()
+	if !ns.ReadyForConnections(10 * time.Second) {
+		ns.Shutdown()
+		return nil, errors.New("in-process NATS server did not start")
+	}
+	return ns, nil
+}
+
+// setupCluster starts NATS and K pushd nodes, or adopts --target URLs.
+func setupCluster(ctx context.Context, o *options) (*cluster, error) {
+	c := &cluster{}
+	tmp, err := os.MkdirTemp("", "pushbench-")
+	if err != nil {
+		return nil, err
+	}
+	c.tmp = tmp
+	if len(o.targets) > 0 {
+		c.natsURL = o.natsURL
+		for i, t := range o.targets {
+			sp := &serverProc{name: fmt.Sprintf("target-%d", i), ws: t}
+			if i < len(o.adminURLs) {
+				sp.admin = o.adminURLs[i]
+			}
+			if i < len(o.targetPIDs) {
+				sp.pid = o.targetPIDs[i]
+			}
+			c.servers = append(c.servers, sp)
+		}
+		if c.natsURL == "" {
+			return c, errors.New("--target needs --nats-url to publish to")
+		}
+		return c, nil
+	}
+	if o.pushdBin == "" {
+		return c, errors.New("give --pushd-bin (with --spawn-nodes) or --target URLs")
+	}
+	c.natsURL = o.natsURL
+	if c.natsURL == "" {
+		ns, err := startNATS()
+		if err != nil {
+			return c, err
+		}
+		c.nats = ns
+		c.natsURL = ns.ClientURL()
+	}
+	k := max(o.spawnNodes, 1)
+	for i := range k {
+		sp, err := c.spawnPushd(ctx, o, i)
+		if err != nil {
+			return c, err
+		}
+		c.servers = append(c.servers, sp)
+	}
+	for _, sp := range c.servers {
+		if err := waitHTTP(ctx, strings.Replace(strings.TrimSuffix(sp.ws, "/ws"), "ws://", "http://", 1)+"/readyz", 20*time.Second, sp.done); err != nil {
+			return c, fmt.Errorf("%s not ready: %w (log %s: %s)", sp.name, err, sp.log, tail(sp.log))
+		}
+	}
+	return c, nil
+}
+
+func (c *cluster) spawnPushd(ctx context.Context, o *options, i int) (*serverProc, error) {
+	lp, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	ap, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	args := []string{"--listen", fmt.Sprintf("127.0.0.1:%d", lp), "--admin-listen", fmt.Sprintf("127.0.0.1:%d", ap),
+		"--nats-url", c.natsURL, "--node-id", strconv.Itoa(i + 1), "--log-level", "warn", "--log-format", "text",
+		"--drain-timeout", "1s", "--node-name", fmt.Sprintf("pushbench-%d", i+1)}
+	if o.secret != "" {
+		args = append(args, "--jwt-secret", o.secret)
+	} else {
+		args = append(args, "--dev")
+	}
+	args = append(args, o.pushdArgs...)
+	logPath := filepath.Join(c.tmp, fmt.Sprintf("pushd-%d.log", i+1))
+	sp, err := startProc(ctx, fmt.Sprintf("pushd-%d", i+1), o.pushdBin, args, o.nodeEnv, logPath)
+	if err != nil {
+		return nil, err
+	}
+	sp.ws = fmt.Sprintf("ws://127.0.0.1:%d/ws", lp)
+	sp.admin = fmt.Sprintf("http://127.0.0.1:%d", ap)
+	return sp, nil
+}
+
+// startProc starts a child that dies with us (Pdeathsig) and logs to a file.
+func startProc(ctx context.Context, name, bin string, args, env []string, logPath string) (*serverProc, error) {
+	lf, err := os.Create(logPath)
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(bin, args...)
+	cmd.Env = append(os.Environ(), env...)
+	cmd.Stdout, cmd.Stderr = lf, lf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		lf.Close()
+		return nil, fmt.Errorf("start %s: %w", bin, err)
+	}
+	sp := &serverProc{name: name, pid: cmd.Process.Pid, cmd: cmd, done: make(chan struct{}), log: logPath}
+	go func() { _ = cmd.Wait(); lf.Close(); close(sp.done) }()
+	return sp, nil
+}
+
+func tail(path string) string {
+	b, _ := os.ReadFile(path)
+	if len(b) > 600 {
+		b = b[len(b)-600:]
+	}
+	return strings.TrimSpace(string(b))
+}
+
+func waitHTTP(ctx context.Context, url string, within time.Duration, died <-chan struct{}) error {
+	deadline := time.Now().Add(within)
+	for time.Now().Before(deadline) {
+		resp, err := http.Get(url)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-died:
+			return errors.New("process exited")
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	return fmt.Errorf("%s not up within %s", url, within)
+}
+
+// stop ends a child: SIGTERM, then SIGKILL after 5s.
+func (sp *serverProc) stop() {
+	if sp.cmd == nil {
+		return
+	}
+	_ = sp.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-sp.done:
+	case <-time.After(5 * time.Second):
+		_ = sp.cmd.Process.Kill()
+		<-sp.done
+	}
+}
+
+func (c *cluster) close() {
+	for _, sp := range c.servers {
+		sp.stop()
+	}
+	if c.nats != nil {
+		c.nats.Shutdown()
+		c.nats.WaitForShutdown()
+	}
+	if c.tmp != "" {
+		_ = os.RemoveAll(c.tmp)
+	}
+}
+
+func (c *cluster) targets() []string {
+	var t []string
+	for _, sp := range c.servers {
+		t = append(t, sp.ws)
+	}
+	return t
+}
+
+// serverSample is the resource use of the servers under test at one moment.
+type serverSample struct {
+	RSS        int64   `json:"rss_bytes"`
+	CPUNanos   int64   `json:"cpu_ns"`
+	Goroutines float64 `json:"goroutines"`
+	HeapInuse  float64 `json:"heap_inuse_bytes"`
+	StackInuse float64 `json:"stack_inuse_bytes"`
+	Sessions   float64 `json:"sessions"`
+}
+
+// sample reads /proc for our children and /metrics where there is an admin
+// listener; gc first asks each Go server for a GC (pprof heap?gc=1) so RSS is
+// not inflated by garbage.
+func (c *cluster) sample(gc bool) serverSample {
+	var s serverSample
+	for _, sp := range c.servers {
+		if gc && sp.admin != "" {
+			if resp, err := http.Get(sp.admin + "/debug/pprof/heap?gc=1"); err == nil {
+				_, _ = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+			}
+		}
+		var m map[string]float64
+		if sp.admin != "" {
+			m = scrape(sp.admin + "/metrics")
+		}
+		if sp.pid > 0 {
+			s.RSS += procRSS(sp.pid)
+			s.CPUNanos += procCPU(sp.pid)
+		} else {
+			s.RSS += int64(m["process_resident_memory_bytes"])
+			s.CPUNanos += int64(m["process_cpu_seconds_total"] * 1e9)
+		}
+		s.Goroutines += m["go_goroutines"]
+		s.HeapInuse += m["go_memstats_heap_inuse_bytes"]
+		s.StackInuse += m["go_memstats_stack_inuse_bytes"]
+		s.Sessions += m["pushd_connections"]
+	}
+	return s
+}
+
+// scrape reads unlabelled samples of a Prometheus text page.
+func scrape(url string) map[string]float64 {
+	out := map[string]float64{}
+	cl := http.Client{Timeout: 5 * time.Second}
+	resp, err := cl.Get(url)
+	if err != nil {
+		return out
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		if line == "" || line[0] == '#' || strings.Contains(line, "{") {
+			continue
+		}
+		f := strings.Fields(line)
+		if len(f) != 2 {
+			continue
+		}
+		if v, err := strconv.ParseFloat(f[1], 64); err == nil {
+			out[f[0]] = v
+		}
+	}
+	return out
+}
+
+// startPeerNATS starts "pushbench nats-server" as a child so its RSS and CPU
+// are its own; it listens for NATS clients and WebSocket clients.
+func (c *cluster) startPeerNATS(ctx context.Context) (*serverProc, string, error) {
+	self, err := os.Executable()
+	if err != nil {
+		return nil, "", err
+	}
+	cp, err := freePort()
+	if err != nil {
+		return nil, "", err
+	}
+	wp, err := freePort()
+	if err != nil {
+		return nil, "", err
+	}
+	mp, err := freePort()
+	if err != nil {
+		return nil, "", err
+	}
+	sp, err := startProc(ctx, "nats-server", self, []string{"nats-server", "--port", strconv.Itoa(cp), "--ws-port", strconv.Itoa(wp),
+		"--monitor-port", strconv.Itoa(mp)}, []string{workerEnv + "=nats-server"}, filepath.Join(c.tmp, "nats-server.log"))
+	if err != nil {
+		return nil, "", err
+	}
+	if err := waitHTTP(ctx, fmt.Sprintf("http://127.0.0.1:%d/healthz", mp), 20*time.Second, sp.done); err != nil {
+		sp.stop()
+		return nil, "", fmt.Errorf("peer nats-server: %w: %s", err, tail(sp.log))
+	}
+	sp.ws = fmt.Sprintf("ws://127.0.0.1:%d", wp)
+	return sp, fmt.Sprintf("nats://127.0.0.1:%d", cp), nil
+}
+
+// runPeerNATS is the hidden nats-server subcommand.
+func runPeerNATS(ctx context.Context, port, wsPort, monPort int) error {
+	ns, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: port, HTTPHost: "127.0.0.1", HTTPPort: monPort,
+		NoSigs: true, MaxPayload: 8 << 20, MaxPending: 512 << 20,
+		Websocket: server.WebsocketOpts{Host: "127.0.0.1", Port: wsPort, NoTLS: true}})
+	if err != nil {
+		return err
+	}
+	go ns.Start()
+	if !ns.ReadyForConnections(10 * time.Second) {
+		ns.Shutdown()
+		return errors.New("nats-server did not start")
+	}
+	<-ctx.Done()
+	ns.Shutdown()
+	ns.WaitForShutdown()
+	return nil
+}

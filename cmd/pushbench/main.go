@@ -1,0 +1,231 @@
+// Command pushbench is pushd's load generator. It opens many WebSocket
+// clients over loopback source addresses 127.0.0.2..127.0.0.250, splits them
+// over worker processes (re-execs of itself) to stay under the per-process
+// open-files cap, can start the pushd nodes and the NATS server itself, and
+// runs named scenarios: idle, connect, broadcast, targeted, docs, churn and
+// compare (against NATS server's own WebSocket listener).
+//
+//	go build -o /tmp/pushd ./cmd/pushd
+//	go run ./cmd/pushbench broadcast --pushd-bin /tmp/pushd --conns 1000 --count 100
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/pushd/pushd/internal/cliutil"
+)
+
+const envPrefix = "PUSHBENCH"
+
+type options struct {
+	conns       int
+	workers     int
+	perWorker   int
+	inProcess   bool
+	targets     []string
+	adminURLs   []string
+	targetPIDs  []int
+	natsURL     string
+	spawnNodes  int
+	pushdBin    string
+	pushdArgs   []string
+	nodeEnv     []string
+	secret      string
+	docs        int
+	docDist     string
+	srcFrom     int
+	srcTo       int
+	readBuf     int
+	connRate    float64
+	concurrency int
+	timeout     time.Duration
+	rate        float64
+	count       int
+	payload     int
+	settle      time.Duration
+	hold        time.Duration
+	churnRate   float64
+	duration    time.Duration
+	output      string
+	progress    bool
+	maxRuntime  time.Duration
+}
+
+type scenario struct {
+	name, short string
+	run         func(*bench) error
+	defaults    func(*options)
+}
+
+var scenarios = []scenario{
+	{"idle", "hold N connections; server RSS, heap and goroutines per connection, heartbeat traffic", runIdle, nil},
+	{"connect", "ramp N connections; accepted per second (avg and peak), handshake p50/p99", runConnect, nil},
+	{"broadcast", "publish --count pushes to push.all at --rate; deliveries/s, server CPU per delivered frame, time to last client", runBroadcast, nil},
+	{"targeted", "publish --count pushes to random users at --rate; publish->receive p50/p99/p999 and loss", runTargeted, nil},
+	{"docs", "clients join --docs docs (--doc-size uniform|zipf|fixed:N); pushes round-robin over docs; loss and latency", runDocs,
+		func(o *options) {
+			if o.docs == 0 {
+				o.docs = 100
+			}
+		}},
+	{"churn", "--churn-rate disconnect+reconnect cycles/s for --duration while broadcasts flow; goroutines and heap must return flat", runChurn, nil},
+	{"compare", "idle + broadcast against pushd, then against NATS server's own WebSocket listener; pushd/peer ratios", runCompare, nil},
+}
+
+func newRootCmd(ctx context.Context, stdout, stderr io.Writer, lookupEnv func(string) (string, bool)) *cobra.Command {
+	o := &options{}
+	root := &cobra.Command{
+		Use:   "pushbench",
+		Short: "Load generator and benchmarks for pushd",
+		Long: `pushbench opens many WebSocket clients against pushd nodes (spawned with
+--spawn-nodes/--pushd-bin, or given with --target) and runs one scenario.
+All traffic stays on loopback; every loop is bounded by count and time.
+Clients are spread over source addresses 127.0.0.<src-from>..<src-to> and over
+worker processes (re-execs of this binary, at most --per-worker clients each)
+to stay under the ephemeral-port and open-files limits.
+
+Every flag has an environment twin PUSHBENCH_<FLAG> shown in its usage.`,
+		Example: `  go build -o /tmp/pushd ./cmd/pushd
+  pushbench idle      --pushd-bin /tmp/pushd --conns 18000
+  pushbench connect   --pushd-bin /tmp/pushd --conns 18000 --jwt-secret s3cret
+  pushbench broadcast --pushd-bin /tmp/pushd --conns 18000 --count 200 --rate 50 --payload 256
+  pushbench targeted  --pushd-bin /tmp/pushd --conns 18000 --count 200000 --rate 20000
+  pushbench docs      --pushd-bin /tmp/pushd --conns 5000 --docs 1000 --doc-size zipf
+  pushbench churn     --pushd-bin /tmp/pushd --conns 15000 --churn-rate 3000 --duration 5m
+  pushbench compare   --pushd-bin /tmp/pushd --conns 10000 -o json
+  pushbench idle --spawn-nodes 4 --pushd-bin /tmp/pushd --conns 70000`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	pf := root.PersistentFlags()
+	pf.IntVar(&o.conns, "conns", 100, "WebSocket clients to open")
+	pf.IntVar(&o.workers, "workers", 0, "client worker processes (0: one per --per-worker clients)")
+	pf.IntVar(&o.perWorker, "per-worker", 15000, "most clients per worker process (open files are capped per process)")
+	pf.BoolVar(&o.inProcess, "in-process", false, "run client workers as goroutines in this process instead of child processes")
+	pf.StringSliceVar(&o.targets, "target", nil, "ws:// URL(s) of running pushd nodes, e.g. ws://127.0.0.1:8080/ws (instead of spawning)")
+	pf.StringSliceVar(&o.adminURLs, "admin-url", nil, "http:// admin listener of each --target, for /metrics and GC")
+	pf.IntSliceVar(&o.targetPIDs, "target-pid", nil, "pid of each --target, to read RSS and CPU from /proc")
+	pf.StringVar(&o.natsURL, "nats-url", "", "NATS server the nodes use and pushbench publishes to (empty: start one in process)")
+	pf.IntVar(&o.spawnNodes, "spawn-nodes", 1, "pushd nodes to start (each with its own --node-id and port)")
+	pf.StringVar(&o.pushdBin, "pushd-bin", "", "pushd binary to spawn")
+	pf.StringSliceVar(&o.pushdArgs, "pushd-arg", nil, "extra argument for spawned pushd nodes (repeatable)")
+	pf.StringSliceVar(&o.nodeEnv, "node-env", nil, "KEY=VALUE environment for spawned pushd nodes, e.g. GOGC=50 (repeatable)")
+	pf.StringVar(&o.secret, "jwt-secret", "", "HS256 secret: clients send real JWTs (sub = user ID); empty uses dev ?user=")
+	pf.IntVar(&o.docs, "docs", 0, "docs clients join, one each (0: none)")
+	pf.StringVar(&o.docDist, "doc-size", "uniform", "doc membership distribution: uniform, zipf or fixed:N (N clients per doc)")
+	pf.IntVar(&o.srcFrom, "src-from", 2, "first source address 127.0.0.<n>")
+	pf.IntVar(&o.srcTo, "src-to", 250, "last source address 127.0.0.<n>")
+	pf.IntVar(&o.readBuf, "client-read-buffer", 1024, "client read buffer bytes")
+	pf.Float64Var(&o.connRate, "conn-rate", 0, "new connections per second across workers (0: as fast as --concurrency allows)")
+	pf.IntVar(&o.concurrency, "concurrency", 128, "handshakes in flight per worker")
+	pf.DurationVar(&o.timeout, "timeout", 10*time.Second, "per-connection handshake timeout")
+	pf.Float64Var(&o.rate, "rate", 100, "pushes published per second")
+	pf.IntVar(&o.count, "count", 100, "pushes to publish")
+	pf.IntVar(&o.payload, "payload", 256, "push body bytes")
+	pf.DurationVar(&o.settle, "settle", 5*time.Second, "wait this long without progress for deliveries before giving up")
+	pf.DurationVar(&o.hold, "hold", 5*time.Second, "idle/compare: how long to hold the connections before measuring")
+	pf.Float64Var(&o.churnRate, "churn-rate", 100, "churn: disconnect+reconnect cycles per second")
+	pf.DurationVar(&o.duration, "duration", 10*time.Second, "churn: how long to churn")
+	pf.StringVarP(&o.output, "output", "o", "table", "output: table or json")
+	pf.BoolVar(&o.progress, "progress", false, "draw the ramp progress bar even when stderr is not a terminal")
+	pf.DurationVar(&o.maxRuntime, "max-runtime", 30*time.Minute, "hard limit on the whole run")
+	cliutil.AnnotateEnv(pf, envPrefix)
+
+	var scenarioName string
+	root.Flags().StringVar(&scenarioName, "scenario", "", "scenario to run (same as the subcommand)")
+	cliutil.AnnotateEnv(root.Flags(), envPrefix)
+	root.RunE = func(cmd *cobra.Command, _ []string) error {
+		if err := cliutil.BindEnv(cmd.Flags(), envPrefix, lookupEnv); err != nil {
+			return err
+		}
+		for _, s := range scenarios {
+			if s.name == scenarioName {
+				return runScenario(ctx, cmd, o, s, stdout, stderr, lookupEnv)
+			}
+		}
+		if scenarioName == "" {
+			return cmd.Help()
+		}
+		return fmt.Errorf("unknown scenario %q", scenarioName)
+	}
+
+	for _, s := range scenarios {
+		root.AddCommand(&cobra.Command{
+			Use: s.name, Short: s.short, Args: cobra.NoArgs,
+			RunE: func(cmd *cobra.Command, _ []string) error {
+				return runScenario(ctx, cmd, o, s, stdout, stderr, lookupEnv)
+			},
+		})
+	}
+	root.AddCommand(&cobra.Command{
+		Use: "worker", Hidden: true, Short: "client worker driven over stdin/stdout (started by pushbench)",
+		RunE: func(*cobra.Command, []string) error { return runWorker(ctx, os.Stdin, os.Stdout) },
+	})
+	var port, wsPort, monPort int
+	ns := &cobra.Command{
+		Use: "nats-server", Hidden: true, Short: "in-process NATS server with a WebSocket listener (compare's peer)",
+		RunE: func(*cobra.Command, []string) error { return runPeerNATS(ctx, port, wsPort, monPort) },
+	}
+	ns.Flags().IntVar(&port, "port", 4222, "client port")
+	ns.Flags().IntVar(&wsPort, "ws-port", 8222, "WebSocket port")
+	ns.Flags().IntVar(&monPort, "monitor-port", 0, "monitoring port")
+	root.AddCommand(ns)
+	return root
+}
+
+func runScenario(ctx context.Context, cmd *cobra.Command, o *options, s scenario, stdout, stderr io.Writer, lookupEnv func(string) (string, bool)) error {
+	if err := cliutil.BindEnv(cmd.Flags(), envPrefix, lookupEnv); err != nil {
+		return err
+	}
+	if s.defaults != nil {
+		s.defaults(o)
+	}
+	if o.output != "table" && o.output != "json" {
+		return fmt.Errorf("-o %q: want table or json", o.output)
+	}
+	if o.conns <= 0 || o.perWorker <= 0 || o.count < 0 {
+		return errors.New("--conns and --per-worker must be positive")
+	}
+	if o.srcFrom < 1 || o.srcTo > 254 || o.srcTo < o.srcFrom {
+		return errors.New("--src-from/--src-to: want 1 <= from <= to <= 254")
+	}
+	ctx, cancel := context.WithTimeout(ctx, o.maxRuntime)
+	defer cancel()
+	start := time.Now()
+	b := newBench(ctx, o, stderr, s.name)
+	err := s.run(b)
+	b.close()
+	b.rep.Elapsed = time.Since(start).Seconds()
+	if err != nil {
+		b.rep.note("error: " + err.Error())
+	}
+	if werr := b.rep.write(stdout, o.output); werr != nil && err == nil {
+		err = werr
+	}
+	if err == nil && !b.rep.ok() {
+		err = errors.New("some checks failed")
+	}
+	return err
+}
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	cmd := newRootCmd(ctx, os.Stdout, os.Stderr, os.LookupEnv)
+	cmd.SetArgs(os.Args[1:])
+	if err := cmd.Execute(); err != nil {
+		fmt.Fprintln(os.Stderr, "pushbench: "+err.Error())
+		os.Exit(1)
+	}
+}

@@ -1,0 +1,264 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+)
+
+var pushdBin string
+
+// TestMain doubles as the worker and peer nats-server processes pushbench
+// re-execs (os.Executable is this test binary), and builds pushd once.
+func TestMain(m *testing.M) {
+	switch os.Getenv(workerEnv) {
+	case "worker", "nats-server":
+		cmd := newRootCmd(context.Background(), os.Stdout, os.Stderr, os.LookupEnv)
+		args := os.Args[1:]
+		cmd.SetArgs(args)
+		if err := cmd.Execute(); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+	dir, err := os.MkdirTemp("", "pushbench-test-")
+	if err != nil {
+		panic(err)
+	}
+	pushdBin = filepath.Join(dir, "pushd")
+	out, err := exec.Command("go", "build", "-o", pushdBin, "github.com/pushd/pushd/cmd/pushd").CombinedOutput()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "build pushd: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+func run(t *testing.T, args ...string) *report {
+	t.Helper()
+	var out, errb bytes.Buffer
+	cmd := newRootCmd(context.Background(), &out, &errb, func(string) (string, bool) { return "", false })
+	cmd.SetArgs(append(args, "-o", "json", "--pushd-bin", pushdBin, "--max-runtime", "45s"))
+	err := cmd.Execute()
+	var r report
+	if jerr := json.Unmarshal(out.Bytes(), &r); jerr != nil {
+		t.Fatalf("%v: not a JSON report (%v): %s\nstderr: %s", args, jerr, out.String(), errb.String())
+	}
+	if err != nil {
+		t.Fatalf("%v: %v\n%s", args, err, out.String())
+	}
+	for _, c := range r.Checks {
+		if !c.OK {
+			t.Errorf("check failed: %s (%s)", c.Name, c.Detail)
+		}
+	}
+	return &r
+}
+
+func metricOf(t *testing.T, r *report, name string) float64 {
+	t.Helper()
+	v, ok := r.get(name)
+	if !ok {
+		t.Fatalf("report has no %s: %+v", name, r.Metrics)
+	}
+	return v
+}
+
+func positive(t *testing.T, r *report, names ...string) {
+	t.Helper()
+	for _, n := range names {
+		if v := metricOf(t, r, n); !(v > 0) {
+			t.Errorf("%s = %v, want > 0", n, v)
+		}
+	}
+}
+
+func TestIdle(t *testing.T) {
+	r := run(t, "idle", "--conns", "40", "--in-process", "--hold", "300ms")
+	if got := metricOf(t, r, "open"); got != 40 {
+		t.Errorf("open = %v", got)
+	}
+	positive(t, r, "server_rss_total", "server_goroutines_per_conn")
+	if g := metricOf(t, r, "server_goroutines_per_conn"); g > 3 {
+		t.Errorf("goroutines per idle conn = %v", g)
+	}
+}
+
+func TestConnectWithJWT(t *testing.T) {
+	r := run(t, "connect", "--conns", "50", "--in-process", "--jwt-secret", "bench-secret")
+	positive(t, r, "accepted_per_sec_avg", "accepted_per_sec_peak", "handshake_p50", "handshake_p99")
+	if p50, p99 := metricOf(t, r, "handshake_p50"), metricOf(t, r, "handshake_p99"); p99 < p50 {
+		t.Errorf("p99 %v < p50 %v", p99, p50)
+	}
+}
+
+// TestBroadcastWorkerProcesses splits the clients over two worker processes
+// and two pushd nodes sharing one NATS server.
+func TestBroadcastWorkerProcesses(t *testing.T) {
+	r := run(t, "broadcast", "--conns", "40", "--workers", "2", "--spawn-nodes", "2", "--count", "20", "--rate", "200")
+	if d, e := metricOf(t, r, "deliveries"), metricOf(t, r, "expected"); d != e || d != 800 {
+		t.Errorf("deliveries %v, expected %v, want 800", d, e)
+	}
+	positive(t, r, "deliveries_per_sec", "server_cpu_per_delivery", "last_client_p99")
+}
+
+func TestTargeted(t *testing.T) {
+	r := run(t, "targeted", "--conns", "40", "--in-process", "--count", "200", "--rate", "1000")
+	if l := metricOf(t, r, "lost"); l != 0 {
+		t.Errorf("lost %v", l)
+	}
+	positive(t, r, "latency_p50", "latency_p99", "latency_p999", "publish_rate")
+}
+
+func TestDocsZipf(t *testing.T) {
+	r := run(t, "docs", "--conns", "60", "--in-process", "--docs", "10", "--doc-size", "zipf", "--count", "50", "--rate", "500")
+	if d, e := metricOf(t, r, "deliveries"), metricOf(t, r, "expected"); d != e || d == 0 {
+		t.Errorf("deliveries %v, expected %v", d, e)
+	}
+	if big := metricOf(t, r, "largest_doc"); big <= 6 {
+		t.Errorf("zipf largest doc %v of 60 clients over 10 docs: not skewed", big)
+	}
+}
+
+func TestChurn(t *testing.T) {
+	r := run(t, "churn", "--conns", "40", "--in-process", "--churn-rate", "40", "--duration", "1500ms", "--rate", "20", "--settle", "1s")
+	positive(t, r, "churn_cycles")
+	if open := metricOf(t, r, "open_after"); open != 40 {
+		t.Errorf("open after churn %v", open)
+	}
+}
+
+func TestCompare(t *testing.T) {
+	r := run(t, "compare", "--conns", "30", "--in-process", "--count", "10", "--rate", "200", "--hold", "200ms")
+	positive(t, r, "ratio_rss_per_conn", "ratio_cpu_per_delivery", "nats_deliveries")
+	if d := metricOf(t, r, "nats_deliveries"); d != 300 {
+		t.Errorf("nats deliveries %v, want 300", d)
+	}
+}
+
+func TestScenarioFlagAndEnv(t *testing.T) {
+	var out bytes.Buffer
+	env := map[string]string{"PUSHBENCH_CONNS": "5", "PUSHBENCH_OUTPUT": "json", "PUSHBENCH_IN_PROCESS": "true", "PUSHBENCH_PUSHD_BIN": pushdBin}
+	cmd := newRootCmd(context.Background(), &out, &out, func(k string) (string, bool) { v, ok := env[k]; return v, ok })
+	cmd.SetArgs([]string{"--scenario", "connect"})
+	if err := cmd.Execute(); err != nil {
+		t.Fatalf("%v: %s", err, out.String())
+	}
+	var r report
+	if err := json.Unmarshal(out.Bytes(), &r); err != nil {
+		t.Fatal(err, out.String())
+	}
+	if v, _ := r.get("connections"); r.Scenario != "connect" || v != 5 {
+		t.Errorf("scenario %q connections %v", r.Scenario, v)
+	}
+	var help bytes.Buffer
+	h := newRootCmd(context.Background(), &help, &help, nil)
+	h.SetArgs([]string{"broadcast", "--help"})
+	_ = h.Execute()
+	if !strings.Contains(help.String(), "PUSHBENCH_RATE") {
+		t.Errorf("help lacks env twins:\n%s", help.String())
+	}
+}
+
+func exactQuantile(vs []int64, q float64) int64 {
+	s := append([]int64(nil), vs...)
+	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
+	rank := int(q*float64(len(s)) + 0.5)
+	rank = max(1, min(rank, len(s)))
+	return s[rank-1]
+}
+
+func TestHistQuantiles(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 9))
+	for _, dist := range []string{"uniform", "exp", "lognormal-ish"} {
+		var h Hist
+		vs := make([]int64, 100000)
+		for i := range vs {
+			var v int64
+			switch dist {
+			case "uniform":
+				v = rng.Int64N(10_000_000)
+			case "exp":
+				v = int64(rng.ExpFloat64() * 1e6)
+			default:
+				v = int64(float64(time.Millisecond) * (1 + 50*rng.Float64()*rng.Float64()*rng.Float64()))
+			}
+			vs[i] = v
+			h.Record(v)
+		}
+		for _, q := range []float64{.5, .9, .99, .999} {
+			want, got := exactQuantile(vs, q), h.Quantile(q)
+			if diff := float64(got-want) / float64(max(want, 1)); got < want || diff > 0.016 {
+				t.Errorf("%s q%.3f: got %d, exact %d (%.2f%%)", dist, q, got, want, 100*diff)
+			}
+		}
+	}
+}
+
+func TestHistEdges(t *testing.T) {
+	var h Hist
+	if h.Quantile(.99) != 0 || h.Max() != 0 || h.Count() != 0 {
+		t.Fatal("empty histogram not zero")
+	}
+	for _, v := range []int64{0, 1, 127, 128, 255, 256, 1 << 40, -5} {
+		h.Record(v)
+	}
+	if h.Count() != 8 {
+		t.Fatalf("count %d", h.Count())
+	}
+	if m := h.Max(); m < 1<<40 || m > (1<<40)*101/100 {
+		t.Errorf("max %d", m)
+	}
+	for v := int64(0); v < 1<<20; v = v*3/2 + 1 {
+		if b := bucketValue(bucketOf(v)); b < v || float64(b-v) > float64(v)/128+1 {
+			t.Fatalf("value %d -> bucket upper %d", v, b)
+		}
+	}
+	// merge through the wire form
+	var a, c Hist
+	for i := range int64(1000) {
+		a.Record(i * 1000)
+	}
+	js, _ := json.Marshal(a.Snapshot())
+	var sp Sparse
+	if err := json.Unmarshal(js, &sp); err != nil {
+		t.Fatal(err)
+	}
+	c.Merge(sp)
+	c.Merge(sp)
+	if c.Count() != 2000 || c.Quantile(.5) != a.Quantile(.5) {
+		t.Errorf("merge: count %d p50 %d vs %d", c.Count(), c.Quantile(.5), a.Quantile(.5))
+	}
+}
+
+func TestIntAfterAndBody(t *testing.T) {
+	b := body(42, 256)
+	if len(b) != 256 {
+		t.Errorf("body len %d", len(b))
+	}
+	frame := append(append([]byte(`{"type":"push","target":"all","event":"bench","data":`), b...), '}')
+	if s := intAfter(frame, keyS); s != 42 {
+		t.Errorf("seq %d", s)
+	}
+	if ts := intAfter(frame, keyT); ts < time.Now().Add(-time.Minute).UnixNano() {
+		t.Errorf("t %d", ts)
+	}
+	if intAfter([]byte(`{"x":1}`), keyT) != -1 {
+		t.Error("missing key")
+	}
+	if peakWindow([]int{1, 2, 3, 4, 5}, 2) != 9 {
+		t.Error("peakWindow")
+	}
+}
