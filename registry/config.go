@@ -35,8 +35,11 @@ const (
 
 // Service meta keys the registry sets on every registration.
 const (
-	MetaNodeID    = "node_id"
-	MetaNodeName  = "node_name"
+	// MetaNodeID holds the leased node ID in decimal.
+	MetaNodeID = "node_id"
+	// MetaNodeName holds Config.NodeName.
+	MetaNodeName = "node_name"
+	// MetaStartTime holds the time Start was called, RFC 3339 UTC.
 	MetaStartTime = "start_time"
 )
 

@@ -53,6 +53,7 @@ type Registry struct {
 	log       *slog.Logger
 	client    *api.Client
 	transport *http.Transport
+	addr      string // resolved Consul address, for logs
 	startTime time.Time
 
 	// stopCtx is cancelled by Close; it ends Start, the background loop and
@@ -89,6 +90,10 @@ func New(cfg Config) (*Registry, error) {
 		log:       cfg.Logger.With("component", "registry"),
 		client:    client,
 		transport: transport,
+		addr:      cfg.Addr,
+	}
+	if r.addr == "" {
+		r.addr = api.DefaultConfig().Address
 	}
 	r.stopCtx, r.stop = context.WithCancel(context.Background())
 	r.nodeID.Store(-1)
@@ -176,7 +181,7 @@ func (r *Registry) Start(ctx context.Context) (int, error) {
 		}
 		d := bo.next()
 		r.log.Warn("pushd: consul registry not ready, retrying",
-			"attempt", attempt, "retry_in", d.Round(time.Millisecond), "addr", r.cfg.Addr, "err", err.Error())
+			"attempt", attempt, "retry_in", d.Round(time.Millisecond), "consul", r.addr, "err", err.Error())
 		if !sleepCtx(ctx, d) {
 			continue // the ctx check above reports it
 		}

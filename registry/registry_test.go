@@ -481,3 +481,44 @@ func TestStartWaitsForConsul(t *testing.T) {
 		t.Fatalf("Start after Close = %v, want ErrClosed", err)
 	}
 }
+
+// A session invalidated behind the node's back (operator, Consul health)
+// ends the lease at the next renew, not at the local deadline, and the node
+// gets the same ID back with a new session once the lock delay has passed.
+func TestSessionInvalidatedReacquiresSameID(t *testing.T) {
+	t.Parallel()
+	c := pushtest.RunConsul(t)
+	var evs leaseEvents
+	cfg := testConfig(t, c, "invalidated")
+	cfg.OnLease = evs.record
+	r := newRegistry(t, cfg)
+	id := start(t, r)
+	evs.wait(t, 0, 5*time.Second)
+
+	key := registry.DefaultKeyPrefix + itoa(id)
+	kv, _, err := c.Client().KV().Get(key, nil)
+	if err != nil || kv == nil || kv.Session == "" {
+		t.Fatalf("key %s: %+v, %v", key, kv, err)
+	}
+	destroyed := time.Now()
+	if _, err := c.Client().Session().Destroy(kv.Session, nil); err != nil {
+		t.Fatal(err)
+	}
+	// Detected at the next renew (every SessionTTL/3).
+	ev := evs.wait(t, 1, cfg.SessionTTL/3+3*time.Second)
+	if ev.held {
+		t.Fatalf("OnLease(true) after the session was destroyed")
+	}
+	t.Logf("loss detected %s after the session was destroyed", ev.at.Sub(destroyed).Round(time.Millisecond))
+	ev = evs.wait(t, 2, cfg.LockDelay+10*time.Second)
+	if !ev.held || r.NodeID() != id {
+		t.Fatalf("OnLease(%v), NodeID() %d; want true, %d", ev.held, r.NodeID(), id)
+	}
+	if d := ev.at.Sub(destroyed); d < cfg.LockDelay {
+		t.Fatalf("re-acquired %s after invalidation, inside the %s lock delay", d, cfg.LockDelay)
+	}
+	kv2, _, err := c.Client().KV().Get(key, nil)
+	if err != nil || kv2 == nil || kv2.Session == "" || kv2.Session == kv.Session {
+		t.Fatalf("key %s after re-acquire: %+v, %v; want held by a new session", key, kv2, err)
+	}
+}
