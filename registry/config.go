@@ -100,9 +100,10 @@ type Config struct {
 	// Logger receives the registry's logs. Zero means slog.Default().
 	Logger *slog.Logger
 	// OnLease is called whenever the lease state changes: true once Start
-	// has leased an ID and again after every re-acquisition, false as soon
-	// as the lease is lost. Calls come from the registry's goroutine, in
-	// order; the function must not block. Zero means no callback.
+	// has leased an ID (delivered just after Start returns) and again after
+	// every re-acquisition, false as soon as the lease is lost. Calls come
+	// from the registry's goroutine, in order, never after Close returns;
+	// the function must not block. Zero means no callback.
 	OnLease func(held bool)
 }
 

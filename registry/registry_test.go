@@ -310,6 +310,9 @@ func TestKilledNodeReleasesIDOnlyAfterSessionAndLockDelay(t *testing.T) {
 		}
 		time.Sleep(200 * time.Millisecond) // polling interval
 	}
+	if lastAlive.IsZero() {
+		t.Fatal("victim's session was gone at the first probe; the test proved nothing")
+	}
 	t.Logf("session invalidated %s after the kill", time.Since(killed).Round(time.Millisecond))
 	if err := claim(); !errors.Is(err, registry.ErrNodeIDTaken) {
 		t.Fatalf("claiming ID %d right after session invalidation (in lock delay): %v, want ErrNodeIDTaken", id, err)

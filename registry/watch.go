@@ -15,7 +15,7 @@ const watchWait = 5 * time.Minute
 // after every change, using Consul blocking queries, until ctx is done or the
 // Registry is closed; then it returns nil. Consul errors are logged and
 // retried with backoff. fn runs on the caller's goroutine and delays the
-// next query while it runs.
+// next query while it runs; it may keep nodes but must not modify them.
 func (r *Registry) Watch(ctx context.Context, fn func([]Node)) error {
 	if fn == nil {
 		return errors.New("pushd: registry: Watch needs a non-nil fn")
