@@ -280,7 +280,9 @@ func parseJWKS(b []byte) ([]key, error) {
 	return out, nil
 }
 
-func b64(s string) ([]byte, error) { return base64.RawURLEncoding.DecodeString(strings.TrimRight(s, "=")) }
+func b64(s string) ([]byte, error) {
+	return base64.RawURLEncoding.DecodeString(strings.TrimRight(s, "="))
+}
 
 func (j jwk) key() (key, error) {
 	switch j.Kty {
