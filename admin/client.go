@@ -75,7 +75,7 @@ type NodesResult struct {
 func (c *Client) Nodes(ctx context.Context) (NodesResult, error) {
 	var res NodesResult
 	msgs, err := c.gather(ctx, VerbNodes, Request{}, c.known, false)
-	if err != nil {
+	if err != nil && !errors.Is(err, ErrNoNodes) {
 		return res, err
 	}
 	seen := map[int64]bool{}

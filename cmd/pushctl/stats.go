@@ -51,6 +51,9 @@ user connected to two nodes counts twice).
 func runStats(g *globals, c *conn, interval time.Duration, watch bool) error {
 	prev, err := c.client.Stats(g.ctx)
 	if err != nil {
+		if watch && g.ctx.Err() != nil {
+			return nil // interrupted
+		}
 		return err
 	}
 	t := time.NewTimer(interval)
