@@ -48,6 +48,10 @@ type Node struct {
 	hub      *hub
 	metrics  *metrics
 	upgrader *gws.Upgrader
+	// ipLimiter (nil when off) and admit enforce the handshake limits
+	// (limits.go).
+	ipLimiter *ipLimiter
+	admit     admission
 
 	draining atomic.Bool
 	leased   atomic.Bool
@@ -87,6 +91,8 @@ func New(cfg Config) (*Node, error) {
 		stop:    make(chan struct{}),
 	}
 	n.leased.Store(true)
+	n.ipLimiter = newIPLimiter(cfg.HandshakeRatePerIP, cfg.HandshakeBurstPerIP)
+	n.admit = admission{maxConns: cfg.MaxConnections, maxPerUser: cfg.MaxSessionsPerUser, users: make(map[string]int)}
 	n.upgrader = gws.NewUpgrader(&handler{n: n}, &gws.ServerOption{
 		ReadBufferSize:     cfg.ReadBufferSize,
 		ReadMaxPayloadSize: cfg.MaxFrameSize,
@@ -140,14 +146,24 @@ func (n *Node) Users() int { return n.hub.users.len() }
 func (n *Node) Docs() int { return n.hub.docs.len() }
 
 // ServeHTTP upgrades a request to a WebSocket session. It answers 503 when
-// the node is not accepting, 401 for a missing, expired or invalid token and
-// 400 for a user ID that cannot be used (docs/PROTOCOL.md).
+// the node is not accepting or full, 429 past the per-IP handshake rate or
+// the per-user session limit, 403 for a browser origin not allowed, 401 for a
+// missing, expired or invalid token and 400 for a user ID that cannot be used
+// (docs/PROTOCOL.md).
 func (n *Node) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if ok, why := n.Ready(); !ok {
 		n.refuse(w, http.StatusServiceUnavailable, why, "node is not accepting connections: "+why)
 		return
 	}
-	user, err := n.authenticate(r)
+	if !n.ipLimiter.allow(r.RemoteAddr, time.Now().UnixNano()) {
+		n.refuseLimit(w, "rate_limited")
+		return
+	}
+	if !n.originAllowed(r) {
+		n.refuse(w, http.StatusForbidden, "forbidden_origin", "origin "+r.Header.Get("Origin")+" is not allowed")
+		return
+	}
+	id, err := n.authenticate(r)
 	if err != nil {
 		switch {
 		case errors.Is(err, auth.ErrTokenMissing):
@@ -161,12 +177,17 @@ func (n *Node) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		return
 	}
+	if code := n.admit.reserve(id.user); code != "" {
+		n.refuseLimit(w, code)
+		return
+	}
 	conn, err := n.upgrader.Upgrade(w, r)
 	if err != nil {
+		n.admit.release(id.user)
 		n.metrics.handshakeFailures.WithLabelValues("upgrade").Inc()
 		return
 	}
-	n.open(conn, user)
+	n.open(conn, id)
 }
 
 func (n *Node) refuse(w http.ResponseWriter, status int, code, msg string) {
@@ -184,49 +205,63 @@ func (n *Node) refuse(w http.ResponseWriter, status int, code, msg string) {
 	_, _ = w.Write([]byte("}\n"))
 }
 
-// authenticate returns the user of a handshake request.
-func (n *Node) authenticate(r *http.Request) (string, error) {
+// identity is who a handshake authenticated as.
+type identity struct {
+	user         string
+	grants       []string // the token's "docs" claim
+	expires      int64    // the token's exp in UnixNano; 0 for dev sessions
+	unrestricted bool     // may join any doc (dev ?user=, or no keys)
+}
+
+// authenticate returns the identity of a handshake request.
+func (n *Node) authenticate(r *http.Request) (identity, error) {
 	token := r.URL.Query().Get("token")
 	if token == "" {
 		if h := r.Header.Get("Authorization"); len(h) > 7 && strings.EqualFold(h[:7], "bearer ") {
 			token = strings.TrimSpace(h[7:])
 		}
 	}
-	var user string
+	var id identity
 	switch {
 	case token == "" && n.cfg.Dev && r.URL.Query().Has("user"):
-		user = r.URL.Query().Get("user")
+		id = identity{user: r.URL.Query().Get("user"), unrestricted: true}
 	case n.cfg.Auth == nil && token != "":
-		return "", fmt.Errorf("%w: this dev node has no key to verify tokens; use ?user=", auth.ErrTokenInvalid)
+		return id, fmt.Errorf("%w: this dev node has no key to verify tokens; use ?user=", auth.ErrTokenInvalid)
 	case n.cfg.Auth == nil:
-		return "", auth.ErrTokenMissing
+		return id, auth.ErrTokenMissing
 	default:
 		claims, err := n.cfg.Auth.Verify(token)
 		if err != nil {
-			return "", err
+			return id, err
 		}
-		user = claims.Subject
+		id = identity{user: claims.Subject, grants: claims.Docs, expires: unixNano(claims.Expiry())}
 	}
-	if err := ValidateID(user); err != nil {
-		return "", err
+	if err := ValidateID(id.user); err != nil {
+		return id, err
 	}
-	return user, nil
+	return id, nil
 }
 
-// open registers a freshly upgraded connection and starts its read loop.
-func (n *Node) open(conn *gws.Conn, user string) {
+// open registers a freshly upgraded connection, which holds an admission
+// slot for who.user, and starts its read loop.
+func (n *Node) open(conn *gws.Conn, who identity) {
+	user := who.user
 	id := n.ids.Generate().Int64()
 	now := time.Now()
 	s := &session{
-		node:    n,
-		id:      id,
-		sid:     newSID(id),
-		user:    user,
-		conn:    conn,
-		netConn: conn.NetConn(),
-		remote:  conn.RemoteAddr().String(),
-		since:   now,
+		node:         n,
+		id:           id,
+		sid:          newSID(id),
+		user:         user,
+		conn:         conn,
+		netConn:      conn.NetConn(),
+		remote:       conn.RemoteAddr().String(),
+		since:        now,
+		grants:       who.grants,
+		unrestricted: who.unrestricted || n.cfg.Auth == nil || n.cfg.JoinAuthorization == JoinOff,
+		admitted:     true,
 	}
+	s.expires.Store(who.expires)
 	s.lastSeen.Store(now.UnixNano())
 	s.lastBeat = now.UnixNano()
 	s.interval.Store(int64(n.cfg.PingInterval))
@@ -293,6 +328,10 @@ func (n *Node) unsubscribe(kind, key string) {
 
 // closed unregisters s after its read loop ended.
 func (n *Node) closed(s *session) {
+	if s.admitted {
+		s.admitted = false
+		n.admit.release(s.user)
+	}
 	s.mu.Lock()
 	s.dead = true
 	s.dropQueueLocked()
@@ -323,7 +362,13 @@ func (n *Node) slowConsumer(s *session) {
 	}
 	n.metrics.slowConsumers.Inc()
 	n.log.Info("slow consumer cut off", "sid", s.sid, "user", s.user)
-	s.abort(CloseSlowConsumer, "slow consumer: outbound queue full", ReasonSlowConsumer)
+	// Off the caller's goroutine: fan-out calls this under a hub read lock,
+	// and the courtesy close frame may wait for its (short) write deadline.
+	n.writers.Add(1)
+	go func() {
+		defer n.writers.Done()
+		s.abort(CloseSlowConsumer, "slow consumer: outbound queue full", ReasonSlowConsumer)
+	}()
 }
 
 func (n *Node) startWriter(s *session) {

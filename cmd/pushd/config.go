@@ -24,6 +24,13 @@ type config struct {
 	NATSCreds          string
 	NodeID             int
 	NodeName           string
+	ConsulAddr         string
+	ConsulToken        string
+	ConsulDatacenter   string
+	ConsulService      string
+	ConsulSessionTTL   time.Duration
+	ConsulLockDelay    time.Duration
+	AdvertiseAddress   string
 	SubjectPrefix      string
 	JWTSecret          string
 	JWTPublicKeys      []string
@@ -90,8 +97,15 @@ variable shown next to it. See docs/ for the protocol and operations.`,
 	f.StringVar(&cfg.NATSURL, "nats-url", "", "NATS server URL(s), comma separated; empty starts an embedded NATS server")
 	f.StringVar(&cfg.NATSEmbeddedListen, "nats-embedded-listen", "127.0.0.1:4222", "where the embedded NATS server listens for backends and pushctl")
 	f.StringVar(&cfg.NATSCreds, "nats-creds", "", "NATS credentials file")
-	f.IntVar(&cfg.NodeID, "node-id", 0, "snowflake node number 0..1023 (unique among live nodes)")
+	f.IntVar(&cfg.NodeID, "node-id", -1, "snowflake node number 0..1023, unique among live nodes; -1 leases one from Consul (with --consul-addr), else uses 0")
 	f.StringVar(&cfg.NodeName, "node-name", "", "stable node name (pod name) used to reclaim the same node ID; empty means the hostname")
+	f.StringVar(&cfg.ConsulAddr, "consul-addr", "", "Consul HTTP address (e.g. 127.0.0.1:8500); enables registration and node-ID leasing")
+	f.StringVar(&cfg.ConsulToken, "consul-token", "", "Consul ACL token")
+	f.StringVar(&cfg.ConsulDatacenter, "consul-datacenter", "", "Consul datacenter (empty: the agent's)")
+	f.StringVar(&cfg.ConsulService, "consul-service", "pushd", "Consul service name")
+	f.DurationVar(&cfg.ConsulSessionTTL, "consul-session-ttl", 10*time.Second, "TTL of the Consul session holding the node-ID lease (min 10s); the node stops accepting once it has not renewed for this long")
+	f.DurationVar(&cfg.ConsulLockDelay, "consul-lock-delay", 15*time.Second, "how long a dead node's ID stays unavailable after its session is invalidated")
+	f.StringVar(&cfg.AdvertiseAddress, "advertise-address", "", "host registered in Consul for the WebSocket listener (empty: the Consul agent's node address)")
 	f.StringVar(&cfg.SubjectPrefix, "subject-prefix", "push", "NATS subject prefix")
 	f.StringVar(&cfg.JWTSecret, "jwt-secret", "", "HS256 secret that client tokens are signed with")
 	f.StringSliceVar(&cfg.JWTPublicKeys, "jwt-public-key", nil, "PEM public key file(s) for RS256/ES256 client tokens")
@@ -113,8 +127,8 @@ variable shown next to it. See docs/ for the protocol and operations.`,
 }
 
 func (c *config) validate() error {
-	if c.NodeID < 0 || c.NodeID > 1023 {
-		return fmt.Errorf("--node-id %d: want 0..1023", c.NodeID)
+	if c.NodeID < -1 || c.NodeID > 1023 {
+		return fmt.Errorf("--node-id %d: want 0..1023, or -1 to lease one", c.NodeID)
 	}
 	if !c.Dev && c.JWTSecret == "" && len(c.JWTPublicKeys) == 0 {
 		return errors.New("no token key: set --jwt-secret or --jwt-public-key (or --dev on a laptop)")

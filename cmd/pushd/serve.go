@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -20,6 +21,7 @@ import (
 	"github.com/pushd/pushd/admin"
 	"github.com/pushd/pushd/auth"
 	"github.com/pushd/pushd/node"
+	"github.com/pushd/pushd/registry"
 	"github.com/pushd/pushd/router"
 )
 
@@ -46,52 +48,157 @@ func (d deliverer) Deliver(m *router.Delivery) int {
 }
 
 // lateDeliverer lets the router start before the node exists.
-type lateDeliverer struct{ d *deliverer }
+type lateDeliverer struct{ d atomic.Pointer[deliverer] }
 
 func (l *lateDeliverer) Deliver(m *router.Delivery) int {
-	if l.d == nil {
-		return 0
+	if d := l.d.Load(); d != nil {
+		return d.Deliver(m)
 	}
-	return l.d.Deliver(m)
+	return 0
+}
+
+// front is the public HTTP surface. It is up before the node exists, so
+// /healthz answers while pushd waits for Consul; /ws and /readyz say
+// "starting" until then.
+type front struct {
+	node   atomic.Pointer[node.Node]
+	nc     atomic.Pointer[nats.Conn]
+	leased atomic.Bool
+}
+
+func (f *front) serveWS(w http.ResponseWriter, r *http.Request) {
+	n := f.node.Load()
+	if n == nil {
+		http.Error(w, `{"error":"starting","message":"node is starting"}`, http.StatusServiceUnavailable)
+		return
+	}
+	n.ServeHTTP(w, r)
+}
+
+func (f *front) readyz(w http.ResponseWriter, _ *http.Request) {
+	ok, why := false, "starting"
+	if n := f.node.Load(); n != nil {
+		ok, why = n.Ready()
+		if nc := f.nc.Load(); ok && (nc == nil || !nc.IsConnected()) {
+			ok, why = false, "nats_disconnected"
+		}
+	}
+	if !ok {
+		http.Error(w, "not ready: "+why, http.StatusServiceUnavailable)
+		return
+	}
+	_, _ = w.Write([]byte("ready\n"))
+}
+
+// setLeased is the registry's OnLease callback; it may run before the node
+// exists.
+func (f *front) setLeased(held bool) {
+	f.leased.Store(held)
+	if n := f.node.Load(); n != nil {
+		n.SetLeased(held)
+	}
+}
+
+// cleanups runs functions in reverse order, for the error paths of serve.
+type cleanups []func()
+
+func (c *cleanups) add(f func()) { *c = append(*c, f) }
+
+func (c cleanups) run() {
+	for i := len(c) - 1; i >= 0; i-- {
+		c[i]()
+	}
 }
 
 // serve runs a node until ctx ends, then shuts it down gracefully.
-func serve(ctx context.Context, cfg config, log *slog.Logger, onStart func(started)) error {
+func serve(ctx context.Context, cfg config, log *slog.Logger, onStart func(started)) (err error) {
+	var undo cleanups
+	defer func() {
+		if err != nil {
+			undo.run()
+		}
+	}()
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	metricsHandler := promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg})
 
 	var verifier *auth.Verifier
 	if cfg.JWTSecret != "" || len(cfg.JWTPublicKeys) > 0 {
-		v, err := auth.New(auth.Config{Secret: []byte(cfg.JWTSecret), PublicKeyFiles: cfg.JWTPublicKeys})
-		if err != nil {
+		if verifier, err = auth.New(auth.Config{Secret: []byte(cfg.JWTSecret), PublicKeyFiles: cfg.JWTPublicKeys}); err != nil {
 			return err
 		}
-		verifier = v
 	}
 	if cfg.Dev {
 		log.Warn("DEV MODE: /ws?user=<id> is accepted without a token. Never run this in production.")
 	}
 
+	// Listeners first: health answers while the rest starts.
+	fr := &front{}
+	fr.leased.Store(true)
+	public, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listen %s: %w", cfg.Listen, err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/ws", fr.serveWS)
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
+	mux.HandleFunc("/readyz", fr.readyz)
+	mux.Handle("/metrics", metricsHandler)
+	httpSrv := &http.Server{
+		Handler:           mux,
+		ReadHeaderTimeout: 5 * time.Second,
+		IdleTimeout:       60 * time.Second,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+	}
+	serveErr := make(chan error, 2)
+	go func() { serveErr <- httpSrv.Serve(public) }()
+	undo.add(func() { _ = httpSrv.Close() })
+
+	var adminSrv *http.Server
+	adminAddr := ""
+	if cfg.AdminListen != "" {
+		al, err := net.Listen("tcp", cfg.AdminListen)
+		if err != nil {
+			return fmt.Errorf("admin listen %s: %w", cfg.AdminListen, err)
+		}
+		adminAddr = al.Addr().String()
+		adminSrv = &http.Server{Handler: adminMux(metricsHandler), ReadHeaderTimeout: 5 * time.Second}
+		go func() { serveErr <- adminSrv.Serve(al) }()
+		undo.add(func() { _ = adminSrv.Close() })
+	}
+
+	// The node ID: leased from Consul, or given.
+	nodeID := int64(max(cfg.NodeID, 0))
+	var consul *registry.Registry
+	if cfg.ConsulAddr != "" {
+		consul, err = startRegistry(ctx, cfg, log, fr, public.Addr(), adminAddr)
+		if errors.Is(err, context.Canceled) && ctx.Err() != nil {
+			log.Info("stopped while waiting for Consul")
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		undo.add(func() { _ = consul.Close(context.Background()) })
+		nodeID = int64(consul.NodeID())
+	}
+
 	natsURL := cfg.NATSURL
-	var embedded *server.Server
 	if natsURL == "" {
 		ns, err := startEmbeddedNATS(cfg.NATSEmbeddedListen)
 		if err != nil {
 			return err
 		}
-		embedded = ns
-		defer embedded.Shutdown()
+		undo.add(ns.Shutdown)
+		defer ns.Shutdown()
 		natsURL = ns.ClientURL()
 		log.Info("embedded NATS server started", "url", natsURL)
 	}
-
-	nodeID := int64(cfg.NodeID)
 	natsOpts := []nats.Option{
 		nats.Name(fmt.Sprintf("pushd-%d", nodeID)),
 		nats.MaxReconnects(-1),
 		nats.ReconnectWait(250 * time.Millisecond),
 		nats.ReconnectBufSize(8 << 20),
-		nats.RetryOnFailedConnect(false),
 	}
 	if cfg.NATSCreds != "" {
 		natsOpts = append(natsOpts, nats.UserCredentials(cfg.NATSCreds))
@@ -100,7 +207,8 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, onStart func(start
 	if err != nil {
 		return fmt.Errorf("connect to NATS at %s: %w", natsURL, err)
 	}
-	defer nc.Close()
+	undo.add(nc.Close)
+	fr.nc.Store(nc)
 
 	late := &lateDeliverer{}
 	rt, err := router.New(router.Config{
@@ -114,6 +222,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, onStart func(start
 	if err != nil {
 		return err
 	}
+	undo.add(func() { _ = rt.Close() })
 	n, err := node.New(node.Config{
 		NodeID:           nodeID,
 		Bus:              rt,
@@ -134,78 +243,23 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, onStart func(start
 		Version:          version,
 	})
 	if err != nil {
-		_ = rt.Close()
 		return err
 	}
-	late.d = &deliverer{n}
+	late.d.Store(&deliverer{n})
 	n.Start()
-
-	public, err := net.Listen("tcp", cfg.Listen)
-	if err != nil {
-		_ = rt.Close()
-		_ = n.Close()
-		return fmt.Errorf("listen %s: %w", cfg.Listen, err)
-	}
-	metricsHandler := promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg})
-	mux := http.NewServeMux()
-	mux.Handle("/ws", n)
-	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
-	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
-		ok, why := n.Ready()
-		if ok && !nc.IsConnected() {
-			ok, why = false, "nats_disconnected"
-		}
-		if !ok {
-			http.Error(w, "not ready: "+why, http.StatusServiceUnavailable)
-			return
-		}
-		_, _ = w.Write([]byte("ready\n"))
-	})
-	mux.Handle("/metrics", metricsHandler)
-	httpSrv := &http.Server{
-		Handler:           mux,
-		ReadHeaderTimeout: 5 * time.Second,
-		IdleTimeout:       60 * time.Second,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
-	}
-	serveErr := make(chan error, 2)
-	go func() { serveErr <- httpSrv.Serve(public) }()
-
-	var adminSrv *http.Server
-	adminAddr := ""
-	if cfg.AdminListen != "" {
-		al, err := net.Listen("tcp", cfg.AdminListen)
-		if err != nil {
-			_ = httpSrv.Close()
-			_ = rt.Close()
-			_ = n.Close()
-			return fmt.Errorf("admin listen %s: %w", cfg.AdminListen, err)
-		}
-		adminAddr = al.Addr().String()
-		am := http.NewServeMux()
-		am.HandleFunc("/debug/pprof/", pprof.Index)
-		am.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
-		am.HandleFunc("/debug/pprof/profile", pprof.Profile)
-		am.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
-		am.HandleFunc("/debug/pprof/trace", pprof.Trace)
-		am.Handle("/metrics", metricsHandler)
-		adminSrv = &http.Server{Handler: am, ReadHeaderTimeout: 5 * time.Second}
-		go func() { serveErr <- adminSrv.Serve(al) }()
-	}
-
+	undo.add(func() { _ = n.Close() })
 	ctl, err := startAdmin(log, cfg.SubjectPrefix, n, rt, nc, public.Addr().String())
 	if err != nil {
-		_ = httpSrv.Close()
-		if adminSrv != nil {
-			_ = adminSrv.Close()
-		}
-		_ = rt.Close()
-		_ = n.Close()
 		return err
 	}
+	// Set the lease state before and after publishing the node: a lease
+	// change in between reaches the node through one of the two.
+	n.SetLeased(fr.leased.Load())
+	fr.node.Store(n)
+	n.SetLeased(fr.leased.Load())
 
 	log.Info("pushd started", "listen", public.Addr().String(), "admin", adminAddr, "nats", natsURL,
-		"node_id", nodeID, "prefix", rt.Subjects().Prefix(), "version", version)
+		"node_id", nodeID, "prefix", rt.Subjects().Prefix(), "consul", cfg.ConsulAddr != "", "version", version)
 	if onStart != nil {
 		onStart(started{Listen: public.Addr().String(), AdminListen: adminAddr, NATSURL: natsURL, NodeID: nodeID})
 	}
@@ -218,14 +272,70 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, onStart func(start
 		runErr = fmt.Errorf("http server: %w", err)
 		log.Error("http server failed; shutting down", "err", err)
 	}
-	shutdown(log, cfg, n, rt, nc, httpSrv, adminSrv, ctl)
+	shutdown(log, cfg, n, rt, nc, httpSrv, adminSrv, ctl, consul)
 	return runErr
 }
 
+// startRegistry registers the node in Consul and leases its node ID,
+// retrying with backoff while Consul is unreachable.
+func startRegistry(ctx context.Context, cfg config, log *slog.Logger, fr *front, public net.Addr, adminAddr string) (*registry.Registry, error) {
+	port := 0
+	if ta, ok := public.(*net.TCPAddr); ok {
+		port = ta.Port
+	}
+	meta := map[string]string{"version": version, "ws_path": "/ws"}
+	if adminAddr != "" {
+		meta["admin_addr"] = adminAddr
+	}
+	r, err := registry.New(registry.Config{
+		Addr:        cfg.ConsulAddr,
+		Token:       cfg.ConsulToken,
+		Datacenter:  cfg.ConsulDatacenter,
+		ServiceName: cfg.ConsulService,
+		NodeName:    cfg.NodeName,
+		NodeID:      cfg.NodeID, // -1 leases automatically
+		Address:     cfg.AdvertiseAddress,
+		Port:        port,
+		Meta:        meta,
+		SessionTTL:  cfg.ConsulSessionTTL,
+		LockDelay:   cfg.ConsulLockDelay,
+		Logger:      log.With("component", "registry"),
+		OnLease: func(held bool) {
+			fr.setLeased(held)
+			if held {
+				log.Info("node-ID lease held; accepting connections")
+			} else {
+				log.Error("node-ID lease lost; refusing new connections until it is back (existing sessions keep working)")
+			}
+		},
+	})
+	if err != nil {
+		return nil, err
+	}
+	if _, err := r.Start(ctx); err != nil {
+		_ = r.Close(context.Background())
+		return nil, err
+	}
+	return r, nil
+}
+
+func adminMux(metrics http.Handler) *http.ServeMux {
+	am := http.NewServeMux()
+	am.HandleFunc("/debug/pprof/", pprof.Index)
+	am.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	am.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	am.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	am.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	am.Handle("/metrics", metrics)
+	return am
+}
+
 // shutdown drains in the order that loses nothing: stop accepting and close
-// sessions (1012, spread over the drain timeout), stop receiving from NATS and
-// flush what we published, stop the HTTP servers, then the node's goroutines.
-func shutdown(log *slog.Logger, cfg config, n *node.Node, rt *router.Router, nc *nats.Conn, httpSrv, adminSrv *http.Server, ctl *admin.Server) {
+// sessions (1012, spread over the drain timeout), stop answering admin
+// requests and receiving from NATS, flush what we published, stop the HTTP
+// servers and the node's goroutines, and only then give up the node-ID lease
+// (no session ID can be minted any more).
+func shutdown(log *slog.Logger, cfg config, n *node.Node, rt *router.Router, nc *nats.Conn, httpSrv, adminSrv *http.Server, ctl *admin.Server, consul *registry.Registry) {
 	drainCtx, cancel := context.WithTimeout(context.Background(), cfg.DrainTimeout+5*time.Second)
 	defer cancel()
 	if err := n.Drain(drainCtx); err != nil {
@@ -248,6 +358,13 @@ func shutdown(log *slog.Logger, cfg config, n *node.Node, rt *router.Router, nc 
 		_ = adminSrv.Shutdown(httpCtx)
 	}
 	_ = n.Close()
+	if consul != nil {
+		regCtx, cancelReg := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancelReg()
+		if err := consul.Close(regCtx); err != nil {
+			log.Warn("consul deregistration", "err", err)
+		}
+	}
 	log.Info("pushd stopped")
 }
 
