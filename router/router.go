@@ -206,7 +206,13 @@ func (r *Router) Subscriptions() int {
 }
 
 // Sync waits until the server has processed every subscription made so far.
+// A ctx without a deadline gets a 5s one.
 func (r *Router) Sync(ctx context.Context) error {
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, defaultSyncTimeout)
+		defer cancel()
+	}
 	return r.nc.FlushWithContext(ctx)
 }
 
