@@ -12,9 +12,11 @@ const (
 	CloseMessageTooBig    CloseCode = 1009 // a frame exceeded the size limit
 	CloseServiceRestart   CloseCode = 1012 // the node is draining; reconnect elsewhere
 	CloseProtocolError    CloseCode = 4000 // too many bad frames in a row
+	CloseTokenExpired     CloseCode = 4001 // the session's token expired without a refresh
 	CloseHeartbeatTimeout CloseCode = 4002 // no frame and no heartbeat within ping_timeout
 	CloseSlowConsumer     CloseCode = 4008 // the outbound queue overflowed or a write timed out
 	CloseKicked           CloseCode = 4010 // an admin closed the session
+	CloseRateLimited      CloseCode = 4029 // the client kept sending over its rate limit
 )
 
 // Reason is why a session ended, as counted in metrics and reported in
@@ -29,5 +31,7 @@ const (
 	ReasonKicked           Reason = "kicked"
 	ReasonDrain            Reason = "drain"
 	ReasonProtocolError    Reason = "protocol_error"
+	ReasonTokenExpired     Reason = "token_expired"
+	ReasonRateLimited      Reason = "rate_limited"
 	ReasonError            Reason = "error"
 )

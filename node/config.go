@@ -82,6 +82,44 @@ type Config struct {
 	// means 10s.
 	DrainTimeout time.Duration
 
+	// JoinAuthorization says whether joins need a grant (docs/SECURITY.md).
+	// Empty means JoinRequired.
+	JoinAuthorization JoinAuthorization
+	// MaxDocsPerSession caps the docs one session has joined; a join past it
+	// is answered too_many_docs. Zero means 100; negative means no limit.
+	MaxDocsPerSession int
+	// MaxSessionsPerUser caps one user's sessions on this node; an upgrade
+	// past it is refused with 429 too_many_sessions. Zero means 32; negative
+	// means no limit.
+	MaxSessionsPerUser int
+	// MaxConnections caps the node's sessions; an upgrade past it is refused
+	// with 503 over_capacity. Zero means 100,000; negative means no limit.
+	MaxConnections int
+	// UpstreamRate is the sustained client frames per second per session
+	// (every text frame counts). Zero means 50; negative means no limit.
+	UpstreamRate float64
+	// UpstreamBurst is how many frames a session may send at once above
+	// UpstreamRate, and how many dropped frames in a row close it (4029).
+	// Zero means twice UpstreamRate.
+	UpstreamBurst int
+	// UpstreamBytesRate is the sustained client bytes per second per session;
+	// the burst is twice that, and at least two MaxFrameSize frames. Zero
+	// means 64 KiB/s; negative means no limit.
+	UpstreamBytesRate int
+	// HandshakeRatePerIP caps upgrade requests per second per source IP
+	// (answered 429 rate_limited past it), with a burst of
+	// HandshakeBurstPerIP. Zero means no limit: behind a proxy every client
+	// has the proxy's address.
+	HandshakeRatePerIP float64
+	// HandshakeBurstPerIP is the per-IP handshake burst. Zero means twice
+	// HandshakeRatePerIP (at least 1).
+	HandshakeBurstPerIP int
+	// AllowedOrigins are the browser origins allowed to connect: "*",
+	// "https://app.example.com" or "https://*.example.com". Requests without
+	// an Origin header are always allowed. Empty means the request's own host
+	// only, or any origin with Dev.
+	AllowedOrigins []string
+
 	// Logger receives the node's logs. Nil means slog.Default().
 	Logger *slog.Logger
 	// Registerer receives the node's metrics. Nil means they are not registered.
@@ -89,6 +127,19 @@ type Config struct {
 
 	// Version is reported in admin answers. Empty means "dev".
 	Version string
+
+	upstreamBytesBurst int // derived by setDefaults
+}
+
+// limitDefault maps a zero limit to def and a negative one to 0 (off).
+func limitDefault(v, def int) int {
+	switch {
+	case v == 0:
+		return def
+	case v < 0:
+		return 0
+	}
+	return v
 }
 
 func (c *Config) setDefaults() {
@@ -133,6 +184,23 @@ func (c *Config) setDefaults() {
 	}
 	if c.DrainTimeout <= 0 {
 		c.DrainTimeout = defaultDrainTimeout
+	}
+	if c.JoinAuthorization == "" {
+		c.JoinAuthorization = JoinRequired
+	}
+	c.MaxDocsPerSession = limitDefault(c.MaxDocsPerSession, defaultMaxDocsPerSession)
+	c.MaxSessionsPerUser = limitDefault(c.MaxSessionsPerUser, defaultMaxSessionsPerUser)
+	c.MaxConnections = limitDefault(c.MaxConnections, defaultMaxConnections)
+	c.UpstreamBytesRate = limitDefault(c.UpstreamBytesRate, defaultUpstreamBytesRate)
+	if c.UpstreamRate == 0 {
+		c.UpstreamRate = defaultUpstreamRate
+	}
+	if c.UpstreamBurst <= 0 {
+		c.UpstreamBurst = max(1, int(2*c.UpstreamRate))
+	}
+	c.upstreamBytesBurst = max(2*c.UpstreamBytesRate, 2*c.MaxFrameSize)
+	if c.HandshakeBurstPerIP <= 0 {
+		c.HandshakeBurstPerIP = max(1, int(2*c.HandshakeRatePerIP))
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()

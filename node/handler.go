@@ -2,10 +2,14 @@ package node
 
 import (
 	"context"
+	"errors"
 	"log/slog"
+	"strconv"
 	"time"
 
 	"github.com/lxzan/gws"
+
+	"github.com/pushd/pushd/auth"
 )
 
 // slot is the gws session storage: it only points back at our session, which
@@ -39,9 +43,12 @@ func (h *handler) OnClose(c *gws.Conn, err error) {
 	}
 }
 
-func (h *handler) OnPing(c *gws.Conn, _ []byte) {
+func (h *handler) OnPing(c *gws.Conn, payload []byte) {
 	s := sessionOf(c)
 	now := time.Now().UnixNano()
+	if !h.n.admitFrame(s, now, len(payload)) {
+		return
+	}
 	s.lastSeen.Store(now)
 	h.n.heartbeat(s, now)
 	s.enqueue(pongControlFrame)
@@ -60,6 +67,9 @@ func (h *handler) OnMessage(c *gws.Conn, msg *gws.Message) {
 	b := msg.Bytes()
 	s.msgsIn.Add(1)
 	s.bytesIn.Add(uint64(len(b)))
+	if !n.admitFrame(s, now, len(b)) {
+		return
+	}
 	if msg.Opcode != gws.OpcodeText {
 		s.closeWith(CloseUnsupportedData, "binary frames are not supported: send JSON text", ReasonProtocolError)
 		return
@@ -74,7 +84,9 @@ func (h *handler) OnMessage(c *gws.Conn, msg *gws.Message) {
 		interval := n.heartbeat(s, now)
 		h.reply(s, encodePong(ms(interval), ms(interval+n.cfg.PingGrace)))
 	case typeJoin:
-		h.join(s, f.Doc)
+		h.join(s, f.Doc, f.Token)
+	case typeRefresh:
+		h.refresh(s, f.Token)
 	case typeLeave:
 		h.leave(s, f.Doc)
 	case typePublish:
@@ -101,8 +113,10 @@ func (h *handler) bad(s *session, code, message string) {
 	}
 }
 
-func (h *handler) join(s *session, doc string) {
+func (h *handler) join(s *session, doc, token string) {
+	n := h.n
 	if err := ValidateID(doc); err != nil {
+		n.metrics.joinsRefused.WithLabelValues(errInvalidDoc).Inc()
 		h.bad(s, errInvalidDoc, "doc id: "+err.Error())
 		return
 	}
@@ -110,7 +124,16 @@ func (h *handler) join(s *session, doc string) {
 		h.reply(s, encodeDocReply(typeJoined, doc))
 		return
 	}
-	n := h.n
+	if code, msg := h.authorizeJoin(s, doc, token); code != "" {
+		n.metrics.joinsRefused.WithLabelValues(code).Inc()
+		h.bad(s, code, msg)
+		return
+	}
+	if limit := n.cfg.MaxDocsPerSession; limit > 0 && s.docCount() >= limit {
+		n.metrics.joinsRefused.WithLabelValues(errTooManyDocs).Inc()
+		h.bad(s, errTooManyDocs, "this session has joined "+strconv.Itoa(limit)+" docs, the limit; leave one first")
+		return
+	}
 	first, err := n.hub.docs.add(doc, s, func() error { return n.bus.Subscribe("doc", doc) })
 	if err != nil {
 		h.reply(s, encodeError(errUnavailable, "cannot join now: "+err.Error()))
@@ -126,6 +149,61 @@ func (h *handler) join(s *session, doc string) {
 		cancel()
 	}
 	h.reply(s, encodeDocReply(typeJoined, doc))
+}
+
+// authorizeJoin returns an error code and message when s may not join doc:
+// it needs a grant in its connection token's "docs" claim, or a join token
+// for doc signed for its user (docs/PROTOCOL.md).
+func (h *handler) authorizeJoin(s *session, doc, token string) (string, string) {
+	if s.unrestricted || (token == "" && granted(s.grants, doc)) {
+		return "", ""
+	}
+	if token == "" {
+		return errForbidden, "not allowed to join " + quote(doc) + ": the token's docs claim does not cover it and the join has no token"
+	}
+	claims, err := h.n.cfg.Auth.Verify(token)
+	switch {
+	case errors.Is(err, auth.ErrTokenExpired):
+		return errTokenExpired, "join token expired"
+	case err != nil:
+		return errTokenInvalid, "join token: " + err.Error()
+	case claims.Subject != s.user:
+		return errForbidden, "join token is for another user"
+	case claims.Doc != doc:
+		return errForbidden, "join token is for doc " + quote(claims.Doc) + ", not " + quote(doc)
+	}
+	return "", ""
+}
+
+// refresh replaces the session's token before it expires: same user, new
+// exp and docs grants.
+func (h *handler) refresh(s *session, token string) {
+	n := h.n
+	if n.cfg.Auth == nil {
+		n.metrics.refreshes.WithLabelValues("error").Inc()
+		h.bad(s, errTokenInvalid, "this node has no keys to verify tokens")
+		return
+	}
+	claims, err := n.cfg.Auth.Verify(token)
+	code := ""
+	switch {
+	case errors.Is(err, auth.ErrTokenExpired):
+		code = errTokenExpired
+	case err != nil:
+		code = errTokenInvalid
+	case claims.Subject != s.user:
+		code, err = errForbidden, errors.New("the new token's sub is not the session's user")
+	}
+	if code != "" {
+		n.metrics.refreshes.WithLabelValues("error").Inc()
+		h.bad(s, code, "refresh: "+err.Error())
+		return
+	}
+	s.grants = claims.Docs
+	exp := claims.Expiry()
+	s.expires.Store(exp.UnixNano())
+	n.metrics.refreshes.WithLabelValues("ok").Inc()
+	h.reply(s, encodeRefreshed(exp.Unix()))
 }
 
 func (h *handler) leave(s *session, doc string) {

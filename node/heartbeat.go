@@ -30,26 +30,35 @@ func (n *Node) heartbeat(s *session, now int64) time.Duration {
 }
 
 // sweep is the node's one heartbeat sweeper: it closes sessions silent for
-// longer than their interval plus grace. One scan per SweepInterval is far
-// cheaper than a timer per connection.
+// longer than their interval plus grace (4002), and sessions whose token
+// expired without a refresh (4001). One scan per SweepInterval is far cheaper
+// than a timer per connection.
 func (n *Node) sweep() {
 	t := time.NewTicker(n.cfg.SweepInterval)
 	defer t.Stop()
 	grace := int64(n.cfg.PingGrace)
-	var expired []*session
+	var expired, tokenExpired []*session
 	for {
 		select {
 		case <-n.stop:
 			return
 		case now := <-t.C:
 			ns := now.UnixNano()
-			expired = expired[:0]
+			expired, tokenExpired = expired[:0], tokenExpired[:0]
 			n.hub.each(func(s *session) bool {
 				if ns-s.lastSeen.Load() > s.interval.Load()+grace {
 					expired = append(expired, s)
+				} else if exp := s.expires.Load(); exp != 0 && ns >= exp {
+					tokenExpired = append(tokenExpired, s)
 				}
 				return true
 			})
+			for _, s := range tokenExpired {
+				n.log.Debug("token expired", "sid", s.sid, "user", s.user)
+				s.closeWith(CloseTokenExpired, "token expired: reconnect with a fresh token", ReasonTokenExpired)
+			}
+			clear(tokenExpired)
+			n.ipLimiter.prune(ns)
 			for _, s := range expired {
 				n.log.Debug("heartbeat timeout", "sid", s.sid, "user", s.user)
 				s.closeWith(CloseHeartbeatTimeout, "heartbeat timeout", ReasonHeartbeatTimeout)

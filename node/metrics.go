@@ -19,6 +19,9 @@ type metrics struct {
 	latency           prometheus.Histogram
 	draining          prometheus.Gauge
 	leaseHeld         prometheus.Gauge
+	rateLimited       prometheus.Counter
+	joinsRefused      *prometheus.CounterVec
+	refreshes         *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -46,7 +49,19 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		draining:  prometheus.NewGauge(prometheus.GaugeOpts{Name: "pushd_draining", Help: "1 while the node drains for shutdown."}),
 		leaseHeld: prometheus.NewGauge(prometheus.GaugeOpts{Name: "pushd_registry_lease_held", Help: "1 while the node holds its node-ID lease."}),
 	}
-	for _, r := range []Reason{ReasonClient, ReasonHeartbeatTimeout, ReasonSlowConsumer, ReasonKicked, ReasonDrain, ReasonProtocolError, ReasonError} {
+	m.rateLimited = prometheus.NewCounter(prometheus.CounterOpts{Name: "pushd_upstream_rate_limited_total",
+		Help: "Client frames dropped because the session was over its frames or bytes per second limit."})
+	m.joinsRefused = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "pushd_joins_refused_total",
+		Help: "Join frames refused, by reason."}, []string{"reason"})
+	m.refreshes = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "pushd_token_refreshes_total",
+		Help: "Refresh frames, by result."}, []string{"result"})
+	for _, r := range []string{errForbidden, errTooManyDocs, errInvalidDoc, errTokenExpired, errTokenInvalid} {
+		m.joinsRefused.WithLabelValues(r)
+	}
+	for _, r := range []string{"ok", "error"} {
+		m.refreshes.WithLabelValues(r)
+	}
+	for _, r := range []Reason{ReasonClient, ReasonHeartbeatTimeout, ReasonSlowConsumer, ReasonKicked, ReasonDrain, ReasonProtocolError, ReasonTokenExpired, ReasonRateLimited, ReasonError} {
 		m.closed.WithLabelValues(string(r))
 	}
 	for _, t := range []Target{TargetUser, TargetDoc, TargetAll, TargetSession} {
@@ -55,7 +70,8 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	m.leaseHeld.Set(1)
 	if reg != nil {
 		reg.MustRegister(m.connections, m.accepted, m.closed, m.handshakeFailures, m.users, m.docs, m.pushes,
-			m.framesWritten, m.bytesWritten, m.slowConsumers, m.upstream, m.heartbeat, m.latency, m.draining, m.leaseHeld)
+			m.framesWritten, m.bytesWritten, m.slowConsumers, m.upstream, m.heartbeat, m.latency, m.draining, m.leaseHeld,
+			m.rateLimited, m.joinsRefused, m.refreshes)
 	}
 	return m
 }

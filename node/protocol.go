@@ -9,16 +9,18 @@ import (
 
 // Frame types of the client protocol (docs/PROTOCOL.md).
 const (
-	typeHello   = "hello"
-	typeJoin    = "join"
-	typeJoined  = "joined"
-	typeLeave   = "leave"
-	typeLeft    = "left"
-	typePing    = "ping"
-	typePong    = "pong"
-	typePublish = "publish"
-	typePush    = "push"
-	typeError   = "error"
+	typeHello     = "hello"
+	typeJoin      = "join"
+	typeJoined    = "joined"
+	typeLeave     = "leave"
+	typeLeft      = "left"
+	typePing      = "ping"
+	typePong      = "pong"
+	typePublish   = "publish"
+	typePush      = "push"
+	typeError     = "error"
+	typeRefresh   = "refresh"
+	typeRefreshed = "refreshed"
 )
 
 // Error codes sent in error frames.
@@ -29,6 +31,11 @@ const (
 	errNotJoined    = "not_joined"
 	errInvalidEvent = "invalid_event"
 	errUnavailable  = "unavailable"
+	errForbidden    = "forbidden"
+	errTooManyDocs  = "too_many_docs"
+	errRateLimited  = "rate_limited"
+	errTokenExpired = "token_expired"
+	errTokenInvalid = "token_invalid"
 )
 
 // ClientFrame is a frame a client sends. Unknown fields are ignored so clients
@@ -38,6 +45,8 @@ type ClientFrame struct {
 	Doc   string          `json:"doc,omitempty"`
 	Event string          `json:"event,omitempty"`
 	Data  json.RawMessage `json:"data,omitempty"`
+	// Token is a join token (join) or a new connection token (refresh).
+	Token string `json:"token,omitempty"`
 }
 
 var errNoType = errors.New("pushd: frame has no type")
@@ -151,6 +160,15 @@ func encodeDocReply(typ, doc string) *frame {
 	b = append(b, typ...)
 	b = append(b, `","doc":`...)
 	b = appendString(b, doc)
+	f.buf = append(b, '}')
+	f.seal(opText)
+	return f
+}
+
+func encodeRefreshed(exp int64) *frame {
+	f := newFrame()
+	b := append(f.buf, `{"type":"refreshed","exp":`...)
+	b = strconv.AppendInt(b, exp, 10)
 	f.buf = append(b, '}')
 	f.seal(opText)
 	return f

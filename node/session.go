@@ -39,6 +39,20 @@ type session struct {
 	bytesOut   atomic.Uint64
 	lastBeatAt atomic.Int64
 
+	// expires is the UnixNano at which the session's token expires (0: never,
+	// for dev sessions); refresh moves it, the sweeper enforces it.
+	expires atomic.Int64
+	// grants are the doc patterns of the current token; unrestricted sessions
+	// (dev ?user=, or a node without keys) may join any doc. Both, and the
+	// rate-limit state below, are touched only by the read goroutine.
+	grants       []string
+	unrestricted bool
+	frames       bucket
+	bytes        bucket
+	limited      int
+	// admitted is set when the session holds an admission slot to release.
+	admitted bool
+
 	mu sync.Mutex // guards the fields below
 	// docs the session joined.
 	docs []string
@@ -62,11 +76,11 @@ func (s *session) joined(doc string) bool {
 	return slices.Contains(s.docs, doc)
 }
 
-// docList returns a copy of the docs joined.
-func (s *session) docList() []string {
+// docCount is the number of docs joined.
+func (s *session) docCount() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return slices.Clone(s.docs)
+	return len(s.docs)
 }
 
 // setReason records why the session ends; the first reason wins.

@@ -1,0 +1,213 @@
+package node
+
+import (
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Defaults of the abuse limits (docs/SECURITY.md). Negative Config values
+// turn a limit off.
+const (
+	defaultMaxDocsPerSession  = 100
+	defaultMaxSessionsPerUser = 32
+	defaultMaxConnections     = 100_000
+	defaultUpstreamRate       = 50       // frames per second per session
+	defaultUpstreamBytesRate  = 64 << 10 // bytes per second per session
+	maxTrackedIPs             = 100_000  // per-IP handshake buckets kept at most
+)
+
+// JoinAuthorization says whether joining a doc needs a grant.
+type JoinAuthorization string
+
+// Join authorization modes.
+const (
+	// JoinRequired: a join needs a "docs" grant in the connection token or a
+	// join token for the doc. Sessions opened without a token (dev ?user=)
+	// and nodes without keys are not restricted.
+	JoinRequired JoinAuthorization = "required"
+	// JoinOff: any session may join any valid doc ID.
+	JoinOff JoinAuthorization = "off"
+)
+
+// bucket is a token bucket touched by one goroutine at a time. Time is in
+// UnixNano so it costs two words per session.
+type bucket struct {
+	tokens float64
+	last   int64
+}
+
+// take spends cost tokens from a bucket refilled at rate per second up to
+// burst, and reports whether there were enough.
+func (b *bucket) take(now int64, rate, burst, cost float64) bool {
+	if b.last == 0 {
+		b.tokens = burst
+	} else if dt := now - b.last; dt > 0 {
+		b.tokens = min(burst, b.tokens+float64(dt)*rate/1e9)
+	}
+	b.last = now
+	if b.tokens < cost {
+		return false
+	}
+	b.tokens -= cost
+	return true
+}
+
+// full reports whether the bucket would be back at burst by now (so it can
+// be forgotten).
+func (b *bucket) full(now int64, rate, burst float64) bool {
+	return b.tokens+float64(now-b.last)*rate/1e9 >= burst
+}
+
+// ipLimiter bounds handshakes per second per source IP.
+type ipLimiter struct {
+	rate, burst float64
+	mu          sync.Mutex
+	ips         map[string]*bucket
+}
+
+func newIPLimiter(rate float64, burst int) *ipLimiter {
+	if rate <= 0 {
+		return nil
+	}
+	return &ipLimiter{rate: rate, burst: float64(burst), ips: make(map[string]*bucket)}
+}
+
+// allow reports whether remote (host:port) may make one more handshake.
+func (l *ipLimiter) allow(remote string, now int64) bool {
+	if l == nil {
+		return true
+	}
+	host, _, err := net.SplitHostPort(remote)
+	if err != nil {
+		host = remote
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	b := l.ips[host]
+	if b == nil {
+		if len(l.ips) >= maxTrackedIPs {
+			l.pruneLocked(now)
+			if len(l.ips) >= maxTrackedIPs { // all busy: forget an arbitrary one
+				for k := range l.ips {
+					delete(l.ips, k)
+					break
+				}
+			}
+		}
+		b = &bucket{}
+		l.ips[host] = b
+	}
+	return b.take(now, l.rate, l.burst, 1)
+}
+
+// prune forgets IPs whose bucket refilled; the sweeper calls it.
+func (l *ipLimiter) prune(now int64) {
+	if l == nil {
+		return
+	}
+	l.mu.Lock()
+	l.pruneLocked(now)
+	l.mu.Unlock()
+}
+
+func (l *ipLimiter) pruneLocked(now int64) {
+	for k, b := range l.ips {
+		if b.full(now, l.rate, l.burst) {
+			delete(l.ips, k)
+		}
+	}
+}
+
+// admission counts sessions per node and per user, reserved before the
+// upgrade so concurrent handshakes cannot overshoot the limits.
+type admission struct {
+	maxConns, maxPerUser int
+	mu                   sync.Mutex
+	conns                int
+	users                map[string]int
+}
+
+// reserve takes a slot for user, or returns the refusal code.
+func (a *admission) reserve(user string) string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.maxConns > 0 && a.conns >= a.maxConns {
+		return "over_capacity"
+	}
+	if a.maxPerUser > 0 && a.users[user] >= a.maxPerUser {
+		return "too_many_sessions"
+	}
+	a.conns++
+	a.users[user]++
+	return ""
+}
+
+func (a *admission) release(user string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.conns--
+	if a.users[user]--; a.users[user] <= 0 {
+		delete(a.users, user)
+	}
+}
+
+// granted reports whether one of the token's doc patterns covers doc: an
+// exact ID, or a prefix ending in "*" ("team-7/*"; "*" alone is every doc).
+func granted(patterns []string, doc string) bool {
+	for _, p := range patterns {
+		if p == doc {
+			return true
+		}
+		if prefix, ok := strings.CutSuffix(p, "*"); ok && strings.HasPrefix(doc, prefix) {
+			return true
+		}
+	}
+	return false
+}
+
+// refuseLimit answers a handshake refused by a limit.
+func (n *Node) refuseLimit(w http.ResponseWriter, code string) {
+	switch code {
+	case "over_capacity":
+		n.refuse(w, http.StatusServiceUnavailable, code, "node is at its connection limit; connect to another node")
+	case "too_many_sessions":
+		n.refuse(w, http.StatusTooManyRequests, code, "too many sessions for this user on this node")
+	case "rate_limited":
+		w.Header().Set("Retry-After", "1")
+		n.refuse(w, http.StatusTooManyRequests, code, "too many handshakes from this address; retry later")
+	}
+}
+
+// admitFrame applies the per-session upstream rate limits to one inbound
+// frame of size bytes. It returns false when the frame must be dropped; a run
+// of dropped frames as long as the burst closes the session with 4029.
+func (n *Node) admitFrame(s *session, now int64, size int) bool {
+	cfg := &n.cfg
+	ok := (cfg.UpstreamRate <= 0 || s.frames.take(now, cfg.UpstreamRate, float64(cfg.UpstreamBurst), 1)) &&
+		(cfg.UpstreamBytesRate <= 0 || s.bytes.take(now, float64(cfg.UpstreamBytesRate), float64(cfg.upstreamBytesBurst), float64(size)))
+	if ok {
+		s.limited = 0
+		return true
+	}
+	s.limited++
+	n.metrics.rateLimited.Inc()
+	if s.limited == 1 {
+		f := encodeError(errRateLimited, "too many frames: slow down (frames or bytes per second over the limit)")
+		s.enqueue(f)
+		f.release()
+	}
+	if s.limited >= max(cfg.UpstreamBurst, 1) {
+		s.closeWith(CloseRateLimited, "rate limited", ReasonRateLimited)
+	}
+	return false
+}
+
+func unixNano(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixNano()
+}
