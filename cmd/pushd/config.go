@@ -47,6 +47,25 @@ type config struct {
 	WriteTimeout       time.Duration
 	LogFormat          string
 	LogLevel           string
+
+	// Security flags (docs/SECURITY.md).
+	JWTKeysDir          string
+	JWTAudience         string
+	JWTIssuer           string
+	JWTLeeway           time.Duration
+	KeysReload          time.Duration
+	JoinAuthorization   string
+	TLSCert             string
+	TLSKey              string
+	AllowedOrigins      []string
+	MaxDocsPerSession   int
+	MaxSessionsPerUser  int
+	MaxConnections      int
+	UpstreamRate        float64
+	UpstreamBurst       int
+	UpstreamBytesRate   int
+	HandshakeRatePerIP  float64
+	HandshakeBurstPerIP int
 }
 
 // started reports the addresses a running pushd bound, for tests.
@@ -122,6 +141,23 @@ variable shown next to it. See docs/ for the protocol and operations.`,
 	f.DurationVar(&cfg.WriteTimeout, "write-timeout", 10*time.Second, "a socket write slower than this cuts the client off")
 	f.StringVar(&cfg.LogFormat, "log-format", "", "log format: json or text (default: text on a terminal, json otherwise)")
 	f.StringVar(&cfg.LogLevel, "log-level", "info", "log level: debug, info, warn, error")
+	f.StringVar(&cfg.JWTKeysDir, "jwt-keys-dir", "", "directory of token keys for rotation: <kid>.pem public keys and *.json JWKS files")
+	f.StringVar(&cfg.JWTAudience, "jwt-audience", "", "when set, tokens must carry this aud")
+	f.StringVar(&cfg.JWTIssuer, "jwt-issuer", "", "when set, tokens must carry this iss")
+	f.DurationVar(&cfg.JWTLeeway, "jwt-leeway", 0, "clock skew tolerated on exp and nbf")
+	f.DurationVar(&cfg.KeysReload, "keys-reload-interval", 10*time.Second, "how often key and TLS files are checked for changes (SIGHUP reloads at once); 0 disables polling")
+	f.StringVar(&cfg.JoinAuthorization, "join-authorization", "required", "required: joining a doc needs a docs grant in the token or a join token; off: any session joins any doc")
+	f.StringVar(&cfg.TLSCert, "tls-cert", "", "PEM certificate chain: serve wss:// on --listen (reloaded on change and SIGHUP)")
+	f.StringVar(&cfg.TLSKey, "tls-key", "", "PEM private key for --tls-cert")
+	f.StringSliceVar(&cfg.AllowedOrigins, "allowed-origins", nil, "browser origins allowed to connect (*, https://app.example.com, https://*.example.com); empty: same host only, any with --dev")
+	f.IntVar(&cfg.MaxDocsPerSession, "max-docs-per-session", 100, "docs one session may join (0: no limit)")
+	f.IntVar(&cfg.MaxSessionsPerUser, "max-sessions-per-user", 32, "sessions one user may hold on this node; more are refused with 429 (0: no limit)")
+	f.IntVar(&cfg.MaxConnections, "max-connections", 100000, "sessions this node holds at most; more are refused with 503 (0: no limit)")
+	f.Float64Var(&cfg.UpstreamRate, "upstream-rate", 50, "client frames per second per session; over it frames are dropped, then the session is closed with 4029 (0: no limit)")
+	f.IntVar(&cfg.UpstreamBurst, "upstream-burst", 0, "client frames a session may send at once (0: twice --upstream-rate)")
+	f.IntVar(&cfg.UpstreamBytesRate, "upstream-bytes-rate", 64<<10, "client bytes per second per session (0: no limit)")
+	f.Float64Var(&cfg.HandshakeRatePerIP, "handshake-rate-per-ip", 0, "WebSocket handshakes per second per source IP; more are refused with 429 (0: no limit; leave 0 behind a proxy)")
+	f.IntVar(&cfg.HandshakeBurstPerIP, "handshake-burst-per-ip", 0, "handshake burst per source IP (0: twice --handshake-rate-per-ip)")
 	cliutil.AnnotateEnv(f, envPrefix)
 	return cmd
 }
@@ -130,8 +166,11 @@ func (c *config) validate() error {
 	if c.NodeID < -1 || c.NodeID > 1023 {
 		return fmt.Errorf("--node-id %d: want 0..1023, or -1 to lease one", c.NodeID)
 	}
-	if !c.Dev && c.JWTSecret == "" && len(c.JWTPublicKeys) == 0 {
-		return errors.New("no token key: set --jwt-secret or --jwt-public-key (or --dev on a laptop)")
+	if !c.Dev && !c.hasKeys() {
+		return errors.New("no token key: set --jwt-secret, --jwt-public-key or --jwt-keys-dir (or --dev on a laptop)")
+	}
+	if err := c.validateSecurity(); err != nil {
+		return err
 	}
 	if c.DrainTimeout <= 0 {
 		return errors.New("--drain-timeout must be positive")

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -19,7 +20,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/pushd/pushd/admin"
-	"github.com/pushd/pushd/auth"
 	"github.com/pushd/pushd/node"
 	"github.com/pushd/pushd/registry"
 	"github.com/pushd/pushd/router"
@@ -122,12 +122,16 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, onStart func(start
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	metricsHandler := promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg})
 
-	var verifier *auth.Verifier
-	if cfg.JWTSecret != "" || len(cfg.JWTPublicKeys) > 0 {
-		if verifier, err = auth.New(auth.Config{Secret: []byte(cfg.JWTSecret), PublicKeyFiles: cfg.JWTPublicKeys}); err != nil {
-			return err
-		}
+	verifier, err := newVerifier(cfg)
+	if err != nil {
+		return err
 	}
+	tlsKeys, err := newTLS(cfg)
+	if err != nil {
+		return err
+	}
+	stopReload := startReloader(log, reg, cfg.KeysReload, verifier, tlsKeys)
+	defer stopReload()
 	if cfg.Dev {
 		log.Warn("DEV MODE: /ws?user=<id> is accepted without a token. Never run this in production.")
 	}
@@ -139,6 +143,9 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, onStart func(start
 	if err != nil {
 		return fmt.Errorf("listen %s: %w", cfg.Listen, err)
 	}
+	if tlsKeys != nil {
+		public = tls.NewListener(public, tlsKeys.ServerConfig())
+	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("/ws", fr.serveWS)
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
@@ -147,6 +154,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, onStart func(start
 	httpSrv := &http.Server{
 		Handler:           mux,
 		ReadHeaderTimeout: 5 * time.Second,
+		MaxHeaderBytes:    32 << 10, // a token is at most 8 KiB (auth.MaxTokenLength)
 		IdleTimeout:       60 * time.Second,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
 	}
@@ -223,7 +231,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, onStart func(start
 		return err
 	}
 	undo.add(func() { _ = rt.Close() })
-	n, err := node.New(node.Config{
+	ncfg := node.Config{
 		NodeID:           nodeID,
 		Bus:              rt,
 		Auth:             verifier,
@@ -241,7 +249,9 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, onStart func(start
 		Logger:           log.With("component", "node"),
 		Registerer:       reg,
 		Version:          version,
-	})
+	}
+	cfg.nodeLimits(&ncfg)
+	n, err := node.New(ncfg)
 	if err != nil {
 		return err
 	}
