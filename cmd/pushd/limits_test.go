@@ -1,0 +1,392 @@
+package main
+
+import (
+	"errors"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/pushd/pushd/client"
+	"github.com/pushd/pushd/internal/pushtest"
+)
+
+func TestUpstreamFloodIsRateLimitedThenClosed(t *testing.T) {
+	ns := pushtest.RunNATS(t)
+	nc := ns.Connect(t)
+	n := startPushd(t, ns.URL(), "--dev", "--upstream-rate", "20", "--upstream-burst", "20")
+	neighbour := dial(t, n, "neighbour")
+	flooder := dial(t, n, "flooder")
+	if err := flooder.Join(ctxT(t), "shared"); err != nil {
+		t.Fatal(err)
+	}
+	if err := neighbour.Join(ctxT(t), "shared"); err != nil {
+		t.Fatal(err)
+	}
+	// Publishing on the flooder's doc, as fast as the socket takes it.
+	frame := []byte(`{"type":"publish","doc":"shared","event":"spam","data":"x"}`)
+	for i := 0; i < 2000; i++ {
+		if err := flooder.Send(frame); err != nil {
+			break // closed under us: the point
+		}
+	}
+	var sawError bool
+	for {
+		f, err := flooder.Reply(ctxT(t))
+		if err != nil {
+			break
+		}
+		if f.Type == "error" && f.Code == "rate_limited" {
+			sawError = true
+		}
+	}
+	if !sawError {
+		t.Fatal("no rate_limited error frame before the close")
+	}
+	if code := closeCode(flooder.Err()); code != 4029 {
+		t.Fatalf("flooder closed with %v, want 4029", flooder.Err())
+	}
+	if got := metric(t, n, `pushd_connections_closed_total{reason="rate_limited"}`); got != 1 {
+		t.Fatalf("rate_limited closes = %v", got)
+	}
+	if got := metric(t, n, "pushd_upstream_messages_total"); got > 45 {
+		t.Fatalf("%v upstream messages forwarded; the limit allows about 40", got)
+	}
+	publish(t, nc, "push.doc.shared", nil, `"fine"`, 1)
+	expectPush(t, neighbour, "message", `"fine"`)
+	if _, err := neighbour.Ping(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestBytesRateLimit(t *testing.T) {
+	ns := pushtest.RunNATS(t)
+	n := startPushd(t, ns.URL(), "--dev", "--upstream-bytes-rate", "8192", "--max-frame-size", "4096")
+	c := dial(t, n, "big")
+	big := `{"type":"ping","pad":"` + strings.Repeat("x", 4000) + `"}`
+	// The byte burst is max(2 * 8 KiB, 2 frames) = 16 KiB: four frames pass, the fifth is dropped.
+	for i := 0; i < 4; i++ {
+		if f := request(t, c, big); f.Type != "pong" {
+			t.Fatalf("frame %d: %+v", i, f)
+		}
+	}
+	if f := request(t, c, big); f.Type != "error" || f.Code != "rate_limited" {
+		t.Fatalf("over the byte rate: %+v", f)
+	}
+	// Waiting for the bucket to refill lets the client go on.
+	eventually(t, func() error {
+		f := request(t, c, `{"type":"ping"}`)
+		if f.Type != "pong" {
+			return errors.New("still limited")
+		}
+		return nil
+	})
+}
+
+func TestSessionAndDocLimits(t *testing.T) {
+	ns := pushtest.RunNATS(t)
+	nc := ns.Connect(t)
+	n := startPushd(t, ns.URL(), "--dev", "--max-sessions-per-user", "2", "--max-connections", "4", "--max-docs-per-session", "5")
+	a1 := dial(t, n, "alice")
+	a2 := dial(t, n, "alice")
+	if status, body := handshake(t, n.wsURL()+"?user=alice", nil); status != http.StatusTooManyRequests || !strings.Contains(body, "too_many_sessions") {
+		t.Fatalf("third alice session: %d %s", status, body)
+	}
+	_ = a2.Close()
+	eventually(t, func() error {
+		c, err := client.Dial(ctxT(t), n.wsURL(), client.Options{User: "alice"})
+		if err != nil {
+			return err
+		}
+		t.Cleanup(func() { _ = c.Close() })
+		return nil
+	})
+	dial(t, n, "bob")
+	dial(t, n, "carol")
+	if status, body := handshake(t, n.wsURL()+"?user=dave", nil); status != http.StatusServiceUnavailable || !strings.Contains(body, "over_capacity") {
+		t.Fatalf("fifth session: %d %s", status, body)
+	}
+	for i := range 5 {
+		if err := a1.Join(ctxT(t), "doc-"+string(rune('a'+i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if f := request(t, a1, joinFrame("doc-z", "")); f.Type != "error" || f.Code != "too_many_docs" {
+		t.Fatalf("sixth doc: %+v", f)
+	}
+	if err := a1.Leave(ctxT(t), "doc-a"); err != nil {
+		t.Fatal(err)
+	}
+	if err := a1.Join(ctxT(t), "doc-z"); err != nil {
+		t.Fatalf("join after leave: %v", err)
+	}
+	publish(t, nc, "push.doc.doc-z", nil, `1`, 1)
+	expectPush(t, a1, "message", `1`)
+	if got := metric(t, n, `pushd_handshake_failures_total{reason="over_capacity"}`); got != 1 {
+		t.Fatalf("over_capacity = %v", got)
+	}
+}
+
+func TestTenThousandJoins(t *testing.T) {
+	ns := pushtest.RunNATS(t)
+	nc := ns.Connect(t)
+	n := startPushd(t, ns.URL(), "--dev", "--upstream-rate", "0", "--upstream-bytes-rate", "0")
+	bystander := dial(t, n, "bystander")
+	c := rawDial(t, n.Listen, "?user=joiner", nil)
+	c.textFrame(t) // hello
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { // read everything so the node never sees a slow consumer
+		defer wg.Done()
+		for {
+			if _, _, err := c.next(20 * time.Second); err != nil {
+				return
+			}
+		}
+	}()
+	for i := range 10_000 {
+		if err := c.text(`{"type":"join","doc":"d-` + itoa(i) + `"}`); err != nil {
+			break
+		}
+	}
+	eventually(t, func() error {
+		if metric(t, n, "pushd_docs") != 100 || metric(t, n, `pushd_joins_refused_total{reason="too_many_docs"}`) != 9900 {
+			return errors.New("joins not processed yet")
+		}
+		return nil
+	})
+	_ = c.Close()
+	wg.Wait()
+	eventually(t, func() error {
+		if got := metric(t, n, "pushd_docs"); got != 0 {
+			return errors.New("docs not released")
+		}
+		return nil
+	})
+	publish(t, nc, "push.user.bystander", nil, `"ok"`, 1)
+	expectPush(t, bystander, "message", `"ok"`)
+}
+
+func itoa(i int) string { return strconv.Itoa(i) }
+
+func TestHandshakeRatePerIP(t *testing.T) {
+	ns := pushtest.RunNATS(t)
+	n := startPushd(t, ns.URL(), "--dev", "--handshake-rate-per-ip", "1", "--handshake-burst-per-ip", "3")
+	for i := range 3 {
+		if status, _ := handshake(t, n.wsURL()+"?user=u"+itoa(i), nil); status != http.StatusSwitchingProtocols {
+			t.Fatalf("handshake %d: %d", i, status)
+		}
+	}
+	status, body := handshake(t, n.wsURL()+"?user=u4", nil)
+	if status != http.StatusTooManyRequests || !strings.Contains(body, "rate_limited") {
+		t.Fatalf("fourth handshake: %d %s", status, body)
+	}
+	if got := metric(t, n, `pushd_handshake_failures_total{reason="rate_limited"}`); got != 1 {
+		t.Fatalf("rate_limited handshakes = %v", got)
+	}
+}
+
+func TestOriginCheck(t *testing.T) {
+	ns := pushtest.RunNATS(t)
+	prod := startPushd(t, ns.URL(), "--jwt-secret", testSecret)
+	listed := startPushd(t, ns.URL(), "--jwt-secret", testSecret, "--allowed-origins", "https://*.example.com,https://app.test")
+	dev := startPushd(t, ns.URL(), "--dev")
+	tok := "?token=" + token(t, "alice", time.Hour)
+	for _, tc := range []struct {
+		name   string
+		n      *testNode
+		origin string
+		want   int
+	}{
+		{"no origin (not a browser)", prod, "", 101},
+		{"same host", prod, "http://" + prod.Listen, 101},
+		{"other site", prod, "https://evil.test", 403},
+		{"listed wildcard", listed, "https://a.example.com", 101},
+		{"listed wildcard, deeper", listed, "https://a.b.example.com", 101},
+		{"wildcard needs a subdomain", listed, "https://example.com", 403},
+		{"suffix trick", listed, "https://evilexample.com", 403},
+		{"scheme matters", listed, "http://a.example.com", 403},
+		{"listed exact", listed, "https://app.test", 101},
+		{"same host is not implied by a list", listed, "http://" + listed.Listen, 403},
+		{"dev allows any", dev, "https://evil.test", 101},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := http.Header{}
+			if tc.origin != "" {
+				h.Set("Origin", tc.origin)
+			}
+			q := tok
+			if tc.n == dev {
+				q = "?user=alice"
+			}
+			status, body := handshake(t, tc.n.wsURL()+q, h)
+			if status != tc.want || (tc.want == 403 && !strings.Contains(body, "forbidden_origin")) {
+				t.Fatalf("status %d %s, want %d", status, body, tc.want)
+			}
+		})
+	}
+}
+
+func TestSlowlorisHandshakes(t *testing.T) {
+	ns := pushtest.RunNATS(t)
+	nc := ns.Connect(t)
+	n := startPushd(t, ns.URL(), "--dev")
+	c := dial(t, n, "patient")
+	// 200 connections that send half a request line and stop.
+	var conns []net.Conn
+	for range 200 {
+		nc, err := net.Dial("tcp", n.Listen)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := nc.Write([]byte("GET /ws?user=x HTTP/1.1\r\nHost: a\r\nUpgr")); err != nil {
+			t.Fatal(err)
+		}
+		conns = append(conns, nc)
+	}
+	// And garbage instead of a handshake.
+	g, err := net.Dial("tcp", n.Listen)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = g.Write([]byte("\x16\x03\x01\x00\xff garbage \x00\x01\x02\r\n\r\n"))
+	_ = g.SetReadDeadline(time.Now().Add(5 * time.Second))
+	buf := make([]byte, 64)
+	if m, _ := g.Read(buf); !strings.Contains(string(buf[:m]), "400") {
+		t.Fatalf("garbage handshake answered %q, want a 400", buf[:m])
+	}
+	_ = g.Close()
+	// Meanwhile the node serves others.
+	publish(t, nc, "push.user.patient", nil, `"served"`, 1)
+	expectPush(t, c, "message", `"served"`)
+	late := dial(t, n, "late")
+	publish(t, nc, "push.user.late", nil, `"also"`, 1)
+	expectPush(t, late, "message", `"also"`)
+	// Every slow handshake is dropped once the 5s header timeout passes.
+	start := time.Now()
+	for _, s := range conns {
+		_ = s.SetReadDeadline(time.Now().Add(10 * time.Second))
+		_, err := s.Read(buf)
+		if ne, ok := err.(net.Error); ok && ne.Timeout() {
+			t.Fatal("slow handshake still open after 10s")
+		}
+		_ = s.Close()
+	}
+	if took := time.Since(start); took > 9*time.Second {
+		t.Fatalf("slow handshakes dropped after %s", took)
+	}
+}
+
+func TestRawFrameAbuse(t *testing.T) {
+	ns := pushtest.RunNATS(t)
+	nc := ns.Connect(t)
+	n := startPushd(t, ns.URL(), "--dev", "--max-frame-size", "4096")
+	bystander := rawDial(t, n.Listen, "?user=bystander", nil)
+	bystander.textFrame(t)
+	for _, tc := range []struct {
+		name string
+		send func(c *rawConn) error
+		want uint16
+	}{
+		{"declared 1 GiB frame, no payload", func(c *rawConn) error { return c.frameHeader(true, false, 0x1, 1<<30, nil) }, 1009},
+		{"declared 2^63 frame", func(c *rawConn) error { return c.frameHeader(true, false, 0x1, 1<<63-1, nil) }, 1009},
+		{"fragments past the limit", func(c *rawConn) error {
+			if err := c.frame(false, false, 0x1, []byte(strings.Repeat("a", 3000))); err != nil {
+				return err
+			}
+			return c.frame(false, false, 0x0, []byte(strings.Repeat("a", 3000)))
+		}, 1009},
+		{"continuation without a start", func(c *rawConn) error { return c.frame(true, false, 0x0, []byte(`x`)) }, 1002},
+		{"invalid UTF-8", func(c *rawConn) error {
+			return c.frame(true, false, 0x1, []byte("{\"type\":\"ping\",\"x\":\"\xff\xfe\"}"))
+		}, 1007},
+		{"compressed frame without the extension", func(c *rawConn) error {
+			// A deflate bomb: 4 KiB of zeros inflating to far more. Compression is off, so RSV1 is a protocol error.
+			return c.frame(true, true, 0x1, make([]byte, 4000))
+		}, 1002},
+		{"unknown opcode", func(c *rawConn) error { return c.frame(true, false, 0x3, []byte(`x`)) }, 1002},
+		{"oversized ping", func(c *rawConn) error { return c.frame(true, false, 0x9, make([]byte, 200)) }, 1002},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := rawDial(t, n.Listen, "?user=mallory", nil)
+			c.textFrame(t) // hello
+			if err := tc.send(c); err != nil {
+				t.Fatal(err)
+			}
+			if got := c.closeCode(t, 5*time.Second); got != tc.want {
+				t.Fatalf("close code %d, want %d", got, tc.want)
+			}
+		})
+	}
+	// A fragmented message that never ends is not activity: the heartbeat
+	// sweeper closes the session (here on a node with a short interval).
+	quick := startPushd(t, ns.URL(), "--dev", "--ping-interval", "300ms", "--ping-grace", "300ms", "--heartbeat-sweep", "50ms")
+	f := rawDial(t, quick.Listen, "?user=mallory", nil)
+	f.textFrame(t)
+	if err := f.frame(false, false, 0x1, []byte(`{"type":"pi`)); err != nil {
+		t.Fatal(err)
+	}
+	if got := f.closeCode(t, 5*time.Second); got != 4002 {
+		t.Fatalf("endless fragment: close %d, want 4002", got)
+	}
+	// Unmasked client frames are refused.
+	c := rawDial(t, n.Listen, "?user=mallory", nil)
+	c.textFrame(t)
+	_, _ = c.Write([]byte{0x81, 0x02, '{', '}'})
+	if got := c.closeCode(t, 5*time.Second); got != 1002 {
+		t.Fatalf("unmasked frame: close %d, want 1002", got)
+	}
+	// The bystander, heartbeating, still gets pushes.
+	if err := bystander.text(`{"type":"ping"}`); err != nil {
+		t.Fatal(err)
+	}
+	if f := bystander.textFrame(t); !strings.Contains(f, "pong") {
+		t.Fatalf("bystander: %s", f)
+	}
+	publish(t, nc, "push.user.bystander", nats.Header{"Push-Event": {"after"}}, `1`, 1)
+	if f := bystander.textFrame(t); !strings.Contains(f, `"event":"after"`) {
+		t.Fatalf("bystander push: %s", f)
+	}
+	eventually(t, func() error {
+		if got := metric(t, n, "pushd_connections"); got != 1 {
+			return errors.New("abusive sessions still counted")
+		}
+		return nil
+	})
+}
+
+func TestSeveralSlowConsumersAreCutOff(t *testing.T) {
+	ns := pushtest.RunNATS(t)
+	nc := ns.Connect(t)
+	n := startPushd(t, ns.URL(), "--dev", "--max-queued-bytes", "65536", "--write-timeout", "2s")
+	// Five clients that upgrade and never read a byte: their socket buffers fill, then their queues.
+	const slow = 5
+	for i := range slow {
+		rawDial(t, n.Listen, "?user=slow"+itoa(i), nil)
+	}
+	fast := dial(t, n, "fast")
+	payload := []byte(`"` + strings.Repeat("p", 32<<10) + `"`)
+	eventually(t, func() error {
+		if got := metric(t, n, `pushd_connections_closed_total{reason="slow_consumer"}`); got == slow {
+			return nil
+		}
+		for i := range slow {
+			for range 20 {
+				if err := nc.Publish("push.user.slow"+itoa(i), payload); err != nil {
+					return err
+				}
+			}
+		}
+		return errors.New("slow consumers not all cut off yet")
+	})
+	publish(t, nc, "push.user.fast", nil, `"fine"`, 1)
+	expectPush(t, fast, "message", `"fine"`)
+	if got := metric(t, n, "pushd_connections"); got != 1 {
+		t.Fatalf("connections = %v, want only the fast client", got)
+	}
+}
