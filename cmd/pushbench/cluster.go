@@ -234,6 +234,7 @@ type serverSample struct {
 	HeapInuse  float64 `json:"heap_inuse_bytes"`
 	StackInuse float64 `json:"stack_inuse_bytes"`
 	Sessions   float64 `json:"sessions"`
+	WriteCalls int64   `json:"write_syscalls"` // syscw of /proc/<pid>/io: write and writev calls
 }
 
 // sample reads /proc for our children and /metrics where there is an admin
@@ -255,6 +256,7 @@ func (c *cluster) sample(gc bool) serverSample {
 		if sp.pid > 0 {
 			s.RSS += procRSS(sp.pid)
 			s.CPUNanos += procCPU(sp.pid)
+			s.WriteCalls += procWrites(sp.pid)
 		} else {
 			s.RSS += int64(m["process_resident_memory_bytes"])
 			s.CPUNanos += int64(m["process_cpu_seconds_total"] * 1e9)
@@ -343,4 +345,20 @@ func runPeerNATS(ctx context.Context, port, wsPort, monPort int) error {
 	ns.Shutdown()
 	ns.WaitForShutdown()
 	return nil
+}
+
+// procWrites is the number of write-family syscalls pid made (syscw in
+// /proc/<pid>/io), which tells how many frames each writev carried.
+func procWrites(pid int) int64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/io", pid))
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "syscw:"); ok {
+			n, _ := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+			return n
+		}
+	}
+	return 0
 }

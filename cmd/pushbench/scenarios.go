@@ -135,6 +135,9 @@ func (b *bench) broadcastPhase(subject, prefix string) error {
 	b.rep.add(prefix+"expected", float64(expected), "")
 	b.rep.add(prefix+"deliveries_per_sec", float64(t.received)/max(span.Seconds(), 1e-9), "1/s")
 	b.rep.add(prefix+"server_cpu_per_delivery", float64(s1.CPUNanos-s0.CPUNanos)/1e3/float64(max(t.received, 1)), "µs")
+	if w := s1.WriteCalls - s0.WriteCalls; w > 0 {
+		b.rep.add(prefix+"server_frames_per_write", float64(t.received)/float64(w), "")
+	}
 	b.rep.add(prefix+"client_cpu_per_delivery", float64(t.clientCPU-c0.clientCPU)/1e3/float64(max(t.received, 1)), "µs")
 	ls := last.Summary()
 	b.rep.add(prefix+"last_client_p50", ls.P50, "ms")
