@@ -123,7 +123,7 @@ func TestTargeted(t *testing.T) {
 }
 
 func TestDocsZipf(t *testing.T) {
-	r := run(t, "docs", "--conns", "60", "--in-process", "--docs", "10", "--doc-size", "zipf", "--count", "50", "--rate", "500")
+	r := run(t, "docs", "--conns", "60", "--in-process", "--docs", "10", "--doc-size", "zipf", "--jwt-secret", "bench-secret", "--count", "50", "--rate", "500")
 	if d, e := metricOf(t, r, "deliveries"), metricOf(t, r, "expected"); d != e || d == 0 {
 		t.Errorf("deliveries %v, expected %v", d, e)
 	}

@@ -382,9 +382,12 @@ func (w *worker) wsURL(idx int) (string, error) {
 	user := userID(idx)
 	q := url.Values{}
 	if s.Secret != "" {
-		tok, err := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{
-			"sub": user, "exp": time.Now().Add(24 * time.Hour).Unix(), "iat": time.Now().Unix(),
-		}).SignedString([]byte(s.Secret))
+		claims := jwt.MapClaims{"sub": user, "exp": time.Now().Add(24 * time.Hour).Unix(), "iat": time.Now().Unix()}
+		if s.Docs > 0 {
+			// the doc it will join, granted in the token's docs claim
+			claims["docs"] = []string{docID(docFor(idx, s.Docs, s.DocDist, zipfFor(s.Docs)))}
+		}
+		tok, err := jwt.NewWithClaims(jwt.SigningMethodHS256, claims).SignedString([]byte(s.Secret))
 		if err != nil {
 			return "", err
 		}
