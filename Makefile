@@ -37,6 +37,7 @@ unit:
 fuzz:
 	$(GO) test -run='^$$' -fuzz='^FuzzDecodeClientFrame$$' -fuzztime=$(FUZZTIME) ./node
 	$(GO) test -run='^$$' -fuzz='^FuzzEncodePush$$' -fuzztime=$(FUZZTIME) ./node
+	$(GO) test -run='^$$' -fuzz='^FuzzVerify$$' -fuzztime=$(FUZZTIME) ./auth
 
 chart:
 	cd helm/test && $(GO) test -count=1 ./...
