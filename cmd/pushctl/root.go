@@ -159,7 +159,9 @@ func (g *globals) bind(cmd *cobra.Command, lookupEnv func(string) (string, bool)
 func (g *globals) connect() (*conn, error) {
 	opts := []nats.Option{
 		nats.Name("pushctl"),
-		nats.Timeout(g.timeout),
+		// Dialing gets at least 5s even with a short --timeout: a busy
+		// server is not an absent one.
+		nats.Timeout(max(g.timeout, 5*time.Second)),
 		nats.MaxReconnects(0),
 		nats.NoCallbacksAfterClientClose(),
 	}

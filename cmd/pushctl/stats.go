@@ -68,10 +68,15 @@ func runStats(g *globals, c *conn, interval time.Duration, watch bool) error {
 		case <-t.C:
 		}
 		cur, err := c.client.Stats(g.ctx)
-		if err != nil {
-			if watch && g.ctx.Err() != nil {
-				return nil
-			}
+		switch {
+		case err != nil && watch && g.ctx.Err() != nil:
+			return nil // interrupted
+		case err != nil && watch:
+			// Keep watching through a bad sample; the baseline stays.
+			fmt.Fprintln(g.err, errorLine(classify(err)))
+			t.Reset(interval)
+			continue
+		case err != nil:
 			return err
 		}
 		rates := admin.Rates(prev, cur)
