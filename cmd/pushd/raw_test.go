@@ -8,7 +8,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"strings"
 	"testing"
 	"time"
 )
@@ -175,13 +174,4 @@ func (c *rawConn) textFrame(t *testing.T) string {
 			return string(p)
 		}
 	}
-}
-
-func hasJSON(frame string, kv ...string) bool {
-	for i := 0; i+1 < len(kv); i += 2 {
-		if !strings.Contains(frame, `"`+kv[i]+`":`+kv[i+1]) {
-			return false
-		}
-	}
-	return true
 }
