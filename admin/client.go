@@ -108,7 +108,7 @@ type SessionsQuery struct {
 	Doc  string
 	// Node, when set, asks only that node.
 	Node *int64
-	// Limit is the page size; zero means DefaultLimit.
+	// Limit is the page size; zero means DefaultLimit, at most MaxLimit.
 	Limit int
 	// Cursor is Next of the previous page.
 	Cursor string
@@ -131,6 +131,7 @@ func (c *Client) Sessions(ctx context.Context, q SessionsQuery) (SessionsPage, e
 	if q.Limit <= 0 {
 		q.Limit = DefaultLimit
 	}
+	q.Limit = min(q.Limit, MaxLimit)
 	req := Request{Node: q.Node, User: q.User, Doc: q.Doc, Limit: q.Limit, Cursor: q.Cursor}
 	expect := c.known
 	if q.Node != nil {

@@ -127,6 +127,10 @@ func (s *Server) handle(verb string, m *nats.Msg) {
 		info.Reply = me
 		s.respond(m, info)
 	case VerbSessions:
+		if req.Limit <= 0 {
+			req.Limit = DefaultLimit
+		}
+		req.Limit = min(req.Limit, MaxLimit)
 		list, next, total := src.Sessions(req)
 		if list == nil {
 			list = []SessionInfo{}

@@ -19,6 +19,10 @@ func Verbs() []string {
 // DefaultLimit is the page size of sessions when a request sets none.
 const DefaultLimit = 100
 
+// MaxLimit is the largest page a node returns, so a reply stays well under
+// NATS's default 1 MiB payload limit.
+const MaxLimit = 1000
+
 // Request is the body of every admin request. Fields a verb does not use are
 // ignored.
 type Request struct {
@@ -31,7 +35,8 @@ type Request struct {
 	Doc string `json:"doc,omitempty"`
 	// SID selects one session (session, kick).
 	SID string `json:"sid,omitempty"`
-	// Limit is the page size (sessions); zero means DefaultLimit.
+	// Limit is the page size (sessions); zero means DefaultLimit, more than
+	// MaxLimit means MaxLimit.
 	Limit int `json:"limit,omitempty"`
 	// Cursor asks for sessions with a session ID greater than it (sessions).
 	Cursor string `json:"cursor,omitempty"`

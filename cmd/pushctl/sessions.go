@@ -50,8 +50,8 @@ is paged: --limit sessions per page (default 100); the next page starts after
 			if err := checkID("--doc", f.doc); err != nil {
 				return err
 			}
-			if f.limit <= 0 {
-				return usageErrorf("--limit %d: want a positive page size", f.limit)
+			if f.limit <= 0 || f.limit > admin.MaxLimit {
+				return usageErrorf("--limit %d: want a page size of 1..%d", f.limit, admin.MaxLimit)
 			}
 			if f.cursor != "" {
 				if err := checkSID("--cursor", f.cursor); err != nil {
@@ -71,7 +71,7 @@ is paged: --limit sessions per page (default 100); the next page starts after
 	fl.StringVar(&f.user, "user", "", "only this user's sessions")
 	fl.StringVar(&f.doc, "doc", "", "only sessions that joined this doc")
 	fl.Int64Var(&f.node, "node", 0, "only sessions on this node ID")
-	fl.IntVar(&f.limit, "limit", admin.DefaultLimit, "page size")
+	fl.IntVar(&f.limit, "limit", admin.DefaultLimit, "page size (at most 1000)")
 	fl.StringVar(&f.cursor, "cursor", "", "start after this session ID (the hint printed under the previous page)")
 	return cmd
 }

@@ -317,6 +317,7 @@ func TestPushctl(t *testing.T) {
 		}
 
 		pc.fails(2, "--limit", "sessions", "--limit", "0")
+		pc.fails(2, "1..1000", "sessions", "--limit", "5000")
 		pc.fails(2, "--user", "sessions", "--user", "a.b")
 		pc.fails(2, "--node", "sessions", "--node", "5000")
 		pc.fails(2, "takes no arguments", "sessions", "alice")
