@@ -567,8 +567,14 @@ func (c *benchClient) setInterval(b []byte) {
 		return
 	}
 	iv := ms * int64(time.Millisecond)
-	c.interval.Store(iv)
-	c.nextPing.Store(time.Now().UnixNano() + iv)
+	next := iv
+	if c.interval.Swap(iv) == 0 || c.nextPing.Load() == 0 {
+		// First interval (from hello): start at a random point of it, as a
+		// population that connected over time would, instead of every client
+		// of a fast ramp pinging in the same few seconds.
+		next = 1 + rand.Int64N(iv)
+	}
+	c.nextPing.Store(time.Now().UnixNano() + next)
 }
 
 // gotPush records one push whose body carries {"t":<unix ns>,"s":<seq>}.
