@@ -173,12 +173,4 @@ func (l *leaseEvents) wait(t testing.TB, n int, timeout time.Duration) leaseEven
 	return ev
 }
 
-func nodeIDs(nodes []registry.Node) []int {
-	ids := make([]int, len(nodes))
-	for i, n := range nodes {
-		ids[i] = n.ID
-	}
-	return ids
-}
-
 func itoa(n int) string { return strconv.Itoa(n) }
