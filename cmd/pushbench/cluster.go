@@ -100,6 +100,10 @@ func setupCluster(ctx context.Context, o *options) (*cluster, error) {
 		c.natsURL = ns.ClientURL()
 	}
 	k := max(o.spawnNodes, 1)
+	if per := o.conns / k; per > 18000 {
+		return c, fmt.Errorf("%d connections on %d node(s) is %d per pushd process, past what its 20,000 open files allow; use --spawn-nodes %d",
+			o.conns, k, per, (o.conns+17999)/18000)
+	}
 	for i := range k {
 		sp, err := c.spawnPushd(ctx, o, i)
 		if err != nil {
