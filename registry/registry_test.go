@@ -115,9 +115,18 @@ func TestConcurrentStartReclaimAndExplicit(t *testing.T) {
 	watchErr := make(chan error, 1)
 	go func() {
 		watchErr <- regs[0].Watch(watchCtx, func(nodes []registry.Node) {
-			select {
-			case updates <- nodes:
-			default: // the test only needs the latest state
+			// Keep the newest list: when the buffer is full, drop the oldest
+			// entry, never the update being delivered.
+			for {
+				select {
+				case updates <- nodes:
+					return
+				default:
+					select {
+					case <-updates:
+					default:
+					}
+				}
 			}
 		})
 	}()
