@@ -87,9 +87,11 @@ type Client struct {
 	replies chan Frame
 	done    chan struct{}
 
-	mu       sync.Mutex
-	closeErr error
-	readDone chan struct{}
+	mu        sync.Mutex
+	closeErr  error
+	readDone  chan struct{}
+	closing   chan struct{} // closed by Close: unblocks a read loop stuck on a full buffer
+	closeOnce sync.Once
 }
 
 // Hello is the server's first frame.
@@ -130,6 +132,7 @@ func Dial(ctx context.Context, rawURL string, opts Options) (*Client, error) {
 		replies:  make(chan Frame, 64),
 		done:     make(chan struct{}),
 		readDone: make(chan struct{}),
+		closing:  make(chan struct{}),
 	}
 	conn, resp, err := gws.NewClient(&events{c: c}, &gws.ClientOption{
 		Addr:             u.String(),
@@ -293,7 +296,9 @@ func (c *Client) Err() error {
 }
 
 // Close closes the session normally and waits for the read loop to end.
+// Pushes not yet read are dropped.
 func (c *Client) Close() error {
+	c.closeOnce.Do(func() { close(c.closing) })
 	_ = c.conn.WriteClose(1000, nil)
 	<-c.readDone
 	return nil
@@ -331,9 +336,12 @@ func (e *events) OnMessage(_ *gws.Conn, msg *gws.Message) {
 	if err := json.Unmarshal(msg.Bytes(), &f); err != nil {
 		f = Frame{Type: "invalid", Message: err.Error(), Data: append(json.RawMessage(nil), msg.Bytes()...)}
 	}
+	ch := e.c.replies
 	if f.Type == "push" {
-		e.c.pushes <- f
-		return
+		ch = e.c.pushes
 	}
-	e.c.replies <- f
+	select {
+	case ch <- f: // a full buffer blocks the socket: backpressure, as a slow reader would
+	case <-e.c.closing:
+	}
 }

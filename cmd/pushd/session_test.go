@@ -337,7 +337,7 @@ func TestSlowConsumerIsCutOffWithoutHurtingOthers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer func() { _ = slow }() // its read loop is blocked by design; the node closes the socket
+	defer slow.Close() // its read loop is blocked by design until Close
 	fast := dial(t, n, "fast")
 	payload := `"` + strings.Repeat("p", 32<<10) + `"`
 	eventually(t, func() error {
