@@ -67,6 +67,12 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	for _, t := range []Target{TargetUser, TargetDoc, TargetAll, TargetSession} {
 		m.pushes.WithLabelValues(string(t))
 	}
+	// Every reason exists from the start, so dashboards and alerts see zeros
+	// rather than missing series.
+	for _, r := range []string{"unauthorized", "bad_request", "draining", "not_leased", "over_capacity",
+		"too_many_sessions", "forbidden_origin", "rate_limited", "upgrade"} {
+		m.handshakeFailures.WithLabelValues(r)
+	}
 	m.leaseHeld.Set(1)
 	if reg != nil {
 		reg.MustRegister(m.connections, m.accepted, m.closed, m.handshakeFailures, m.users, m.docs, m.pushes,
