@@ -76,6 +76,12 @@ type Config struct {
 	// WriteTimeout bounds one socket write; a write that times out closes the
 	// session as a slow consumer. Zero means 10s.
 	WriteTimeout time.Duration
+	// WriteCoalesce, when positive, makes the writer of a session written to
+	// less than WriteCoalesce ago wait that long before writing again, so
+	// pushes streaming to it go out several per writev (fewer syscalls, more
+	// latency). The first push after a quiet spell is written at once. Zero,
+	// the default, never waits.
+	WriteCoalesce time.Duration
 	// HandshakeTimeout bounds writing the upgrade response. Zero means 5s.
 	HandshakeTimeout time.Duration
 	// DrainTimeout is the time over which Drain spreads closing sessions. Zero

@@ -62,6 +62,9 @@ type session struct {
 	spare    []*frame
 	outBytes int
 	writing  bool
+	// lastWrite is the UnixNano of the last socket write, for WriteCoalesce;
+	// only the (single) running writer touches it.
+	lastWrite int64
 	// closeAfter is a close frame to write once out is flushed.
 	closeAfter *frame
 	dead       bool

@@ -81,6 +81,9 @@ func (s *session) abort(code CloseCode, reason string, why Reason) {
 // an idle session costs no goroutine.
 func (s *session) writeLoop() {
 	cfg := &s.node.cfg
+	if d := cfg.WriteCoalesce; d > 0 && s.lastWrite != 0 && time.Now().UnixNano()-s.lastWrite < int64(d) {
+		time.Sleep(d) // streaming session: let more pushes join this write
+	}
 	var bufs net.Buffers
 	for {
 		s.mu.Lock()
@@ -118,6 +121,7 @@ func (s *session) writeLoop() {
 		}
 		n := len(batch)
 		now := time.Now().UnixNano()
+		s.lastWrite = now
 		for i, f := range batch {
 			if f.sent != 0 && err == nil && !dead {
 				s.node.metrics.latency.Observe(float64(now-f.sent) / 1e9)

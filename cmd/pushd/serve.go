@@ -245,6 +245,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, onStart func(start
 		MaxFrameSize:     cfg.MaxFrameSize,
 		MaxQueuedBytes:   cfg.MaxQueuedBytes,
 		WriteTimeout:     cfg.WriteTimeout,
+		WriteCoalesce:    cfg.WriteCoalesce,
 		DrainTimeout:     cfg.DrainTimeout,
 		Logger:           log.With("component", "node"),
 		Registerer:       reg,
