@@ -236,6 +236,7 @@ type serverSample struct {
 	CPUNanos   int64   `json:"cpu_ns"`
 	Goroutines float64 `json:"goroutines"`
 	HeapInuse  float64 `json:"heap_inuse_bytes"`
+	HeapLive   float64 `json:"heap_live_bytes"` // heap_alloc, live objects only when sampled after a GC
 	StackInuse float64 `json:"stack_inuse_bytes"`
 	Sessions   float64 `json:"sessions"`
 	WriteCalls int64   `json:"write_syscalls"` // syscw of /proc/<pid>/io: write and writev calls
@@ -267,6 +268,7 @@ func (c *cluster) sample(gc bool) serverSample {
 		}
 		s.Goroutines += m["go_goroutines"]
 		s.HeapInuse += m["go_memstats_heap_inuse_bytes"]
+		s.HeapLive += m["go_memstats_heap_alloc_bytes"]
 		s.StackInuse += m["go_memstats_stack_inuse_bytes"]
 		s.Sessions += m["pushd_connections"]
 	}

@@ -714,8 +714,8 @@ func (w *worker) churn(spec churnSpec) {
 	rng := rand.New(rand.NewPCG(uint64(start.UnixNano()), uint64(w.spec.First)))
 	for i := 0; ; i++ {
 		at := start.Add(time.Duration(float64(i) / spec.PerSecond * 1e9))
-		if !at.Before(end) || w.ctx.Err() != nil {
-			break
+		if !at.Before(end) || !time.Now().Before(end) || w.ctx.Err() != nil {
+			break // bounded by the count the rate allows and by the wall clock
 		}
 		if d := time.Until(at); d > 0 {
 			select {
