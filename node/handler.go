@@ -67,6 +67,9 @@ func (h *handler) OnMessage(c *gws.Conn, msg *gws.Message) {
 	b := msg.Bytes()
 	s.msgsIn.Add(1)
 	s.bytesIn.Add(uint64(len(b)))
+	if s.closing.Load() {
+		return // we sent our close frame; only the peer's close matters now
+	}
 	if !n.admitFrame(s, now, len(b)) {
 		return
 	}

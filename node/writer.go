@@ -96,7 +96,7 @@ func (s *session) writeLoop() {
 				_ = s.netConn.SetWriteDeadline(time.Now().Add(closeFrameWriteTimeout))
 				_, _ = s.netConn.Write(cf.bytes())
 				cf.release()
-				_ = s.netConn.Close()
+				s.finishClose()
 				s.mu.Lock()
 			}
 			s.writing = false
@@ -151,6 +151,21 @@ func (s *session) writeLoop() {
 		s.node.metrics.framesWritten.Add(float64(n))
 		s.node.metrics.bytesWritten.Add(float64(size))
 	}
+}
+
+// finishClose ends the socket after our close frame was written. Closing a
+// socket with unread client data makes the kernel send a reset, which can
+// destroy the close frame in flight (a flooding client would never learn its
+// close code). So shut down only our side (FIN), and let the read loop drain
+// until the peer closes or closeFrameWriteTimeout passes; then gws closes it.
+func (s *session) finishClose() {
+	if cw, ok := s.netConn.(interface{ CloseWrite() error }); ok {
+		if cw.CloseWrite() == nil {
+			_ = s.netConn.SetReadDeadline(time.Now().Add(closeFrameWriteTimeout))
+			return
+		}
+	}
+	_ = s.netConn.Close()
 }
 
 // dropQueueLocked releases every queued frame. Lock must be held.
