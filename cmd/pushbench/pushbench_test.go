@@ -142,7 +142,9 @@ func TestChurn(t *testing.T) {
 
 func TestCompare(t *testing.T) {
 	r := run(t, "compare", "--conns", "30", "--in-process", "--count", "10", "--rate", "200", "--hold", "200ms")
-	positive(t, r, "ratio_rss_per_conn", "ratio_cpu_per_delivery", "nats_deliveries")
+	// CPU ticks are 10ms: a few hundred deliveries may cost none, so only
+	// the memory ratio must be there.
+	positive(t, r, "ratio_rss_per_conn", "nats_deliveries", "pushd_deliveries")
 	if d := metricOf(t, r, "nats_deliveries"); d != 300 {
 		t.Errorf("nats deliveries %v, want 300", d)
 	}
