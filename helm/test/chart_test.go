@@ -134,6 +134,13 @@ func checkWorkload(t *testing.T, r *rendered) {
 	if e := env["PUSHD_NODE_NAME"]; e.ValueFrom == nil || e.ValueFrom.FieldRef == nil || e.ValueFrom.FieldRef.FieldPath != "metadata.name" {
 		t.Errorf("PUSHD_NODE_NAME must come from the downward API metadata.name: %+v", e)
 	}
+	// Secure default: joining a doc needs authorization unless the values say otherwise.
+	if e := env["PUSHD_JOIN_AUTHORIZATION"]; e.Value != "required" && e.Value != "off" {
+		t.Errorf("PUSHD_JOIN_AUTHORIZATION %q: want required (default) or off", e.Value)
+	}
+	if e, ok := env["PUSHD_ALLOWED_ORIGINS"]; ok && e.Value == "" {
+		t.Errorf("PUSHD_ALLOWED_ORIGINS rendered empty")
+	}
 	if e, ok := env["GOMEMLIMIT"]; !ok {
 		t.Errorf("GOMEMLIMIT not set")
 	} else if e.Value == "" && (e.ValueFrom == nil || e.ValueFrom.ResourceFieldRef == nil || e.ValueFrom.ResourceFieldRef.Resource != "limits.memory") {
@@ -466,6 +473,8 @@ func TestBadValuesRejected(t *testing.T) {
 		{"unknown nested key", "service:\n  sessionAfinity: None\n", "sessionAfinity"},
 		{"sticky sessions", "service:\n  sessionAffinity: Sticky\n", "sessionAffinity"},
 		{"bad log format", "pushd:\n  logFormat: xml\n", "logFormat"},
+		{"bad join authorization", "pushd:\n  joinAuthorization: maybe\n", "joinAuthorization"},
+		{"empty allowed origin", "pushd:\n  allowedOrigins: [\"\"]\n", "allowedOrigins"},
 		{"negative drain", "pushd:\n  drainTimeoutSeconds: -1\n", "drainTimeoutSeconds"},
 		{"bad digest", "image:\n  digest: latest\n", "digest"},
 		{"bad nats url", "nats:\n  url: localhost:4222\n", "url"},
