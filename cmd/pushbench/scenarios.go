@@ -67,6 +67,15 @@ func (b *bench) idleMeasure(base serverSample, prefix string) error {
 	b.rep.add(prefix+"heartbeats_per_sec", float64(t1.pingsSent-t0.pingsSent)/secs, "1/s")
 	b.rep.add(prefix+"heartbeat_bytes_per_sec", float64((t1.bytesIn-t0.bytesIn)+(t1.bytesOut-t0.bytesOut))/secs, "B/s")
 	b.rep.add(prefix+"client_drops", float64(t1.dropped), "")
+	if !b.o.inProcess {
+		var rss int64
+		for _, w := range b.workers {
+			rss += procRSS(w.pid)
+		}
+		// the lean gws client, for comparison with the client package
+		// (whose buffered channels alone are 1088 frames x 192 B = 204 KiB)
+		b.rep.add(prefix+"client_rss_per_conn", float64(rss)/n/1024, "KiB")
+	}
 	b.rep.check(prefix+"no connection dropped while idle", t1.dropped == 0 && t1.open == b.o.conns, fmt.Sprintf("open %d, dropped %d", t1.open, t1.dropped))
 	return nil
 }
