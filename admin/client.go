@@ -177,10 +177,10 @@ func (c *Client) Session(ctx context.Context, sid string) (SessionInfo, error) {
 	if err != nil && !errors.Is(err, ErrNoNodes) {
 		return SessionInfo{}, err
 	}
-	for _, m := range msgs {
+	if len(msgs) > 0 { // only the node holding the session answers
 		var r SessionReply
-		if err := json.Unmarshal(m.Data, &r); err != nil {
-			return SessionInfo{}, fmt.Errorf("bad session reply %q: %w", m.Data, err)
+		if err := json.Unmarshal(msgs[0].Data, &r); err != nil {
+			return SessionInfo{}, fmt.Errorf("bad session reply %q: %w", msgs[0].Data, err)
 		}
 		return r.Session, nil
 	}
