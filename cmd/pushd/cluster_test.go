@@ -81,23 +81,10 @@ func TestClusterOverNATSCluster(t *testing.T) {
 func waitInterest(t *testing.T, nc *nats.Conn, subject string, want int) {
 	t.Helper()
 	eventually(t, func() error {
-		inbox := nats.NewInbox()
-		sub, err := nc.SubscribeSync(inbox)
+		// The probe is a real push; flushProbes removes it from the clients.
+		got, err := answers(nc, subject, hdr("Push-Event", "probe"), 300*time.Millisecond)
 		if err != nil {
 			return err
-		}
-		defer func() { _ = sub.Unsubscribe() }()
-		// The probe is a real push; flushProbes removes it from the clients.
-		if err := nc.PublishMsg(&nats.Msg{Subject: subject, Reply: inbox, Header: hdr("Push-Event", "probe")}); err != nil {
-			return err
-		}
-		got := 0
-		for {
-			_, err := sub.NextMsg(300 * time.Millisecond)
-			if err != nil {
-				break
-			}
-			got++
 		}
 		if got < want {
 			return fmt.Errorf("%s: %d nodes answered, want %d", subject, got, want)
@@ -140,16 +127,11 @@ func TestNATSRestartRestoresSubscriptions(t *testing.T) {
 	// Until the node has reconnected and re-subscribed, nobody answers.
 	var recovered time.Duration
 	eventually(t, func() error {
-		inbox := nats.NewInbox()
-		sub, err := nc.SubscribeSync(inbox)
+		got, err := answers(nc, "push.session."+a.SID(), hdr("Push-Event", "probe"), 200*time.Millisecond)
 		if err != nil {
 			return err
 		}
-		defer func() { _ = sub.Unsubscribe() }()
-		if err := nc.PublishMsg(&nats.Msg{Subject: "push.session." + a.SID(), Reply: inbox, Header: hdr("Push-Event", "probe")}); err != nil {
-			return err
-		}
-		if _, err := sub.NextMsg(200 * time.Millisecond); err != nil {
+		if got == 0 {
 			return errors.New("node not re-subscribed yet")
 		}
 		recovered = time.Since(restarted)

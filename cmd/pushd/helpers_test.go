@@ -88,14 +88,33 @@ func (n *testNode) stop(t *testing.T) error {
 	}
 }
 
+// token is an HS256 token for sub that expires after ttl (negative: already
+// expired).
 func token(t testing.TB, sub string, ttl time.Duration) string {
 	t.Helper()
-	claims := jwt.MapClaims{"sub": sub, "exp": time.Now().Add(ttl).Unix()}
-	s, err := jwt.NewWithClaims(jwt.SigningMethodHS256, claims).SignedString([]byte(testSecret))
+	return signed(t, jwt.MapClaims{"sub": sub, "exp": time.Now().Add(ttl).Unix()})
+}
+
+// answers publishes a push with a reply subject and counts the delivery
+// reports that arrive within wait.
+func answers(nc *nats.Conn, subject string, h nats.Header, wait time.Duration) (int, error) {
+	inbox := nats.NewInbox()
+	sub, err := nc.SubscribeSync(inbox)
 	if err != nil {
-		t.Fatal(err)
+		return 0, err
 	}
-	return s
+	defer func() { _ = sub.Unsubscribe() }()
+	if err := nc.PublishMsg(&nats.Msg{Subject: subject, Reply: inbox, Header: h}); err != nil {
+		return 0, err
+	}
+	got := 0
+	for {
+		m, err := sub.NextMsg(wait)
+		if err != nil || len(m.Data) == 0 { // timeout, or NATS's "no responders" status
+			return got, nil
+		}
+		got++
+	}
 }
 
 func ctxT(t *testing.T) context.Context {
