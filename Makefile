@@ -4,6 +4,8 @@ TOOLS ?= $(HOME)/.cache/pushd/tools
 export PATH := $(TOOLS)/bin:$(PATH)
 GO ?= go
 FUZZTIME ?= 15s
+# Minimising each new input may take the whole budget otherwise (the default is 60s).
+FUZZFLAGS ?= -fuzztime=$(FUZZTIME) -fuzzminimizetime=1s
 
 .PHONY: all build run test tools vet staticcheck unit fuzz chart bench
 
@@ -35,9 +37,9 @@ unit:
 	$(GO) test -race -count=1 -timeout 25m ./...
 
 fuzz:
-	$(GO) test -run='^$$' -fuzz='^FuzzDecodeClientFrame$$' -fuzztime=$(FUZZTIME) ./node
-	$(GO) test -run='^$$' -fuzz='^FuzzEncodePush$$' -fuzztime=$(FUZZTIME) ./node
-	$(GO) test -run='^$$' -fuzz='^FuzzVerify$$' -fuzztime=$(FUZZTIME) ./auth
+	$(GO) test -run='^$$' -fuzz='^FuzzDecodeClientFrame$$' $(FUZZFLAGS) ./node
+	$(GO) test -run='^$$' -fuzz='^FuzzEncodePush$$' $(FUZZFLAGS) ./node
+	$(GO) test -run='^$$' -fuzz='^FuzzVerify$$' $(FUZZFLAGS) ./auth
 
 chart:
 	cd helm/test && $(GO) test -count=1 ./...
