@@ -133,10 +133,7 @@ func encodeHello(sid string, nodeID int64, user string, intervalMS, timeoutMS in
 	b = strconv.AppendInt(b, nodeID, 10)
 	b = append(b, `,"user":`...)
 	b = appendString(b, user)
-	b = append(b, `,"ping_interval":`...)
-	b = strconv.AppendInt(b, intervalMS, 10)
-	b = append(b, `,"ping_timeout":`...)
-	b = strconv.AppendInt(b, timeoutMS, 10)
+	b = appendHeartbeat(append(b, ','), intervalMS, timeoutMS)
 	f.buf = append(b, '}')
 	f.seal(opText)
 	return f
@@ -144,13 +141,18 @@ func encodeHello(sid string, nodeID int64, user string, intervalMS, timeoutMS in
 
 func encodePong(intervalMS, timeoutMS int64) *frame {
 	f := newFrame()
-	b := append(f.buf, `{"type":"pong","ping_interval":`...)
-	b = strconv.AppendInt(b, intervalMS, 10)
-	b = append(b, `,"ping_timeout":`...)
-	b = strconv.AppendInt(b, timeoutMS, 10)
+	b := appendHeartbeat(append(f.buf, `{"type":"pong",`...), intervalMS, timeoutMS)
 	f.buf = append(b, '}')
 	f.seal(opText)
 	return f
+}
+
+// appendHeartbeat appends the heartbeat fields hello and pong share.
+func appendHeartbeat(b []byte, intervalMS, timeoutMS int64) []byte {
+	b = append(b, `"ping_interval":`...)
+	b = strconv.AppendInt(b, intervalMS, 10)
+	b = append(b, `,"ping_timeout":`...)
+	return strconv.AppendInt(b, timeoutMS, 10)
 }
 
 // encodeDocReply builds joined/left replies.
