@@ -111,13 +111,19 @@ func (s *session) writeLoop() {
 
 		var err error
 		if !dead {
-			bufs = bufs[:0]
-			for _, f := range batch {
-				bufs = append(bufs, f.bytes())
-			}
 			_ = s.netConn.SetWriteDeadline(time.Now().Add(cfg.WriteTimeout))
-			w := bufs // WriteTo consumes the slice header it is given
-			_, err = w.WriteTo(s.netConn)
+			if len(batch) == 1 {
+				// The common case (one push per session, as in a broadcast):
+				// a plain write, without building an iovec.
+				_, err = s.netConn.Write(batch[0].bytes())
+			} else {
+				bufs = bufs[:0]
+				for _, f := range batch {
+					bufs = append(bufs, f.bytes())
+				}
+				w := bufs // WriteTo consumes the slice header it is given
+				_, err = w.WriteTo(s.netConn)
+			}
 		}
 		n := len(batch)
 		now := time.Now().UnixNano()
