@@ -5,10 +5,8 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
-	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
-	"encoding/pem"
 	"errors"
 	"math/big"
 	"os"
@@ -18,6 +16,8 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/pushd/pushd/internal/pushtest"
 )
 
 const secret = "auth-test-secret-0123456789"
@@ -43,17 +43,6 @@ func claims(sub string, ttl time.Duration, extra ...any) jwt.MapClaims {
 	return c
 }
 
-func writePEM(t testing.TB, path string, pub any) {
-	t.Helper()
-	der, err := x509.MarshalPKIXPublicKey(pub)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-}
-
 func mustVerifier(t testing.TB, cfg Config) *Verifier {
 	t.Helper()
 	v, err := New(cfg)
@@ -68,7 +57,7 @@ var rsaKey, _ = rsa.GenerateKey(rand.Reader, 2048)
 func TestVerifyAttacks(t *testing.T) {
 	dir := t.TempDir()
 	pubPath := filepath.Join(dir, "rsa.pem")
-	writePEM(t, pubPath, &rsaKey.PublicKey)
+	pushtest.WritePublicKeyPEM(t, pubPath, &rsaKey.PublicKey)
 	pemBytes, _ := os.ReadFile(pubPath)
 	v := mustVerifier(t, Config{Secret: []byte(secret), PublicKeyFiles: []string{pubPath}, Audience: "pushd", Issuer: "https://auth.example"})
 	good := claims("alice", time.Hour, "aud", "pushd", "iss", "https://auth.example")
@@ -154,7 +143,7 @@ func TestKeysDirKidAndRotation(t *testing.T) {
 	dir := t.TempDir()
 	ec1, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	ec2, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	writePEM(t, filepath.Join(dir, "k1.pem"), &ec1.PublicKey)
+	pushtest.WritePublicKeyPEM(t, filepath.Join(dir, "k1.pem"), &ec1.PublicKey)
 	writeJWKS(t, filepath.Join(dir, "jwks.json"), jwkRSA("r1", &rsaKey.PublicKey),
 		map[string]string{"kty": "oct", "kid": "h1", "k": base64.RawURLEncoding.EncodeToString([]byte(secret))})
 	if err := os.WriteFile(filepath.Join(dir, "README"), []byte("ignored"), 0o600); err != nil {
@@ -185,7 +174,7 @@ func TestKeysDirKidAndRotation(t *testing.T) {
 	bad(sign(t, jwt.SigningMethodES256, ec2, "k1", claims("a", time.Hour)), "right kid, wrong key")
 
 	// Rotation: add k2, then drop k1; a broken file keeps the old keys.
-	writePEM(t, filepath.Join(dir, "k2.pem"), &ec2.PublicKey)
+	pushtest.WritePublicKeyPEM(t, filepath.Join(dir, "k2.pem"), &ec2.PublicKey)
 	if changed, err := v.ReloadIfChanged(); !changed || err != nil {
 		t.Fatalf("reload: %v %v", changed, err)
 	}
@@ -219,7 +208,7 @@ func TestBadKeyConfig(t *testing.T) {
 		t.Fatalf("empty dir: %v", err)
 	}
 	p384, _ := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
-	writePEM(t, filepath.Join(dir, "p384.pem"), &p384.PublicKey)
+	pushtest.WritePublicKeyPEM(t, filepath.Join(dir, "p384.pem"), &p384.PublicKey)
 	if _, err := New(Config{KeysDir: dir}); err == nil {
 		t.Fatal("P-384 key accepted for ES256")
 	}
@@ -253,8 +242,8 @@ func mustJSON(v any) []byte { b, _ := json.Marshal(v); return b }
 func FuzzVerify(f *testing.F) {
 	dir := f.TempDir()
 	ec, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	writePEM(f, filepath.Join(dir, "ec.pem"), &ec.PublicKey)
-	writePEM(f, filepath.Join(dir, "rsa.pem"), &rsaKey.PublicKey)
+	pushtest.WritePublicKeyPEM(f, filepath.Join(dir, "ec.pem"), &ec.PublicKey)
+	pushtest.WritePublicKeyPEM(f, filepath.Join(dir, "rsa.pem"), &rsaKey.PublicKey)
 	v := mustVerifier(f, Config{Secret: []byte(secret), KeysDir: dir})
 	f.Add(sign(f, jwt.SigningMethodHS256, []byte(secret), "", claims("alice", time.Hour, "docs", []string{"a/*"})))
 	f.Add(sign(f, jwt.SigningMethodES256, ec, "ec", claims("bob", time.Hour)))

@@ -126,22 +126,11 @@ func TestTLSFlagsGoTogether(t *testing.T) {
 	}
 }
 
-func writePub(t testing.TB, path string, pub any) {
-	t.Helper()
-	der, err := x509.MarshalPKIXPublicKey(pub)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-}
-
 func TestKeyRotationKeepsSessions(t *testing.T) {
 	dir := t.TempDir()
 	k1, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	k2, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	writePub(t, filepath.Join(dir, "k1.pem"), &k1.PublicKey)
+	pushtest.WritePublicKeyPEM(t, filepath.Join(dir, "k1.pem"), &k1.PublicKey)
 	ns := pushtest.RunNATS(t)
 	nc := ns.Connect(t)
 	n := startPushd(t, ns.URL(), "--jwt-keys-dir", dir, "--keys-reload-interval", "50ms", "--jwt-audience", "pushd", "--jwt-issuer", "https://auth.test")
@@ -183,7 +172,7 @@ func TestKeyRotationKeepsSessions(t *testing.T) {
 		}
 	}
 	// Rotate: add k2, then retire k1. Sessions opened with k1 stay.
-	writePub(t, filepath.Join(dir, "k2.pem"), &k2.PublicKey)
+	pushtest.WritePublicKeyPEM(t, filepath.Join(dir, "k2.pem"), &k2.PublicKey)
 	eventually(t, func() error {
 		if status(es(k2, "k2", jwt.MapClaims{"sub": "bob"})) != 101 {
 			return errors.New("k2 not loaded yet")
