@@ -82,6 +82,10 @@ type Config struct {
 	// latency). The first push after a quiet spell is written at once. Zero,
 	// the default, never waits.
 	WriteCoalesce time.Duration
+	// NoParking keeps one read goroutine per session. By default (on Linux,
+	// for plain TCP) a session idle between frames parks: the poller watches
+	// its socket and it holds no goroutine until a frame arrives (park.go).
+	NoParking bool
 	// HandshakeTimeout bounds writing the upgrade response. Zero means 5s.
 	HandshakeTimeout time.Duration
 	// DrainTimeout is the time over which Drain spreads closing sessions. Zero

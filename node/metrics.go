@@ -22,9 +22,11 @@ type metrics struct {
 	rateLimited       prometheus.Counter
 	joinsRefused      *prometheus.CounterVec
 	refreshes         *prometheus.CounterVec
+	parked            prometheus.GaugeFunc
 }
 
-func newMetrics(reg prometheus.Registerer) *metrics {
+// newMetrics makes the node's collectors; parked reads the parked-session count.
+func newMetrics(reg prometheus.Registerer, parked func() float64) *metrics {
 	m := &metrics{
 		connections: prometheus.NewGauge(prometheus.GaugeOpts{Name: "pushd_connections", Help: "WebSocket sessions open now."}),
 		accepted:    prometheus.NewCounter(prometheus.CounterOpts{Name: "pushd_connections_accepted_total", Help: "Sessions that completed the handshake."}),
@@ -73,11 +75,13 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		"too_many_sessions", "forbidden_origin", "rate_limited", "upgrade"} {
 		m.handshakeFailures.WithLabelValues(r)
 	}
+	m.parked = prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "pushd_sessions_parked",
+		Help: "Sessions idle between frames whose socket the poller watches, with no read goroutine."}, parked)
 	m.leaseHeld.Set(1)
 	if reg != nil {
 		reg.MustRegister(m.connections, m.accepted, m.closed, m.handshakeFailures, m.users, m.docs, m.pushes,
 			m.framesWritten, m.bytesWritten, m.slowConsumers, m.upstream, m.heartbeat, m.latency, m.draining, m.leaseHeld,
-			m.rateLimited, m.joinsRefused, m.refreshes)
+			m.rateLimited, m.joinsRefused, m.refreshes, m.parked)
 	}
 	return m
 }

@@ -60,8 +60,12 @@ type Node struct {
 	// reader is added once the node waits for readers.
 	gate sync.RWMutex
 
-	readers sync.WaitGroup // one per session read loop
+	readers sync.WaitGroup // one per session read side, parked or not
 	writers sync.WaitGroup // one per running writeLoop
+
+	// poller watches parked sessions (park.go); nil when parking is off.
+	poller         *poller
+	parkedSessions atomic.Int64
 
 	stop     chan struct{}
 	stopOnce sync.Once
@@ -82,14 +86,14 @@ func New(cfg Config) (*Node, error) {
 		return nil, fmt.Errorf("pushd: node id %d: %w", cfg.NodeID, err)
 	}
 	n := &Node{
-		cfg:     cfg,
-		log:     cfg.Logger,
-		bus:     cfg.Bus,
-		ids:     ids,
-		hub:     newHub(),
-		metrics: newMetrics(cfg.Registerer),
-		stop:    make(chan struct{}),
+		cfg:  cfg,
+		log:  cfg.Logger,
+		bus:  cfg.Bus,
+		ids:  ids,
+		hub:  newHub(),
+		stop: make(chan struct{}),
 	}
+	n.metrics = newMetrics(cfg.Registerer, func() float64 { return float64(n.parkedSessions.Load()) })
 	n.leased.Store(true)
 	n.ipLimiter = newIPLimiter(cfg.HandshakeRatePerIP, cfg.HandshakeBurstPerIP)
 	n.admit = admission{maxConns: cfg.MaxConnections, maxPerUser: cfg.MaxSessionsPerUser, users: make(map[string]int)}
@@ -105,8 +109,16 @@ func New(cfg Config) (*Node, error) {
 	return n, nil
 }
 
-// Start runs the heartbeat sweeper until Close.
+// Start runs the heartbeat sweeper and the poller of parked sessions until
+// Close.
 func (n *Node) Start() {
+	if !n.cfg.NoParking {
+		p, err := newPoller()
+		if err != nil {
+			n.log.Warn("idle sessions will keep a read goroutine: no poller", "err", err)
+		}
+		n.poller = p
+	}
 	n.sweeper.Add(1)
 	go func() {
 		defer n.sweeper.Done()
@@ -181,13 +193,13 @@ func (n *Node) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		n.refuseLimit(w, code)
 		return
 	}
-	conn, err := n.upgrader.Upgrade(w, r)
+	conn, pc, err := n.upgrade(w, r)
 	if err != nil {
 		n.admit.release(id.user)
 		n.metrics.handshakeFailures.WithLabelValues("upgrade").Inc()
 		return
 	}
-	n.open(conn, id)
+	n.open(conn, pc, id)
 }
 
 func (n *Node) refuse(w http.ResponseWriter, status int, code, msg string) {
@@ -243,8 +255,9 @@ func (n *Node) authenticate(r *http.Request) (identity, error) {
 }
 
 // open registers a freshly upgraded connection, which holds an admission
-// slot for who.user, and starts its read loop.
-func (n *Node) open(conn *gws.Conn, who identity) {
+// slot for who.user, and starts its read side. pc is the connection gws reads
+// from when the session may park, else nil.
+func (n *Node) open(conn *gws.Conn, pc *parkConn, who identity) {
 	user := who.user
 	id := n.ids.Generate().Int64()
 	now := time.Now()
@@ -254,6 +267,7 @@ func (n *Node) open(conn *gws.Conn, who identity) {
 		sid:          newSID(id),
 		user:         user,
 		conn:         conn,
+		pc:           pc,
 		netConn:      conn.NetConn(),
 		remote:       conn.RemoteAddr().String(),
 		since:        now,
@@ -265,6 +279,10 @@ func (n *Node) open(conn *gws.Conn, who identity) {
 	s.lastSeen.Store(now.UnixNano())
 	s.lastBeat = now.UnixNano()
 	s.interval.Store(int64(n.cfg.PingInterval))
+	if pc != nil {
+		pc.s = s
+		s.netConn = pc.Conn // writes go straight to the socket
+	}
 	conn.Session().(*slot).s = s
 
 	n.gate.RLock()
@@ -278,7 +296,7 @@ func (n *Node) open(conn *gws.Conn, who identity) {
 	if err := n.register(s); err != nil {
 		n.log.Error("session not registered", "sid", s.sid, "user", user, "err", err)
 		s.abort(1011, "subscription failed", ReasonError)
-		go func() { defer n.readers.Done(); conn.ReadLoop() }()
+		s.startReading()
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), n.cfg.HandshakeTimeout)
@@ -293,10 +311,7 @@ func (n *Node) open(conn *gws.Conn, who identity) {
 	hello.release()
 	n.publishEvent("connect", s, "", time.Time{})
 	n.log.Debug("session open", "sid", s.sid, "user", user, "remote", s.remote)
-	go func() {
-		defer n.readers.Done()
-		conn.ReadLoop()
-	}()
+	s.startReading()
 }
 
 // register indexes s and subscribes to its user and session subjects.
@@ -338,6 +353,9 @@ func (n *Node) closed(s *session) {
 	docs := s.docs
 	s.docs = nil
 	s.mu.Unlock()
+	if s.pc != nil {
+		n.poller.forget(s.pc)
+	}
 	if n.hub.session(s.id) == nil {
 		return // never registered
 	}
@@ -448,7 +466,7 @@ func (n *Node) Drain(ctx context.Context) error {
 		return nil
 	case <-ctx.Done():
 		for _, s := range n.hub.all() {
-			_ = s.netConn.Close()
+			s.closeConn()
 		}
 		<-done
 		return ctx.Err()
@@ -463,10 +481,11 @@ func (n *Node) Close() error {
 	n.sweeper.Wait()
 	for _, s := range n.hub.all() {
 		s.setReason(ReasonDrain)
-		_ = s.netConn.Close()
+		s.closeConn()
 	}
 	n.readers.Wait()
 	n.writers.Wait()
+	n.poller.close()
 	return nil
 }
 

@@ -18,7 +18,8 @@ type session struct {
 	sid     string
 	user    string
 	conn    *gws.Conn
-	netConn net.Conn
+	pc      *parkConn // the connection gws reads, when the session may park
+	netConn net.Conn  // the socket, for writes
 	remote  string
 	since   time.Time
 

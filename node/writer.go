@@ -74,7 +74,13 @@ func (s *session) abort(code CloseCode, reason string, why Reason) {
 	_ = s.netConn.SetWriteDeadline(time.Now().Add(10 * time.Millisecond))
 	_, _ = s.netConn.Write(cf.bytes())
 	cf.release()
+	s.closeConn()
+}
+
+// closeConn closes the socket; a parked reader wakes to see it.
+func (s *session) closeConn() {
 	_ = s.netConn.Close()
+	s.wakeReader()
 }
 
 // writeLoop drains the session's queue. It runs only while there is work, so
@@ -149,7 +155,7 @@ func (s *session) writeLoop() {
 			if errors.Is(err, os.ErrDeadlineExceeded) {
 				s.node.slowConsumer(s)
 			}
-			_ = s.netConn.Close()
+			s.closeConn()
 			continue
 		}
 		s.msgsOut.Add(uint64(n))
@@ -168,10 +174,11 @@ func (s *session) finishClose() {
 	if cw, ok := s.netConn.(interface{ CloseWrite() error }); ok {
 		if cw.CloseWrite() == nil {
 			_ = s.netConn.SetReadDeadline(time.Now().Add(closeFrameWriteTimeout))
+			s.wakeReader() // a parked reader would never see the deadline
 			return
 		}
 	}
-	_ = s.netConn.Close()
+	s.closeConn()
 }
 
 // dropQueueLocked releases every queued frame. Lock must be held.

@@ -46,6 +46,7 @@ type config struct {
 	MaxQueuedBytes     int
 	WriteTimeout       time.Duration
 	WriteCoalesce      time.Duration
+	ParkIdle           bool
 	LogFormat          string
 	LogLevel           string
 
@@ -141,6 +142,7 @@ variable shown next to it. See docs/ for the protocol and operations.`,
 	f.IntVar(&cfg.MaxQueuedBytes, "max-queued-bytes", 256<<10, "per-session outbound queue limit in bytes; beyond it the client is cut off")
 	f.DurationVar(&cfg.WriteTimeout, "write-timeout", 10*time.Second, "a socket write slower than this cuts the client off")
 	f.DurationVar(&cfg.WriteCoalesce, "write-coalesce", 0, "a session written to less than this ago waits this long before its next write, so streamed pushes share one writev (0: off)")
+	f.BoolVar(&cfg.ParkIdle, "park-idle-sessions", true, "a session idle between frames holds no read goroutine: one epoll poller watches its socket (Linux, plain TCP)")
 	f.StringVar(&cfg.LogFormat, "log-format", "", "log format: json or text (default: text on a terminal, json otherwise)")
 	f.StringVar(&cfg.LogLevel, "log-level", "info", "log level: debug, info, warn, error")
 	f.StringVar(&cfg.JWTKeysDir, "jwt-keys-dir", "", "directory of token keys for rotation: <kid>.pem public keys and *.json JWKS files")

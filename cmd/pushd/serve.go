@@ -246,6 +246,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, onStart func(start
 		MaxQueuedBytes:   cfg.MaxQueuedBytes,
 		WriteTimeout:     cfg.WriteTimeout,
 		WriteCoalesce:    cfg.WriteCoalesce,
+		NoParking:        !cfg.ParkIdle,
 		DrainTimeout:     cfg.DrainTimeout,
 		Logger:           log.With("component", "node"),
 		Registerer:       reg,

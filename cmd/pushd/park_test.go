@@ -1,0 +1,165 @@
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pushd/pushd/internal/pushtest"
+)
+
+// openIdle opens n raw sessions (no goroutine on the test's side) and reads
+// each one's hello.
+func openIdle(t *testing.T, node *testNode, n int) []*rawConn {
+	t.Helper()
+	conns := make([]*rawConn, n)
+	for i := range conns {
+		conns[i] = rawDial(t, node.Listen, fmt.Sprintf("?user=idle%d", i), nil)
+		if hello := conns[i].textFrame(t); !strings.Contains(hello, `"type":"hello"`) {
+			t.Fatalf("first frame %s, want hello", hello)
+		}
+	}
+	return conns
+}
+
+func metricIs(t *testing.T, node *testNode, name string, want float64) {
+	t.Helper()
+	eventually(t, func() error {
+		if got := metric(t, node, name); got != want {
+			return fmt.Errorf("%s = %v, want %v", name, got, want)
+		}
+		return nil
+	})
+}
+
+// TestIdleSessionsHoldNoGoroutine checks that idle sessions park: they hold
+// no read goroutine, yet every frame they send is read, pushes reach them and
+// a frame that arrives in pieces is read whole.
+func TestIdleSessionsHoldNoGoroutine(t *testing.T) {
+	ns := pushtest.RunNATS(t)
+	nc := ns.Connect(t)
+	node := startPushd(t, ns.URL(), "--dev", "--drain-timeout", "1s")
+	const n = 300
+	before := metric(t, node, "go_goroutines")
+	conns := openIdle(t, node, n)
+	metricIs(t, node, "pushd_sessions_parked", n)
+	if grew := metric(t, node, "go_goroutines") - before; grew > n/10 {
+		t.Fatalf("%d idle sessions added %v goroutines, want none per session", n, grew)
+	}
+
+	// A frame wakes its session, which answers and parks again.
+	for _, c := range conns[:50] {
+		if err := c.text(`{"type":"ping"}`); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, c := range conns[:50] {
+		if f := c.textFrame(t); !strings.Contains(f, `"type":"pong"`) {
+			t.Fatalf("got %s, want pong", f)
+		}
+	}
+	metricIs(t, node, "pushd_sessions_parked", n)
+
+	// A push reaches every parked session.
+	if got := delivered(publish(t, nc, "push.all", hdr("Push-Event", "wake"), `1`, 1)); got != n {
+		t.Fatalf("broadcast delivered %d, want %d", got, n)
+	}
+	for _, c := range conns {
+		if f := c.textFrame(t); !strings.Contains(f, `"event":"wake"`) {
+			t.Fatalf("got %s, want the push", f)
+		}
+	}
+
+	// Half a frame: the session reads the rest with a goroutine, not parked
+	// mid-frame, and answers once the frame is whole.
+	c := conns[0]
+	frame := maskedText(`{"type":"ping"}`)
+	if _, err := c.Write(frame[:5]); err != nil {
+		t.Fatal(err)
+	}
+	metricIs(t, node, "pushd_sessions_parked", n-1)
+	if _, err := c.Write(frame[5:]); err != nil {
+		t.Fatal(err)
+	}
+	if f := c.textFrame(t); !strings.Contains(f, `"type":"pong"`) {
+		t.Fatalf("got %s, want pong", f)
+	}
+	metricIs(t, node, "pushd_sessions_parked", n)
+
+	// Parked sessions that go away are noticed.
+	for _, c := range conns[n/2:] {
+		_ = c.Close()
+	}
+	metricIs(t, node, "pushd_connections", n/2)
+	metricIs(t, node, "pushd_sessions_parked", n/2)
+}
+
+// TestFrameBehindTheHandshakeIsRead sends the first frame in the same write
+// as the upgrade request, so the HTTP server has already read it when the
+// connection is hijacked.
+func TestFrameBehindTheHandshakeIsRead(t *testing.T) {
+	for _, park := range []string{"true", "false"} {
+		t.Run("park="+park, func(t *testing.T) {
+			node := startPushd(t, "", "--dev", "--park-idle-sessions="+park)
+			nc, err := net.DialTimeout("tcp", node.Listen, 5*time.Second)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer nc.Close()
+			_ = nc.SetDeadline(time.Now().Add(10 * time.Second))
+			req := "GET /ws?user=eager HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+				"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+			if _, err := io.WriteString(nc, req+string(maskedText(`{"type":"ping"}`))); err != nil {
+				t.Fatal(err)
+			}
+			br := bufio.NewReader(nc)
+			resp, err := http.ReadResponse(br, nil)
+			if err != nil || resp.StatusCode != http.StatusSwitchingProtocols {
+				t.Fatalf("upgrade: %v %v", resp, err)
+			}
+			c := &rawConn{Conn: nc, br: br}
+			if f := c.textFrame(t); !strings.Contains(f, `"type":"hello"`) {
+				t.Fatalf("got %s, want hello", f)
+			}
+			if f := c.textFrame(t); !strings.Contains(f, `"type":"pong"`) {
+				t.Fatalf("got %s, want pong for the frame sent with the request", f)
+			}
+		})
+	}
+}
+
+// TestParkingCanBeTurnedOff keeps one read goroutine per session.
+func TestParkingCanBeTurnedOff(t *testing.T) {
+	node := startPushd(t, "", "--dev", "--drain-timeout", "1s", "--park-idle-sessions=false")
+	const n = 100
+	before := metric(t, node, "go_goroutines")
+	conns := openIdle(t, node, n)
+	if got := metric(t, node, "pushd_sessions_parked"); got != 0 {
+		t.Fatalf("pushd_sessions_parked = %v with parking off", got)
+	}
+	if grew := metric(t, node, "go_goroutines") - before; grew < n*9/10 {
+		t.Fatalf("%d sessions added %v goroutines, want one each", n, grew)
+	}
+	if err := conns[0].text(`{"type":"ping"}`); err != nil {
+		t.Fatal(err)
+	}
+	if f := conns[0].textFrame(t); !strings.Contains(f, `"type":"pong"`) {
+		t.Fatalf("got %s, want pong", f)
+	}
+}
+
+// maskedText is a masked client text frame.
+func maskedText(s string) []byte {
+	mask := [4]byte{9, 8, 7, 6}
+	b := []byte{0x81, 0x80 | byte(len(s))}
+	b = append(b, mask[:]...)
+	for i := 0; i < len(s); i++ {
+		b = append(b, s[i]^mask[i%4])
+	}
+	return b
+}
