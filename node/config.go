@@ -17,7 +17,7 @@ const (
 	defaultPingGrace         = 10 * time.Second
 	defaultSweepInterval     = time.Second
 	defaultMaxFrameSize      = 16 << 10
-	defaultReadBufferSize    = 512
+	defaultReadBufferSize    = 256
 	defaultMaxQueuedBytes    = 256 << 10
 	defaultMaxQueuedFrames   = 1024
 	defaultWriteTimeout      = 10 * time.Second
@@ -66,7 +66,9 @@ type Config struct {
 	// MaxFrameSize caps an inbound frame (and a reassembled fragmented message)
 	// before it is read. Zero means 16 KiB.
 	MaxFrameSize int
-	// ReadBufferSize is the per-connection read buffer. Zero means 512 bytes.
+	// ReadBufferSize is the per-connection read buffer. Zero means 256 bytes:
+	// enough for a typical client frame in one read, and longer payloads are
+	// read straight into their message buffer.
 	ReadBufferSize int
 	// MaxQueuedBytes caps a session's unwritten outbound bytes; past it the
 	// session is closed as a slow consumer. Zero means 256 KiB.

@@ -27,7 +27,7 @@ func (c *discardConn) SetWriteDeadline(time.Time) error { return nil }
 
 // benchNode builds a node with subs sessions (one user each, all in doc
 // "bench") writing to one discarding conn.
-func benchNode(b *testing.B, subs int) (*Node, *discardConn) {
+func benchNode(b testing.TB, subs int) (*Node, *discardConn) {
 	b.Helper()
 	n := fillHub(b, subs, subs)
 	dc := &discardConn{}

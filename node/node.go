@@ -399,7 +399,11 @@ func (n *Node) startWriter(s *session) {
 
 // Deliver writes p to every local session it targets and returns how many
 // sessions it was queued for. The frame is encoded once.
-func (n *Node) Deliver(p *Push) int {
+func (n *Node) Deliver(p *Push) int { return n.deliver(p, nil) }
+
+// deliver is Deliver; with held not nil, writers are left for the caller to
+// start (see enqueueHeld).
+func (n *Node) deliver(p *Push, held *[]*session) int {
 	n.metrics.pushes.WithLabelValues(string(p.Target)).Inc()
 	f := encodePush(p)
 	f.sent = p.SentUnixNano
@@ -409,7 +413,7 @@ func (n *Node) Deliver(p *Push) int {
 		if exclude != "" && s.sid == exclude {
 			return
 		}
-		if s.enqueue(f) {
+		if s.enqueueHeld(f, held) {
 			delivered++
 		}
 	}

@@ -13,7 +13,12 @@ import (
 //
 // Frames queued while a write is in flight are coalesced into the next write
 // (one writev), which is where bursts to one session get cheap.
-func (s *session) enqueue(f *frame) bool {
+func (s *session) enqueue(f *frame) bool { return s.enqueueHeld(f, nil) }
+
+// enqueueHeld is enqueue, except that when held is not nil a writer the
+// session needs is not started but added to *held, for the caller to start
+// (Batch.Flush).
+func (s *session) enqueueHeld(f *frame, held *[]*session) bool {
 	n := len(f.bytes())
 	s.mu.Lock()
 	if s.dead || s.closeAfter != nil {
@@ -32,7 +37,11 @@ func (s *session) enqueue(f *frame) bool {
 	start := !s.writing
 	s.writing = true
 	s.mu.Unlock()
-	if start {
+	switch {
+	case !start:
+	case held != nil:
+		*held = append(*held, s)
+	default:
 		s.node.startWriter(s)
 	}
 	return true

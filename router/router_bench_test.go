@@ -36,7 +36,7 @@ func BenchmarkHandle(b *testing.B) {
 			var del Delivery
 			b.ReportAllocs()
 			for b.Loop() {
-				r.handle(tc.msg, &del)
+				r.handle(tc.msg, unbatched{d}, &del)
 			}
 		})
 	}

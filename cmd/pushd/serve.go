@@ -29,13 +29,16 @@ import (
 var (
 	_ node.Bus         = (*router.Router)(nil)
 	_ router.Deliverer = deliverer{}
+	_ router.Batcher   = (*lateDeliverer)(nil)
 )
 
 // deliverer adapts the node to the router's Deliverer.
 type deliverer struct{ n *node.Node }
 
-func (d deliverer) Deliver(m *router.Delivery) int {
-	return d.n.Deliver(&node.Push{
+func (d deliverer) Deliver(m *router.Delivery) int { return d.n.Deliver(push(m)) }
+
+func push(m *router.Delivery) *node.Push {
+	return &node.Push{
 		Target:         node.Target(m.Kind),
 		Key:            m.Key,
 		Event:          m.Event,
@@ -44,7 +47,7 @@ func (d deliverer) Deliver(m *router.Delivery) int {
 		SentUnixNano:   m.SentUnixNano,
 		TraceID:        m.TraceID,
 		Data:           m.Data,
-	})
+	}
 }
 
 // lateDeliverer lets the router start before the node exists.
@@ -55,6 +58,31 @@ func (l *lateDeliverer) Deliver(m *router.Delivery) int {
 		return d.Deliver(m)
 	}
 	return 0
+}
+
+// NewBatch makes a router worker's batch, bound to the node once it exists.
+func (l *lateDeliverer) NewBatch() router.Batch { return &lateBatch{l: l} }
+
+type lateBatch struct {
+	l *lateDeliverer
+	b *node.Batch
+}
+
+func (lb *lateBatch) Deliver(m *router.Delivery) int {
+	if lb.b == nil {
+		d := lb.l.d.Load()
+		if d == nil {
+			return 0
+		}
+		lb.b = d.n.NewBatch()
+	}
+	return lb.b.Deliver(push(m))
+}
+
+func (lb *lateBatch) Flush() {
+	if lb.b != nil {
+		lb.b.Flush()
+	}
 }
 
 // front is the public HTTP surface. It is up before the node exists, so

@@ -1,0 +1,146 @@
+package router
+
+import (
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/pushd/pushd/internal/pushtest"
+)
+
+// batchRecorder is a Batcher that logs "d" for each delivery and "f" for each
+// flush, and can hold its first delivery until released.
+type batchRecorder struct {
+	mu      sync.Mutex
+	log     []byte
+	hold    chan struct{} // closed to let the first delivery return
+	holding chan struct{} // closed when the first delivery is being held
+	once    sync.Once
+}
+
+func (b *batchRecorder) Flush() { b.add('f') }
+
+func (b *batchRecorder) add(c byte) {
+	b.mu.Lock()
+	b.log = append(b.log, c)
+	b.mu.Unlock()
+}
+
+func (b *batchRecorder) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return string(b.log)
+}
+
+type heldBatch struct{ *batchRecorder }
+
+func (h heldBatch) Deliver(*Delivery) int {
+	h.once.Do(func() { close(h.holding); <-h.hold })
+	h.add('d')
+	return 1
+}
+
+type heldBatcher struct{ *batchRecorder }
+
+func (h heldBatcher) Deliver(d *Delivery) int { return heldBatch(h).Deliver(d) }
+func (h heldBatcher) NewBatch() Batch         { return heldBatch(h) }
+
+// TestBatchFlushesAfterTheBacklog checks that a worker delivers the messages
+// waiting in its queue before one flush, that a message with no backlog is
+// flushed on its own, and that a run stops at BatchMessages.
+func TestBatchFlushesAfterTheBacklog(t *testing.T) {
+	ns := pushtest.RunNATS(t)
+	nc := ns.Connect(t)
+	rec := &batchRecorder{hold: make(chan struct{}), holding: make(chan struct{})}
+	r, err := New(Config{Conn: nc, Deliverer: heldBatcher{rec}, Workers: 1, BatchMessages: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	pub := ns.Connect(t)
+
+	// One message, nothing behind it: delivered and flushed alone, once the
+	// held delivery is let go.
+	if err := pub.Publish("push.all", nil); err != nil {
+		t.Fatal(err)
+	}
+	<-rec.holding
+	// Six more queue up behind it while it is held.
+	for i := range 6 {
+		if err := pub.Publish("push.all", []byte(strconv.Itoa(i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := pub.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	pushtest.Eventually(t, 5*time.Second, func() error {
+		if len(r.queues[0]) < 6 {
+			return errAgain
+		}
+		return nil
+	})
+	close(rec.hold)
+	// The held message and three queued ones (BatchMessages 4), a flush, the
+	// last three, a flush.
+	pushtest.Eventually(t, 5*time.Second, func() error {
+		if rec.String() != "ddddfdddf" {
+			return errAgain
+		}
+		return nil
+	})
+	// With no backlog every message is flushed at once.
+	for range 2 {
+		before := rec.String()
+		if err := pub.Publish("push.all", nil); err != nil {
+			t.Fatal(err)
+		}
+		pushtest.Eventually(t, 5*time.Second, func() error {
+			if rec.String() != before+"df" {
+				return errAgain
+			}
+			return nil
+		})
+	}
+}
+
+// TestBatchDeliveriesBoundARun checks that a run also ends once its messages
+// reached BatchDeliveries sessions.
+func TestBatchDeliveriesBoundARun(t *testing.T) {
+	ns := pushtest.RunNATS(t)
+	nc := ns.Connect(t)
+	rec := &batchRecorder{hold: make(chan struct{}), holding: make(chan struct{})}
+	r, err := New(Config{Conn: nc, Deliverer: heldBatcher{rec}, Workers: 1, BatchDeliveries: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	pub := ns.Connect(t)
+	for i := range 5 {
+		if err := pub.PublishMsg(&nats.Msg{Subject: "push.all", Data: []byte(strconv.Itoa(i))}); err != nil {
+			t.Fatal(err)
+		}
+		if i == 0 {
+			<-rec.holding
+		}
+	}
+	if err := pub.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	pushtest.Eventually(t, 5*time.Second, func() error {
+		if len(r.queues[0]) < 4 {
+			return errAgain
+		}
+		return nil
+	})
+	close(rec.hold)
+	pushtest.Eventually(t, 5*time.Second, func() error {
+		if rec.String() != "ddfddfdf" {
+			return errAgain
+		}
+		return nil
+	})
+}
