@@ -1,6 +1,7 @@
 package router
 
 import (
+	"fmt"
 	"strconv"
 	"sync"
 	"testing"
@@ -143,4 +144,44 @@ func TestBatchDeliveriesBoundARun(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// TestConcurrentSyncsSeeTheirSubscriptions checks that concurrent Syncs,
+// which share round trips, each return only once the caller's own
+// subscription is known to the server.
+func TestConcurrentSyncsSeeTheirSubscriptions(t *testing.T) {
+	ns := pushtest.RunNATS(t)
+	nc := ns.Connect(t)
+	r, err := New(Config{Conn: nc, Deliverer: &recorder{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	acc := ns.GlobalAccount()
+	const callers = 300
+	var wg sync.WaitGroup
+	errs := make(chan error, callers)
+	for i := range callers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			user := "u" + strconv.Itoa(i)
+			if err := r.Subscribe(KindUser, user); err != nil {
+				errs <- err
+				return
+			}
+			if err := r.Sync(t.Context()); err != nil {
+				errs <- err
+				return
+			}
+			if n := acc.Interest("push.user." + user); n != 1 {
+				errs <- fmt.Errorf("after Sync the server has %d subscriptions on %s, want 1", n, user)
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
 }

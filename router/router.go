@@ -1,7 +1,6 @@
 package router
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"hash/maphash"
@@ -110,6 +109,8 @@ type Router struct {
 	stop    chan struct{}
 	workers sync.WaitGroup
 	closed  bool
+
+	sync syncer
 }
 
 // New starts the dispatch workers and subscribes to the broadcast subject.
@@ -242,16 +243,6 @@ func (r *Router) Subscriptions() int {
 	return len(r.subs)
 }
 
-// Sync waits until the server has processed every subscription made so far.
-// A ctx without a deadline gets a 5s one.
-func (r *Router) Sync(ctx context.Context) error {
-	if _, ok := ctx.Deadline(); !ok {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, defaultSyncTimeout)
-		defer cancel()
-	}
-	return r.nc.FlushWithContext(ctx)
-}
 
 // PublishEvent publishes a connect or disconnect event.
 func (r *Router) PublishEvent(kind string, body []byte) error {
@@ -373,6 +364,7 @@ func (r *Router) Close() error {
 	r.metrics.subscriptions.Set(0)
 	r.mu.Unlock()
 	r.stopWorkers()
+	r.sync.wait()
 	return errors.Join(errs...)
 }
 
