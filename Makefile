@@ -39,6 +39,7 @@ unit:
 fuzz:
 	$(GO) test -run='^$$' -fuzz='^FuzzDecodeClientFrame$$' $(FUZZFLAGS) ./node
 	$(GO) test -run='^$$' -fuzz='^FuzzEncodePush$$' $(FUZZFLAGS) ./node
+	$(GO) test -run='^$$' -fuzz='^FuzzFrameTracker$$' $(FUZZFLAGS) ./node
 	$(GO) test -run='^$$' -fuzz='^FuzzVerify$$' $(FUZZFLAGS) ./auth
 
 chart:

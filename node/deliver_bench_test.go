@@ -105,6 +105,23 @@ func BenchmarkDeliverBurst(b *testing.B) {
 				b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(subs*burst), "ns/delivery")
 				b.ReportMetric(float64(subs*burst*b.N)/float64(max(dc.writes.Load()-w0, 1)), "frames/write")
 			})
+			// The router's path: the burst is one Batch, so each session gets
+			// one writer (and, on a real socket, one writev) for all of it.
+			b.Run(fmt.Sprintf("subs=%d/burst=%d/batched", subs, burst), func(b *testing.B) {
+				n, _ := benchNode(b, subs)
+				p := &Push{Target: TargetDoc, Key: "bench", Event: "bench", Data: benchBody(256)}
+				batch := n.NewBatch()
+				b.ReportAllocs()
+				b.ResetTimer()
+				for b.Loop() {
+					for range burst {
+						batch.Deliver(p)
+					}
+					batch.Flush()
+					n.writers.Wait()
+				}
+				b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(subs*burst), "ns/delivery")
+			})
 		}
 	}
 }

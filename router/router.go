@@ -243,7 +243,6 @@ func (r *Router) Subscriptions() int {
 	return len(r.subs)
 }
 
-
 // PublishEvent publishes a connect or disconnect event.
 func (r *Router) PublishEvent(kind string, body []byte) error {
 	return r.nc.Publish(r.subjects.Event(kind), body)
