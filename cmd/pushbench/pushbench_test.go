@@ -90,9 +90,11 @@ func TestIdle(t *testing.T) {
 	if got := metricOf(t, r, "open"); got != 40 {
 		t.Errorf("open = %v", got)
 	}
-	positive(t, r, "server_rss_total", "server_goroutines_per_conn")
-	if g := metricOf(t, r, "server_goroutines_per_conn"); g > 3 {
-		t.Errorf("goroutines per idle conn = %v", g)
+	positive(t, r, "server_rss_total")
+	// Idle sessions are parked: no goroutine each (a few node-wide ones
+	// spread over 40 sessions stay well under one).
+	if g := metricOf(t, r, "server_goroutines_per_conn"); g <= -0.5 || g >= 0.5 {
+		t.Errorf("goroutines per idle conn = %v, want parked sessions (< 0.5)", g)
 	}
 }
 
