@@ -75,8 +75,9 @@ type Config struct {
 	MaxQueuedBytes int
 	// MaxQueuedFrames caps a session's unwritten outbound frames. Zero means 1024.
 	MaxQueuedFrames int
-	// WriteTimeout bounds one socket write; a write that times out closes the
-	// session as a slow consumer. Zero means 10s.
+	// WriteTimeout bounds one socket write: the sweeper closes a session whose
+	// write has been blocked longer (so up to SweepInterval later) as a slow
+	// consumer. Zero means 10s.
 	WriteTimeout time.Duration
 	// WriteCoalesce, when positive, makes the writer of a session written to
 	// less than WriteCoalesce ago wait that long before writing again, so

@@ -37,15 +37,19 @@ func (n *Node) sweep() {
 	t := time.NewTicker(n.cfg.SweepInterval)
 	defer t.Stop()
 	grace := int64(n.cfg.PingGrace)
-	var expired, tokenExpired []*session
+	var expired, tokenExpired, stuck []*session
+	writeTimeout := int64(n.cfg.WriteTimeout)
 	for {
 		select {
 		case <-n.stop:
 			return
 		case now := <-t.C:
 			ns := now.UnixNano()
-			expired, tokenExpired = expired[:0], tokenExpired[:0]
+			expired, tokenExpired, stuck = expired[:0], tokenExpired[:0], stuck[:0]
 			n.hub.each(func(s *session) bool {
+				if ws := s.writeStarted.Load(); ws != 0 && ns-ws > writeTimeout {
+					stuck = append(stuck, s)
+				}
 				if ns-s.lastSeen.Load() > s.interval.Load()+grace {
 					expired = append(expired, s)
 				} else if exp := s.expires.Load(); exp != 0 && ns >= exp {
@@ -58,6 +62,10 @@ func (n *Node) sweep() {
 				s.closeWith(CloseTokenExpired, "token expired: reconnect with a fresh token", ReasonTokenExpired)
 			}
 			clear(tokenExpired)
+			for _, s := range stuck {
+				n.slowConsumer(s) // a write blocked past WriteTimeout: the peer stopped reading
+			}
+			clear(stuck)
 			n.ipLimiter.prune(ns)
 			for _, s := range expired {
 				n.log.Debug("heartbeat timeout", "sid", s.sid, "user", s.user)

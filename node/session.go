@@ -39,6 +39,10 @@ type session struct {
 	msgsOut    atomic.Uint64
 	bytesOut   atomic.Uint64
 	lastBeatAt atomic.Int64
+	// writeStarted is the UnixNano at which the socket write in flight
+	// began, 0 when none is; the sweeper cuts off writes older than
+	// WriteTimeout.
+	writeStarted atomic.Int64
 
 	// expires is the UnixNano at which the session's token expires (0: never,
 	// for dev sessions); refresh moves it, the sweeper enforces it.

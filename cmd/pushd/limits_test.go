@@ -2,11 +2,13 @@ package main
 
 import (
 	"errors"
+	"io"
 	"net"
 	"net/http"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -413,4 +415,42 @@ func TestSeveralSlowConsumersAreCutOff(t *testing.T) {
 	if got := metric(t, n, "pushd_connections"); got != 1 {
 		t.Fatalf("connections = %v, want only the fast client", got)
 	}
+}
+
+// TestBlockedWriteIsCutOffAfterWriteTimeout checks the other slow-consumer
+// path: a client that stops reading while its queue stays under the limit. Its
+// socket buffers fill, one write blocks, and once that write is older than
+// --write-timeout the sweeper cuts the session off.
+func TestBlockedWriteIsCutOffAfterWriteTimeout(t *testing.T) {
+	ns := pushtest.RunNATS(t)
+	nc := ns.Connect(t)
+	n := startPushd(t, ns.URL(), "--dev", "--max-queued-bytes", "67108864", "--write-timeout", "1s", "--heartbeat-sweep", "100ms")
+	// A client with a tiny receive buffer that never reads.
+	d := net.Dialer{Timeout: 5 * time.Second, Control: func(_, _ string, c syscall.RawConn) error {
+		return c.Control(func(fd uintptr) { _ = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096) })
+	}}
+	conn, err := d.Dial("tcp", n.Listen)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	req := "GET /ws?user=stuck HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+		"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+	if _, err := io.WriteString(conn, req); err != nil {
+		t.Fatal(err)
+	}
+	metricIs(t, n, "pushd_connections", 1)
+	// ~9 MB: more than the kernel buffers on both ends hold (the send buffer
+	// tops out at tcp_wmem's 4 MiB here), far less than the 64 MiB queue.
+	payload := []byte(`"` + strings.Repeat("w", 900<<10) + `"`)
+	for range 10 {
+		if err := nc.Publish("push.user.stuck", payload); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	metricIs(t, n, `pushd_connections_closed_total{reason="slow_consumer"}`, 1)
+	metricIs(t, n, "pushd_connections", 0)
 }
