@@ -110,7 +110,7 @@ func New(cfg Config) (*Node, error) {
 }
 
 // Start runs the heartbeat sweeper and the poller of parked sessions until
-// Close.
+// Close. Call it before serving any request.
 func (n *Node) Start() {
 	if !n.cfg.NoParking {
 		p, err := newPoller()

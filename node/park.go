@@ -50,7 +50,7 @@ type parkConn struct {
 	state  atomic.Int32
 	noPark atomic.Bool // set once the session closes: read by blocking until the end
 	fd     int32       // valid once polled
-	polled bool        // registered with the poller (touched by the read side only)
+	polled bool        // registered with the poller; written by the read side's owner before it first parks
 
 	// A non-blocking read's arguments and results, kept here so the RawConn
 	// callback is a method value made once, not a closure per read.
@@ -148,8 +148,14 @@ func (c *parkConn) resume() {
 // must go on reading itself: the session is closing or cannot be polled.
 func (c *parkConn) park() bool {
 	n := c.s.node
+	if !c.polled && (c.noPark.Load() || n.poller.register(c) != nil) {
+		c.noPark.Store(true)
+		return false
+	}
 	n.parkedSessions.Add(1)
 	c.state.Store(parked)
+	// Nothing below may write to c before the CAS: once armed, a resumed
+	// reader owns it.
 	if !c.noPark.Load() && n.poller.arm(c) == nil {
 		return true
 	}

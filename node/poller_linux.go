@@ -74,9 +74,37 @@ func (p *poller) run() {
 	}
 }
 
-// arm hands c's socket to the poller until it turns readable. The socket's fd
-// is used inside RawConn.Control, so it cannot be closed (and its number
-// reused) while it is being registered.
+// register adds c's socket to the epoll set, disarmed, and to the poller's
+// table. The read side's owner calls it once, before it first parks: nothing
+// it writes to c may happen after the socket is armed, because from then on
+// another goroutine may own c. The fd is used inside RawConn.Control, so it
+// cannot be closed (and its number reused) meanwhile.
+func (p *poller) register(c *parkConn) error {
+	if p == nil {
+		return errors.ErrUnsupported
+	}
+	var err error
+	cerr := c.raw.Control(func(fd uintptr) {
+		// Only EPOLLONESHOT: no events until arm (errors and hang-ups are
+		// always reported; a spurious resume is harmless).
+		ev := syscall.EpollEvent{Events: syscall.EPOLLONESHOT, Fd: int32(fd)}
+		err = syscall.EpollCtl(p.epfd, syscall.EPOLL_CTL_ADD, int(fd), &ev)
+		if err != nil {
+			return
+		}
+		c.fd, c.polled = int32(fd), true
+		p.mu.Lock()
+		p.conns[c.fd] = c
+		p.mu.Unlock()
+	})
+	if cerr != nil {
+		return cerr
+	}
+	return err
+}
+
+// arm hands c's socket to the poller until it turns readable. It writes
+// nothing to c: once armed, c may already belong to a resumed reader.
 func (p *poller) arm(c *parkConn) error {
 	if p == nil {
 		return errors.ErrUnsupported
@@ -84,19 +112,7 @@ func (p *poller) arm(c *parkConn) error {
 	var err error
 	cerr := c.raw.Control(func(fd uintptr) {
 		ev := syscall.EpollEvent{Events: pollEvents, Fd: int32(fd)}
-		if c.polled {
-			err = syscall.EpollCtl(p.epfd, syscall.EPOLL_CTL_MOD, int(fd), &ev)
-			return
-		}
-		c.fd = int32(fd)
-		p.mu.Lock()
-		p.conns[c.fd] = c
-		p.mu.Unlock()
-		err = syscall.EpollCtl(p.epfd, syscall.EPOLL_CTL_ADD, int(fd), &ev)
-		if err == syscall.EEXIST {
-			err = syscall.EpollCtl(p.epfd, syscall.EPOLL_CTL_MOD, int(fd), &ev)
-		}
-		c.polled = err == nil
+		err = syscall.EpollCtl(p.epfd, syscall.EPOLL_CTL_MOD, int(fd), &ev)
 	})
 	if cerr != nil {
 		return cerr
