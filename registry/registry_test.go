@@ -113,8 +113,11 @@ func TestConcurrentStartReclaimAndExplicit(t *testing.T) {
 	watchCtx, stopWatch := context.WithCancel(ctx)
 	updates := make(chan []registry.Node, 16)
 	watchErr := make(chan error, 1)
+	// Watch from a node that stays up: the holders of IDs 3 and 7 are closed
+	// below, and a closed registry's Watch ends.
+	watcher := slices.IndexFunc(ids, func(id int) bool { return id != 3 && id != 7 })
 	go func() {
-		watchErr <- regs[0].Watch(watchCtx, func(nodes []registry.Node) {
+		watchErr <- regs[watcher].Watch(watchCtx, func(nodes []registry.Node) {
 			// Keep the newest list: when the buffer is full, drop the oldest
 			// entry, never the update being delivered.
 			for {
