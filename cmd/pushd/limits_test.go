@@ -2,12 +2,12 @@ package main
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -50,9 +50,9 @@ func TestUpstreamFloodIsRateLimitedThenClosed(t *testing.T) {
 	if got := metric(t, n, "pushd_upstream_rate_limited_total"); got < 20 {
 		t.Fatalf("rate limited frames = %v, want at least the burst", got)
 	}
-	if got := metric(t, n, `pushd_connections_closed_total{reason="rate_limited"}`); got != 1 {
-		t.Fatalf("rate_limited closes = %v", got)
-	}
+	// The client saw the close frame; the node counts the close once its read
+	// side has seen the client go.
+	metricIs(t, n, `pushd_connections_closed_total{reason="rate_limited"}`, 1)
 	if got := metric(t, n, "pushd_upstream_messages_total"); got > 45 {
 		t.Fatalf("%v upstream messages forwarded; the limit allows about 40", got)
 	}
@@ -165,29 +165,27 @@ func TestTenThousandJoins(t *testing.T) {
 	bystander := dial(t, n, "bystander")
 	c := rawDial(t, n.Listen, "?user=joiner", nil)
 	c.textFrame(t) // hello
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() { // read everything so the node never sees a slow consumer
-		defer wg.Done()
-		for {
-			if _, _, err := c.next(20 * time.Second); err != nil {
-				return
+	// 10,000 joins in bursts of 500, each burst's replies read before the
+	// next: the flood is the point, not the outbound queue (1,024 frames),
+	// which a client that falls 1,024 replies behind would overflow.
+	for burst := 0; burst < 20; burst++ {
+		for i := burst * 500; i < (burst+1)*500; i++ {
+			if err := c.text(`{"type":"join","doc":"d-` + itoa(i) + `"}`); err != nil {
+				t.Fatal(err)
 			}
 		}
-	}()
-	for i := range 10_000 {
-		if err := c.text(`{"type":"join","doc":"d-` + itoa(i) + `"}`); err != nil {
-			break
+		for range 500 {
+			c.textFrame(t)
 		}
 	}
 	eventually(t, func() error {
-		if metric(t, n, "pushd_docs") != 100 || metric(t, n, `pushd_joins_refused_total{reason="too_many_docs"}`) != 9900 {
-			return errors.New("joins not processed yet")
+		docs, refused := metric(t, n, "pushd_docs"), metric(t, n, `pushd_joins_refused_total{reason="too_many_docs"}`)
+		if docs != 100 || refused != 9900 {
+			return fmt.Errorf("joins not processed yet: %v docs, %v refused (want 100, 9900)", docs, refused)
 		}
 		return nil
 	})
 	_ = c.Close()
-	wg.Wait()
 	eventually(t, func() error {
 		if got := metric(t, n, "pushd_docs"); got != 0 {
 			return errors.New("docs not released")
