@@ -22,8 +22,9 @@ import (
 // over NATS. Subscribe and Unsubscribe for one (kind, key) are never called
 // concurrently and always alternate.
 type Bus interface {
-	// Subscribe starts receiving pushes of kind ("user", "doc", "session")
-	// for key.
+	// Subscribe starts receiving pushes of kind ("user" or "doc") for key.
+	// Broadcasts and pushes to the node's sessions need no per-key
+	// subscription.
 	Subscribe(kind, key string) error
 	// Unsubscribe stops receiving them.
 	Unsubscribe(kind, key string) error
@@ -314,16 +315,14 @@ func (n *Node) open(conn *gws.Conn, pc *parkConn, who identity) {
 	s.startReading()
 }
 
-// register indexes s and subscribes to its user and session subjects.
+// register indexes s and subscribes to its user's subject when s is the
+// user's first session here. Its session subject needs nothing: the node's
+// one subscription to its sessions covers it.
 func (n *Node) register(s *session) error {
 	if first, err := n.hub.users.add(s.user, s, func() error { return n.bus.Subscribe("user", s.user) }); err != nil {
 		return err
 	} else if first {
 		n.metrics.users.Inc()
-	}
-	if err := n.bus.Subscribe("session", s.sid); err != nil {
-		n.unindexUser(s)
-		return err
 	}
 	n.hub.addSession(s)
 	return nil
@@ -360,7 +359,6 @@ func (n *Node) closed(s *session) {
 		return // never registered
 	}
 	n.hub.removeSession(s)
-	n.unsubscribe("session", s.sid)
 	n.unindexUser(s)
 	for _, d := range docs {
 		if n.hub.docs.remove(d, s, func() { n.unsubscribe("doc", d) }) {

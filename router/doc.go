@@ -7,11 +7,12 @@
 //	push.user.<uid>       to every session of a user
 //	push.doc.<doc>        to every session that joined a doc
 //	push.all              to every session
-//	push.session.<sid>    to one session
+//	push.session.<node>.<sid> to one session (node: the node holding it)
 //	push.events.connect   node -> backends: a session opened
 //	push.events.disconnect node -> backends: a session closed
 //	push.up.doc.<doc>     node -> backends: a client's publish frame
 //
 // A node subscribes only to what it holds, so NATS interest routes each push
-// to exactly the nodes that need it.
+// to exactly the nodes that need it; its sessions share one subscription,
+// push.session.<node>.*.
 package router

@@ -150,9 +150,11 @@ func New(cfg Config) (*Router, error) {
 		r.workers.Add(1)
 		go r.work(q)
 	}
-	if err := r.Subscribe(KindAll, ""); err != nil {
-		r.stopWorkers()
-		return nil, err
+	for _, subject := range []string{r.subjects.All(), r.subjects.NodeSessions(cfg.NodeID)} {
+		if err := r.subscribe(subject); err != nil {
+			r.stopWorkers()
+			return nil, err
+		}
 	}
 	// Broadcasts published once New returns must arrive.
 	if err := r.nc.FlushTimeout(defaultSyncTimeout); err != nil {
@@ -199,9 +201,16 @@ func (r *Router) queue(subject string) chan *nats.Msg {
 	return r.queues[maphash.String(r.seed, subject)%uint64(len(r.queues))]
 }
 
-// Subscribe starts receiving pushes of kind for key. It is idempotent.
+// Subscribe starts receiving pushes of kind (KindUser or KindDoc) for key.
+// It is idempotent. Broadcasts and the node's sessions are subscribed by New.
 func (r *Router) Subscribe(kind, key string) error {
-	subject := r.subjects.For(kind, key)
+	if kind != KindUser && kind != KindDoc {
+		return fmt.Errorf("pushd: router: cannot subscribe to %q subjects", kind)
+	}
+	return r.subscribe(r.subjects.For(kind, key))
+}
+
+func (r *Router) subscribe(subject string) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.closed {

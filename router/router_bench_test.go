@@ -46,7 +46,7 @@ func BenchmarkSubjectsParse(b *testing.B) {
 	s := NewSubjects("")
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, _, ok := s.Parse("push.session.1862263214372491264"); !ok {
+		if _, _, ok := s.Parse("push.session.3.1862263214372491264"); !ok {
 			b.Fatal("parse")
 		}
 	}

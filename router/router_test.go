@@ -1,10 +1,12 @@
 package router
 
 import (
+	"strconv"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/bwmarrin/snowflake"
 	"github.com/nats-io/nats.go"
 	"go.uber.org/goleak"
 
@@ -18,7 +20,7 @@ func TestSubjectsRoundTrip(t *testing.T) {
 	for _, tc := range []struct{ kind, key, subject string }{
 		{KindUser, "alice", "push.user.alice"},
 		{KindDoc, "team-7/d", "push.doc.team-7/d"},
-		{KindSession, "123", "push.session.123"},
+		{KindSession, "1862263214372491264", "push.session.817.1862263214372491264"},
 		{KindAll, "", "push.all"},
 	} {
 		if got := s.For(tc.kind, tc.key); got != tc.subject {
@@ -29,7 +31,8 @@ func TestSubjectsRoundTrip(t *testing.T) {
 			t.Errorf("Parse(%s) = %s,%s,%v", tc.subject, kind, key, ok)
 		}
 	}
-	for _, bad := range []string{"push", "push.", "pushx.user.a", "push.user", "push.user.", "push.admin.nodes", "push.up.doc.d", "other.user.a"} {
+	for _, bad := range []string{"push", "push.", "pushx.user.a", "push.user", "push.user.", "push.admin.nodes", "push.up.doc.d", "other.user.a",
+		"push.session.123", "push.session.3."} {
 		if _, _, ok := s.Parse(bad); ok {
 			t.Errorf("Parse(%q) accepted", bad)
 		}
@@ -95,8 +98,11 @@ func TestRouterRoutesHeadersAndReports(t *testing.T) {
 	if err := r.Subscribe(KindUser, "alice"); err != nil { // idempotent
 		t.Fatal(err)
 	}
-	if got := r.Subscriptions(); got != 2 {
-		t.Fatalf("subscriptions %d, want 2 (all + alice)", got)
+	if got := r.Subscriptions(); got != 3 {
+		t.Fatalf("subscriptions %d, want 3 (all, the node's sessions, alice)", got)
+	}
+	if err := r.Subscribe(KindSession, "1"); err == nil {
+		t.Fatal("a per-session subscription was accepted")
 	}
 	if err := nc.Flush(); err != nil {
 		t.Fatal(err)
@@ -157,8 +163,8 @@ func TestRouterRoutesHeadersAndReports(t *testing.T) {
 	if err := r.Unsubscribe(KindUser, "alice"); err != nil {
 		t.Fatal(err)
 	}
-	if got := r.Subscriptions(); got != 1 {
-		t.Fatalf("subscriptions after unsubscribe %d, want 1", got)
+	if got := r.Subscriptions(); got != 2 {
+		t.Fatalf("subscriptions after unsubscribe %d, want 2", got)
 	}
 }
 
@@ -167,3 +173,34 @@ type again struct{}
 func (again) Error() string { return "not yet" }
 
 var errAgain = again{}
+
+// TestSessionSubjectCarriesTheNode checks that a session's subject names the
+// node that minted its ID, which is the one node subscribed to it.
+func TestSessionSubjectCarriesTheNode(t *testing.T) {
+	s := NewSubjects("")
+	for _, node := range []int64{0, 1, 7, 1023} {
+		gen, err := snowflake.NewNode(node)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sid := gen.Generate().String()
+		if got := SessionNode(sid); got != node {
+			t.Fatalf("SessionNode(%s) = %d, want %d", sid, got, node)
+		}
+		want := "push.session." + strconv.FormatInt(node, 10) + "." + sid
+		if got := s.Session(sid); got != want {
+			t.Fatalf("Session(%s) = %s, want %s", sid, got, want)
+		}
+		if kind, key, ok := s.Parse(want); !ok || kind != KindSession || key != sid {
+			t.Fatalf("Parse(%s) = %s, %s, %v", want, kind, key, ok)
+		}
+		if got, wild := s.NodeSessions(node), "push.session."+strconv.FormatInt(node, 10)+".*"; got != wild {
+			t.Fatalf("NodeSessions(%d) = %s", node, got)
+		}
+	}
+	for _, bad := range []string{"", "abc", "-5", "0", "1.5"} {
+		if got := SessionNode(bad); got != -1 {
+			t.Fatalf("SessionNode(%q) = %d, want -1", bad, got)
+		}
+	}
+}

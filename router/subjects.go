@@ -1,6 +1,11 @@
 package router
 
-import "strings"
+import (
+	"strconv"
+	"strings"
+
+	"github.com/bwmarrin/snowflake"
+)
 
 // Subject kinds a node subscribes to.
 const (
@@ -51,13 +56,39 @@ func (s Subjects) Doc(doc string) string { return s.prefix + ".doc." + doc }
 // All is the broadcast subject.
 func (s Subjects) All() string { return s.prefix + ".all" }
 
-// Session is the subject of pushes to one session.
-func (s Subjects) Session(sid string) string { return s.prefix + ".session." + sid }
+// Session is the subject of pushes to one session:
+// <prefix>.session.<node>.<sid>, where node is the number of the node that
+// holds the session. The node is in the sid itself (a snowflake ID), and in
+// hello, the connect event and upstream's Push-Node, so a node takes all its
+// sessions' pushes with one subscription instead of one per session. A sid
+// that is not a session ID gets node "-1", which no node subscribes to.
+func (s Subjects) Session(sid string) string {
+	return s.prefix + ".session." + strconv.FormatInt(SessionNode(sid), 10) + "." + sid
+}
+
+// NodeSessions is the subscription that takes the pushes to every session of
+// node.
+func (s Subjects) NodeSessions(node int64) string {
+	return s.prefix + ".session." + strconv.FormatInt(node, 10) + ".*"
+}
+
+// SessionNode is the number of the node that minted session ID sid, or -1
+// when sid is not a session ID.
+func SessionNode(sid string) int64 {
+	id, err := strconv.ParseInt(sid, 10, 64)
+	if err != nil || id <= 0 {
+		return -1
+	}
+	return snowflake.ID(id).Node()
+}
 
 // For returns the subject of kind and key.
 func (s Subjects) For(kind, key string) string {
-	if kind == KindAll {
+	switch kind {
+	case KindAll:
 		return s.All()
+	case KindSession:
+		return s.Session(key)
 	}
 	return s.prefix + "." + kind + "." + key
 }
@@ -87,8 +118,12 @@ func (s Subjects) Parse(subject string) (kind, key string, ok bool) {
 		return "", "", false
 	}
 	switch kind {
-	case KindUser, KindDoc, KindSession:
+	case KindUser, KindDoc:
 		return kind, key, true
+	case KindSession: // <node>.<sid>: the key is the sid
+		if _, sid, ok := strings.Cut(key, "."); ok && sid != "" {
+			return kind, sid, true
+		}
 	}
 	return "", "", false
 }

@@ -97,7 +97,7 @@ func waitInterest(t *testing.T, nc *nats.Conn, subject string, want int) {
 func flushProbes(t *testing.T, nc *nats.Conn, c *client.Client) {
 	t.Helper()
 	ev := "flush-" + c.SID()
-	publish(t, nc, "push.session."+c.SID(), hdr("Push-Event", ev), `{}`, 1)
+	publish(t, nc, sessionSubject(c.SID()), hdr("Push-Event", ev), `{}`, 1)
 	for {
 		f, err := c.Next(ctxT(t))
 		if err != nil {
@@ -127,7 +127,7 @@ func TestNATSRestartRestoresSubscriptions(t *testing.T) {
 	// Until the node has reconnected and re-subscribed, nobody answers.
 	var recovered time.Duration
 	eventually(t, func() error {
-		got, err := answers(nc, "push.session."+a.SID(), hdr("Push-Event", "probe"), 200*time.Millisecond)
+		got, err := answers(nc, sessionSubject(a.SID()), hdr("Push-Event", "probe"), 200*time.Millisecond)
 		if err != nil {
 			return err
 		}

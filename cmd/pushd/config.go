@@ -85,7 +85,7 @@ func newRootCmd(ctx context.Context, stdout, stderr io.Writer, lookupEnv func(st
 		Short: "pushd push node: WebSocket sessions fed by NATS",
 		Long: `pushd holds client WebSocket sessions and delivers to them what backends publish
 on NATS subjects <prefix>.user.<uid>, <prefix>.doc.<doc>, <prefix>.all and
-<prefix>.session.<sid>. Every flag can also be set with the environment
+<prefix>.session.<node>.<sid>. Every flag can also be set with the environment
 variable shown next to it. See docs/ for the protocol and operations.`,
 		Example: `  # laptop: embedded NATS on 127.0.0.1:4222, no token needed (?user=alice)
   pushd --dev

@@ -18,6 +18,7 @@ import (
 
 	"github.com/pushd/pushd/client"
 	"github.com/pushd/pushd/internal/pushtest"
+	"github.com/pushd/pushd/router"
 )
 
 func TestMain(m *testing.M) {
@@ -204,9 +205,12 @@ func expectPush(t *testing.T, c *client.Client, event, data string) client.Frame
 func marker(t *testing.T, nc *nats.Conn, c *client.Client) {
 	t.Helper()
 	ev := "marker-" + strconv.FormatInt(time.Now().UnixNano(), 36)
-	publish(t, nc, "push.session."+c.SID(), nats.Header{"Push-Event": []string{ev}}, `{}`, 1)
+	publish(t, nc, sessionSubject(c.SID()), nats.Header{"Push-Event": []string{ev}}, `{}`, 1)
 	expectPush(t, c, ev, "")
 }
+
+// sessionSubject is where a backend publishes to session sid.
+func sessionSubject(sid string) string { return router.NewSubjects("").Session(sid) }
 
 func hdr(kv ...string) nats.Header {
 	h := nats.Header{}

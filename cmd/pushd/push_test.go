@@ -79,7 +79,7 @@ func TestBroadcastSessionPushAndExclude(t *testing.T) {
 		}
 	}
 
-	if got := delivered(publish(t, nc, "push.session."+a2.SID(), nil, `7`, 1)); got != 1 {
+	if got := delivered(publish(t, nc, sessionSubject(a2.SID()), nil, `7`, 1)); got != 1 {
 		t.Fatalf("session push delivered %d, want 1", got)
 	}
 	if f := expectPush(t, a2, "message", `7`); f.Target != "session" {
@@ -210,7 +210,7 @@ func TestSubscriptionsFollowWhatTheNodeHolds(t *testing.T) {
 	ns := pushtest.RunNATS(t)
 	n := startPushd(t, ns.URL(), "--dev")
 	subs := func() int { return int(ns.NumSubscriptions()) }
-	base := subs() // push.all plus the node's own inbox machinery
+	base := subs() // push.all, push.session.<node>.* and the node's own inbox machinery
 	want := func(d int) {
 		t.Helper()
 		eventually(t, func() error {
@@ -221,26 +221,26 @@ func TestSubscriptionsFollowWhatTheNodeHolds(t *testing.T) {
 		})
 	}
 	a1 := dial(t, n, "alice")
-	want(2) // push.user.alice, push.session.<sid>
+	want(1) // push.user.alice; sessions need no subscription of their own
 	a2 := dial(t, n, "alice")
-	want(3) // one more session subject; the user subject is shared
+	want(1) // the user subject is shared
 	if err := a1.Join(ctxT(t), "d"); err != nil {
 		t.Fatal(err)
 	}
 	if err := a2.Join(ctxT(t), "d"); err != nil {
 		t.Fatal(err)
 	}
-	want(4)
+	want(2)
 	if err := a1.Leave(ctxT(t), "d"); err != nil {
 		t.Fatal(err)
 	}
-	want(4) // a2 still holds d
+	want(2) // a2 still holds d
 	_ = a2.Close()
-	want(2) // a2's session and d are gone; push.user.alice and a1's session remain
+	want(1) // d is gone; push.user.alice remains for a1
 	_ = a1.Close()
 	want(0)
-	if got := metric(t, n, "pushd_nats_subscriptions"); got != 1 {
-		t.Fatalf("pushd_nats_subscriptions = %v, want 1 (push.all)", got)
+	if got := metric(t, n, "pushd_nats_subscriptions"); got != 2 {
+		t.Fatalf("pushd_nats_subscriptions = %v, want 2 (push.all and the node's sessions)", got)
 	}
 }
 
@@ -266,7 +266,7 @@ func TestTwoNodesDeliverOncePerSession(t *testing.T) {
 		marker(t, nc, c)
 	}
 	// A session push reaches only the node holding the session.
-	rs = publish(t, nc, "push.session."+a2.SID(), nil, `1`, 1)
+	rs = publish(t, nc, sessionSubject(a2.SID()), nil, `1`, 1)
 	if rs[0].Node != 2 {
 		t.Fatalf("session push answered by node %d, want 2", rs[0].Node)
 	}
