@@ -19,7 +19,7 @@ const (
 	defaultQueueLen        = 1 << 16
 	defaultSyncTimeout     = 5 * time.Second
 	defaultBatchMessages   = 256
-	defaultBatchDeliveries = 1 << 18
+	defaultBatchDeliveries = 1 << 20
 )
 
 // Delivery is one push as decoded from a NATS message: routing from the
@@ -83,8 +83,10 @@ type Config struct {
 	// BatchMessages and BatchDeliveries bound a worker's run of queued
 	// messages between two flushes of a Batcher's batch (see Batcher): at most
 	// that many messages, or that many session deliveries, whichever comes
-	// first. Zero means 256 messages and 262144 deliveries (about 30 ms of
-	// fan-out on one core); 1 flushes after every message.
+	// first. Zero means 256 messages and 1,048,576 deliveries (about 120 ms of
+	// fan-out on one core; measured against 262,144 it gave 28 instead of 13
+	// frames per write, 1.2 instead of 1.8 µs of CPU per frame and a lower
+	// last-client p99); 1 flushes after every message.
 	BatchMessages   int
 	BatchDeliveries int
 	// Logger receives the router's logs. Nil means slog.Default().
