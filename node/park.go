@@ -111,14 +111,6 @@ func (c *parkConn) tryRead(p []byte) (int, error) {
 	return n, nil
 }
 
-func (c *parkConn) readNonBlocking(fd uintptr) bool {
-	c.n, c.err = syscall.Read(int(fd), c.buf)
-	if c.n < 0 {
-		c.n = 0
-	}
-	return true // never wait: the caller parks instead
-}
-
 // Close closes the socket and wakes a parked reader to see it.
 func (c *parkConn) Close() error {
 	err := c.Conn.Close()

@@ -149,3 +149,13 @@ func (p *poller) closeFDs() {
 	syscall.Close(p.wake[1])
 	syscall.Close(p.epfd)
 }
+
+// readNonBlocking is parkConn's RawConn.Read callback: one read(2) on the
+// non-blocking socket.
+func (c *parkConn) readNonBlocking(fd uintptr) bool {
+	c.n, c.err = syscall.Read(int(fd), c.buf)
+	if c.n < 0 {
+		c.n = 0
+	}
+	return true // never wait: the caller parks instead
+}

@@ -12,3 +12,9 @@ func (p *poller) register(*parkConn) error { return errors.ErrUnsupported }
 func (p *poller) arm(*parkConn) error      { return errors.ErrUnsupported }
 func (p *poller) forget(*parkConn)         {}
 func (p *poller) close()                   {}
+
+// readNonBlocking is never called: without a poller no session parks.
+func (c *parkConn) readNonBlocking(uintptr) bool {
+	c.err = errors.ErrUnsupported
+	return true
+}
