@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -211,10 +212,15 @@ func TestSubjectInjectionThroughIDs(t *testing.T) {
 	ns := pushtest.RunNATS(t)
 	nc := ns.Connect(t)
 	// Everything the node publishes to NATS, to prove no hostile ID reached a subject.
-	seen := make(chan string, 1024)
+	// A slice, not a channel the test closes: the node may still publish
+	// (a disconnect event) while the test reads what it saw.
+	var mu sync.Mutex
+	var seen []string
 	sub, err := nc.Subscribe(">", func(m *nats.Msg) {
 		if !strings.HasPrefix(m.Subject, "_INBOX.") && !strings.HasPrefix(m.Subject, "$") {
-			seen <- m.Subject
+			mu.Lock()
+			seen = append(seen, m.Subject)
+			mu.Unlock()
 		}
 	})
 	if err != nil {
@@ -246,8 +252,10 @@ func TestSubjectInjectionThroughIDs(t *testing.T) {
 		t.Fatal(err)
 	}
 	marker(t, nc, c)
-	close(seen)
-	for s := range seen {
+	mu.Lock()
+	subjects := append([]string(nil), seen...)
+	mu.Unlock()
+	for _, s := range subjects {
 		ok := strings.HasPrefix(s, "push.events.") || strings.HasPrefix(s, "push.session.") || strings.HasPrefix(s, "push.admin")
 		if !ok {
 			t.Errorf("node published on %q", s)
