@@ -113,7 +113,12 @@ func TestBroadcastWorkerProcesses(t *testing.T) {
 	if d, e := metricOf(t, r, "deliveries"), metricOf(t, r, "expected"); d != e || d != 800 {
 		t.Errorf("deliveries %v, expected %v, want 800", d, e)
 	}
-	positive(t, r, "deliveries_per_sec", "server_cpu_per_delivery", "last_client_p99")
+	positive(t, r, "deliveries_per_sec", "last_client_p99")
+	// Server CPU comes from /proc in 10 ms ticks: 800 batched deliveries may
+	// cost less than one tick, so only its presence and sign are checked.
+	if c := metricOf(t, r, "server_cpu_per_delivery"); c < 0 {
+		t.Errorf("server_cpu_per_delivery = %v", c)
+	}
 }
 
 func TestTargeted(t *testing.T) {
