@@ -74,8 +74,7 @@ func newParkConn(c *net.TCPConn, prefix []byte) (*parkConn, error) {
 // no bytes means the session parks.
 func (c *parkConn) Read(p []byte) (int, error) {
 	if len(c.prefix) > 0 {
-		n := copy(p, c.prefix)
-		c.prefix = c.prefix[n:]
+		n := readPrefix(&c.prefix, p)
 		c.frames.feed(p[:n])
 		return n, nil
 	}
@@ -245,11 +244,16 @@ type prefixConn struct {
 
 func (c *prefixConn) Read(p []byte) (int, error) {
 	if len(c.prefix) > 0 {
-		n := copy(p, c.prefix)
-		c.prefix = c.prefix[n:]
-		return n, nil
+		return readPrefix(&c.prefix, p), nil
 	}
 	return c.Conn.Read(p)
+}
+
+// readPrefix moves the first bytes of *prefix into p.
+func readPrefix(prefix *[]byte, p []byte) int {
+	n := copy(p, *prefix)
+	*prefix = (*prefix)[n:]
+	return n
 }
 
 // frameTracker follows frame boundaries in the client's byte stream (RFC 6455

@@ -62,49 +62,17 @@ func TestBatchFlushesAfterTheBacklog(t *testing.T) {
 	}
 	defer r.Close()
 	pub := ns.Connect(t)
-
-	// One message, nothing behind it: delivered and flushed alone, once the
-	// held delivery is let go.
-	if err := pub.Publish("push.all", nil); err != nil {
-		t.Fatal(err)
-	}
-	<-rec.holding
-	// Six more queue up behind it while it is held.
-	for i := range 6 {
-		if err := pub.Publish("push.all", []byte(strconv.Itoa(i))); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := pub.Flush(); err != nil {
-		t.Fatal(err)
-	}
-	pushtest.Eventually(t, 5*time.Second, func() error {
-		if len(r.queues[0]) < 6 {
-			return errAgain
-		}
-		return nil
-	})
-	close(rec.hold)
+	backlog(t, pub, r, rec, 6)
 	// The held message and three queued ones (BatchMessages 4), a flush, the
 	// last three, a flush.
-	pushtest.Eventually(t, 5*time.Second, func() error {
-		if rec.String() != "ddddfdddf" {
-			return errAgain
-		}
-		return nil
-	})
+	rec.wait(t, "ddddfdddf")
 	// With no backlog every message is flushed at once.
 	for range 2 {
 		before := rec.String()
 		if err := pub.Publish("push.all", nil); err != nil {
 			t.Fatal(err)
 		}
-		pushtest.Eventually(t, 5*time.Second, func() error {
-			if rec.String() != before+"df" {
-				return errAgain
-			}
-			return nil
-		})
+		rec.wait(t, before+"df")
 	}
 }
 
@@ -119,9 +87,17 @@ func TestBatchDeliveriesBoundARun(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer r.Close()
-	pub := ns.Connect(t)
-	for i := range 5 {
-		if err := pub.PublishMsg(&nats.Msg{Subject: "push.all", Data: []byte(strconv.Itoa(i))}); err != nil {
+	backlog(t, ns.Connect(t), r, rec, 4)
+	rec.wait(t, "ddfddfdf")
+}
+
+// backlog publishes one push, which the router's only worker takes and
+// holds in its first delivery, then n more that queue up behind it, and lets
+// the held delivery go once they are all queued.
+func backlog(t *testing.T, pub *nats.Conn, r *Router, rec *batchRecorder, n int) {
+	t.Helper()
+	for i := range n + 1 {
+		if err := pub.Publish("push.all", []byte(strconv.Itoa(i))); err != nil {
 			t.Fatal(err)
 		}
 		if i == 0 {
@@ -132,15 +108,20 @@ func TestBatchDeliveriesBoundARun(t *testing.T) {
 		t.Fatal(err)
 	}
 	pushtest.Eventually(t, 5*time.Second, func() error {
-		if len(r.queues[0]) < 4 {
+		if len(r.queues[0]) < n {
 			return errAgain
 		}
 		return nil
 	})
 	close(rec.hold)
+}
+
+// wait waits until the log of deliveries and flushes is want.
+func (b *batchRecorder) wait(t *testing.T, want string) {
+	t.Helper()
 	pushtest.Eventually(t, 5*time.Second, func() error {
-		if rec.String() != "ddfddfdf" {
-			return errAgain
+		if got := b.String(); got != want {
+			return fmt.Errorf("log %q, want %q", got, want)
 		}
 		return nil
 	})

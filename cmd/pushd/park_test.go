@@ -154,12 +154,4 @@ func TestParkingCanBeTurnedOff(t *testing.T) {
 }
 
 // maskedText is a masked client text frame.
-func maskedText(s string) []byte {
-	mask := [4]byte{9, 8, 7, 6}
-	b := []byte{0x81, 0x80 | byte(len(s))}
-	b = append(b, mask[:]...)
-	for i := 0; i < len(s); i++ {
-		b = append(b, s[i]^mask[i%4])
-	}
-	return b
-}
+func maskedText(s string) []byte { return maskedFrame(true, false, 0x1, uint64(len(s)), []byte(s)) }

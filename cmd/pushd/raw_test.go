@@ -75,6 +75,14 @@ func (c *rawConn) frame(fin, rsv1 bool, opcode byte, payload []byte) error {
 // frameHeader writes a frame header declaring length and then payload,
 // which may be shorter than length (a lie the server must not trust).
 func (c *rawConn) frameHeader(fin, rsv1 bool, opcode byte, length uint64, payload []byte) error {
+	_ = c.SetWriteDeadline(time.Now().Add(5 * time.Second))
+	_, err := c.Write(maskedFrame(fin, rsv1, opcode, length, payload))
+	return err
+}
+
+// maskedFrame is a client frame: a header declaring length, then payload
+// masked.
+func maskedFrame(fin, rsv1 bool, opcode byte, length uint64, payload []byte) []byte {
 	b := []byte{opcode, 0x80}
 	if fin {
 		b[0] |= 0x80
@@ -97,9 +105,7 @@ func (c *rawConn) frameHeader(fin, rsv1 bool, opcode byte, length uint64, payloa
 	for i, x := range payload {
 		b = append(b, x^mask[i%4])
 	}
-	_ = c.SetWriteDeadline(time.Now().Add(5 * time.Second))
-	_, err := c.Write(b)
-	return err
+	return b
 }
 
 // text sends one text frame.
