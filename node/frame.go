@@ -16,7 +16,7 @@ const maxPooledFrame = 64 << 10
 // frame is one encoded WebSocket frame, shared by every session it is written
 // to. Server frames are unmasked, so the same bytes serve all recipients.
 // refs counts the queues still holding it; the last release returns it to the
-// pool. Static frames (refs < 0) are never pooled.
+// pool.
 type frame struct {
 	buf  []byte // maxHeader bytes of room, then the payload
 	off  int    // where the header starts in buf
@@ -65,29 +65,15 @@ func (f *frame) bytes() []byte { return f.buf[f.off:] }
 // payload is the frame's payload.
 func (f *frame) payload() []byte { return f.buf[maxHeader:] }
 
-func (f *frame) retain() {
-	if f.refs.Load() >= 0 {
-		f.refs.Add(1)
-	}
-}
+func (f *frame) retain() { f.refs.Add(1) }
 
 // release drops one reference; the last one recycles the frame.
 func (f *frame) release() {
-	if f.refs.Load() < 0 {
-		return
-	}
 	if f.refs.Add(-1) == 0 && cap(f.buf) <= maxPooledFrame {
 		framePool.Put(f)
 	}
 }
 
-// staticFrame builds a frame that is never recycled, for constant replies.
-func staticFrame(opcode byte, payload []byte) *frame {
-	f := &frame{buf: append(make([]byte, maxHeader, maxHeader+len(payload)), payload...)}
-	f.seal(opcode)
-	f.refs.Store(-1)
-	return f
-}
 
 // WebSocket opcodes the node writes.
 const (
@@ -96,7 +82,18 @@ const (
 	opPong  = 0xA
 )
 
-var pongControlFrame = staticFrame(opPong, nil)
+// pongFrame builds the pong that answers a ping: RFC 6455 section 5.5.3 wants
+// the ping's payload echoed (at most 125 bytes, as control frames are). The
+// frame comes from the pool, so answering pings allocates nothing.
+func pongFrame(payload []byte) *frame {
+	if len(payload) > 125 {
+		payload = payload[:125]
+	}
+	f := newFrame()
+	f.buf = append(f.buf, payload...)
+	f.seal(opPong)
+	return f
+}
 
 // closeFrame builds a close frame with code and reason. The reason is cut to
 // fit the 125-byte control frame limit.

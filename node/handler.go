@@ -51,7 +51,7 @@ func (h *handler) OnPing(c *gws.Conn, payload []byte) {
 	}
 	s.lastSeen.Store(now)
 	h.n.heartbeat(s, now)
-	s.enqueue(pongControlFrame)
+	h.reply(s, pongFrame(payload))
 }
 
 func (h *handler) OnPong(c *gws.Conn, _ []byte) {

@@ -384,3 +384,27 @@ func TestGracefulShutdownSends1012(t *testing.T) {
 		})
 	}
 }
+
+// TestPongEchoesPingPayload: RFC 6455 section 5.5.3 wants a pong to carry the
+// ping's application data; clients such as Python websockets match pongs to
+// pings by it and drop a session whose pongs never match.
+func TestPongEchoesPingPayload(t *testing.T) {
+	ns := pushtest.RunNATS(t)
+	n := startPushd(t, ns.URL(), "--dev")
+	c := rawDial(t, n.Listen, "?user=pinger", nil)
+	if f := c.textFrame(t); !strings.Contains(f, `"hello"`) {
+		t.Fatalf("first frame %s, want hello", f)
+	}
+	for _, payload := range [][]byte{nil, []byte("abcd"), []byte(strings.Repeat("x", 125))} {
+		if err := c.frame(true, false, 0x9, payload); err != nil {
+			t.Fatal(err)
+		}
+		op, p, err := c.next(5 * time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if op != 0xA || string(p) != string(payload) {
+			t.Fatalf("answer to a ping with %q: opcode %#x payload %q, want a pong echoing it", payload, op, p)
+		}
+	}
+}
