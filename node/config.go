@@ -23,7 +23,6 @@ const (
 	defaultWriteTimeout      = 10 * time.Second
 	defaultHandshakeTimeout  = 5 * time.Second
 	defaultDrainTimeout      = 10 * time.Second
-	defaultMaxIDLength       = 128
 	closeFrameWriteTimeout   = time.Second
 	maxConsecutiveBadFrames  = 20
 	defaultSessionShardCount = 64

@@ -74,7 +74,6 @@ func (f *frame) release() {
 	}
 }
 
-
 // WebSocket opcodes the node writes.
 const (
 	opText  = 0x1

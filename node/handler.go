@@ -10,6 +10,7 @@ import (
 	"github.com/lxzan/gws"
 
 	"github.com/pushd/pushd/auth"
+	"github.com/pushd/pushd/contract"
 )
 
 // slot is the gws session storage: it only points back at our session, which
@@ -118,7 +119,7 @@ func (h *handler) bad(s *session, code, message string) {
 
 func (h *handler) join(s *session, doc, token string) {
 	n := h.n
-	if err := ValidateID(doc); err != nil {
+	if err := contract.ValidateID(doc); err != nil {
 		n.metrics.joinsRefused.WithLabelValues(errInvalidDoc).Inc()
 		h.bad(s, errInvalidDoc, "doc id: "+err.Error())
 		return
@@ -242,7 +243,7 @@ func (h *handler) publish(s *session, f *ClientFrame) {
 	if event == "" {
 		event = "message"
 	}
-	if len(event) > defaultMaxIDLength {
+	if len(event) > contract.MaxIDLength {
 		h.reply(s, encodeError(errInvalidEvent, "event name longer than 128 characters"))
 		return
 	}

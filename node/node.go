@@ -16,6 +16,7 @@ import (
 	"github.com/lxzan/gws"
 
 	"github.com/pushd/pushd/auth"
+	"github.com/pushd/pushd/contract"
 )
 
 // Bus is what the node needs from the message bus. The router implements it
@@ -183,7 +184,7 @@ func (n *Node) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			n.refuse(w, http.StatusUnauthorized, "token_missing", err.Error())
 		case errors.Is(err, auth.ErrTokenExpired):
 			n.refuse(w, http.StatusUnauthorized, "token_expired", err.Error())
-		case errors.Is(err, ErrInvalidID):
+		case errors.Is(err, contract.ErrInvalidID):
 			n.refuse(w, http.StatusBadRequest, "invalid_user", "user id: "+err.Error())
 		default:
 			n.refuse(w, http.StatusUnauthorized, "token_invalid", err.Error())
@@ -249,7 +250,7 @@ func (n *Node) authenticate(r *http.Request) (identity, error) {
 		}
 		id = identity{user: claims.Subject, grants: claims.Docs, expires: unixNano(claims.Expiry())}
 	}
-	if err := ValidateID(id.user); err != nil {
+	if err := contract.ValidateID(id.user); err != nil {
 		return id, err
 	}
 	return id, nil

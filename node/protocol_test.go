@@ -7,19 +7,6 @@ import (
 	"unicode/utf8"
 )
 
-func TestValidateID(t *testing.T) {
-	for _, ok := range []string{"a", "alice", "team-7/doc_1", "A~!@#$%^&()[]{}", strings.Repeat("x", 128)} {
-		if err := ValidateID(ok); err != nil {
-			t.Errorf("ValidateID(%q) = %v, want nil", ok, err)
-		}
-	}
-	for _, bad := range []string{"", "a.b", "..", "*", ">", "a b", "a\tb", "a\x00", "é", "a\x7f", strings.Repeat("x", 129), strings.Repeat("x", 10<<10)} {
-		if err := ValidateID(bad); err == nil {
-			t.Errorf("ValidateID(%q) = nil, want an error", bad)
-		}
-	}
-}
-
 func TestEncodePushEmbedsJSONAndQuotesTheRest(t *testing.T) {
 	for _, tc := range []struct {
 		data, want string

@@ -7,7 +7,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/pushd/pushd/admin"
-	"github.com/pushd/pushd/node"
+	"github.com/pushd/pushd/contract"
 )
 
 // sessionsFlags are the flags of `pushctl sessions`.
@@ -145,7 +145,7 @@ func checkID(flag, v string) error {
 	if v == "" {
 		return nil
 	}
-	if err := node.ValidateID(v); err != nil {
+	if err := contract.ValidateID(v); err != nil {
 		return usageErrorf("%s %q: %v", flag, v, strings.TrimPrefix(err.Error(), "pushd: "))
 	}
 	return nil

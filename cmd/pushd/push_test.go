@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/golang-jwt/jwt/v5"
 	"github.com/nats-io/nats.go"
 
 	"github.com/pushd/pushd/client"
@@ -271,4 +272,66 @@ func TestTwoNodesDeliverOncePerSession(t *testing.T) {
 		t.Fatalf("session push answered by node %d, want 2", rs[0].Node)
 	}
 	expectPush(t, a2, "message", `1`)
+}
+
+// TestDottedIDs: user and doc IDs are application data (emails, file names,
+// dotted namespaces). A dotted ID is a multi-token subject; pushes, joins,
+// upstream publishes and tokens all work with it, and a push to one dotted
+// ID reaches no other.
+func TestDottedIDs(t *testing.T) {
+	ns := pushtest.RunNATS(t)
+	nc := ns.Connect(t)
+	n := startPushd(t, ns.URL(), "--dev", "--jwt-secret", testSecret)
+	alice, err := client.Dial(ctxT(t), n.wsURL(), client.Options{Token: signed(t, jwt.MapClaims{
+		"sub": "alice@example.com", "exp": time.Now().Add(time.Hour).Unix(), "docs": []string{"reports/*", "acme.team.7"}})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = alice.Close() })
+	if alice.Hello().User != "alice@example.com" {
+		t.Fatalf("hello %+v", alice.Hello())
+	}
+	// Users whose IDs are prefixes or extensions of alice's, as subjects.
+	near := []*client.Client{dial(t, n, "alice@example"), dial(t, n, "alice@example.com.evil"), dial(t, n, "café.ユーザー")}
+	up, err := nc.SubscribeSync("push.up.doc.>")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, doc := range []string{"reports/q3.pdf", "acme.team.7"} {
+		if err := alice.Join(ctxT(t), doc); err != nil {
+			t.Fatalf("join %s: %v", doc, err)
+		}
+	}
+	if err := near[2].Join(ctxT(t), "acme.team"); err != nil {
+		t.Fatal(err)
+	}
+
+	if got := delivered(publish(t, nc, "push.user.alice@example.com", nil, `"u"`, 1)); got != 1 {
+		t.Fatalf("user push delivered %d, want 1", got)
+	}
+	expectPush(t, alice, "message", `"u"`)
+	if got := delivered(publish(t, nc, "push.doc.acme.team.7", nil, `"d"`, 1)); got != 1 {
+		t.Fatalf("doc push delivered %d, want 1", got)
+	}
+	if f := expectPush(t, alice, "message", `"d"`); f.Doc != "acme.team.7" {
+		t.Fatalf("doc push frame %+v", f)
+	}
+	if got := delivered(publish(t, nc, "push.user.café.ユーザー", nil, `"n"`, 1)); got != 1 {
+		t.Fatalf("non-ASCII user push delivered %d, want 1", got)
+	}
+	expectPush(t, near[2], "message", `"n"`)
+	for _, c := range append(near[:2], alice) {
+		marker(t, nc, c)
+	}
+
+	if err := alice.Publish("reports/q3.pdf", "edit", 1); err != nil {
+		t.Fatal(err)
+	}
+	m, err := up.NextMsg(5 * time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Subject != "push.up.doc.reports/q3.pdf" || m.Header.Get("Push-User") != "alice@example.com" {
+		t.Fatalf("upstream %s %v", m.Subject, m.Header)
+	}
 }

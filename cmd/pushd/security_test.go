@@ -206,7 +206,9 @@ func TestRefreshedFrameCarriesExp(t *testing.T) {
 }
 
 // hostile IDs: each could address another NATS subject if it reached one.
-var hostileIDs = []string{"a.b", "*", ">", "a.>", "..", "", " ", "a b", "a\tb", "a\nb", "a\x00b", "a\x7fb", "é", strings.Repeat("x", 10<<10)}
+// hostileIDs could address another subject than their own, or are not text.
+var hostileIDs = []string{"*", ">", "a.>", "a.*", "a*b", ".", "..", ".a", "a.", "a..b", "", " ", "a b", "a\tb", "a\nb",
+	"a\x00b", "a\x7fb", "a\u00a0b", strings.Repeat("x", 10<<10)}
 
 func TestSubjectInjectionThroughIDs(t *testing.T) {
 	ns := pushtest.RunNATS(t)
@@ -247,6 +249,11 @@ func TestSubjectInjectionThroughIDs(t *testing.T) {
 		if status, _ := handshake(t, n.wsURL()+"?token="+signed(t, jwt.MapClaims{"sub": id}), nil); status != http.StatusBadRequest && status != http.StatusUnauthorized {
 			t.Fatalf("token sub %.40q: %d", id, status)
 		}
+	}
+	// Invalid UTF-8 cannot travel in a JSON text frame (the socket closes
+	// with 1007); in a query it can.
+	if status, body := handshake(t, n.wsURL()+"?user=a%FFb", nil); status != http.StatusBadRequest || !strings.Contains(body, "invalid_user") {
+		t.Fatalf("dev user with invalid UTF-8: %d %s", status, body)
 	}
 	if err := nc.Flush(); err != nil {
 		t.Fatal(err)
