@@ -120,6 +120,7 @@ func (r *Registry) acquireInitial(ctx context.Context) (lease, error) {
 		return lease{}, err
 	}
 	l := lease{id: r.cfg.NodeID, session: sess, renewed: start}
+	remember := true
 	if r.cfg.NodeID >= 0 {
 		ok, err := r.tryAcquire(ctx, sess, r.cfg.NodeID)
 		if err == nil && !ok {
@@ -129,11 +130,13 @@ func (r *Registry) acquireInitial(ctx context.Context) (lease, error) {
 			_ = r.destroySession(ctx, sess)
 			return lease{}, err
 		}
-	} else if l.id, err = r.acquireAuto(ctx, sess); err != nil {
+	} else if l.id, remember, err = r.acquireAuto(ctx, sess); err != nil {
 		_ = r.destroySession(ctx, sess)
 		return lease{}, err
 	}
-	if err := r.rememberName(ctx, l.id); err != nil {
+	if !remember {
+		r.log.Info("node name's usual ID is still held by its previous run; using another until it is free", "node_id", l.id)
+	} else if err := r.rememberName(ctx, l.id); err != nil {
 		// Only costs the ID preference on the next restart.
 		r.log.Warn("pushd: could not record node name for ID reuse", "node_id", l.id, "err", err.Error())
 	}
@@ -143,40 +146,51 @@ func (r *Registry) acquireInitial(ctx context.Context) (lease, error) {
 // acquireAuto takes the ID this node name held last if free, else the lowest
 // free one. Keys can change under us (other nodes starting at the same
 // time, lock delays), so every candidate is confirmed by an atomic acquire.
-func (r *Registry) acquireAuto(ctx context.Context, sess string) (int, error) {
+//
+// remember says whether the ID taken should become the name's usual one. It
+// should not when the usual one is only out of reach because this name's
+// previous run still holds it (a restart faster than the session TTL) or it
+// is in its lock delay: the next restart must get it back.
+func (r *Registry) acquireAuto(ctx context.Context, sess string) (id int, remember bool, err error) {
 	pairs, _, err := r.client.KV().List(r.cfg.KeyPrefix, qo(ctx))
 	if err != nil {
-		return -1, fmt.Errorf("list %s: %w", r.cfg.KeyPrefix, err)
+		return -1, false, fmt.Errorf("list %s: %w", r.cfg.KeyPrefix, err)
 	}
-	held := make(map[int]bool, len(pairs))
+	held := make(map[int]string, len(pairs)) // ID -> holder's node name
 	for _, p := range pairs {
 		if n, ok := parseID(strings.TrimPrefix(p.Key, r.cfg.KeyPrefix), r.cfg.MaxNodeID); ok && p.Session != "" {
-			held[n] = true
+			var v keyValue
+			_ = json.Unmarshal(p.Value, &v)
+			held[n] = v.NodeName
 		}
 	}
-	prev := -1
+	usual := -1
 	if p, _, err := r.client.KV().Get(r.nameKey(), qo(ctx)); err != nil {
-		return -1, fmt.Errorf("get %s: %w", r.nameKey(), err)
+		return -1, false, fmt.Errorf("get %s: %w", r.nameKey(), err)
 	} else if p != nil {
-		if n, ok := parseID(string(p.Value), r.cfg.MaxNodeID); ok && !held[n] {
-			prev = n
+		if n, ok := parseID(string(p.Value), r.cfg.MaxNodeID); ok {
+			usual = n
 		}
 	}
+	holder, usualHeld := held[usual]
 	try := func(n int) (bool, error) { return r.tryAcquire(ctx, sess, n) }
-	if prev >= 0 {
-		if ok, err := try(prev); err != nil || ok {
-			return prev, err
+	if usual >= 0 && !usualHeld {
+		if ok, err := try(usual); err != nil || ok {
+			return usual, true, err
 		}
 	}
+	// Another ID: it becomes the usual one only if there was none, or
+	// another node name holds the usual one now.
+	remember = usual < 0 || (usualHeld && holder != r.cfg.NodeName)
 	for n := 0; n <= r.cfg.MaxNodeID; n++ {
-		if held[n] || n == prev {
+		if _, h := held[n]; h || n == usual {
 			continue
 		}
 		if ok, err := try(n); err != nil || ok {
-			return n, err
+			return n, remember, err
 		}
 	}
-	return -1, fmt.Errorf("%w: all %d IDs are held or in lock delay", ErrNoFreeNodeID, r.cfg.MaxNodeID+1)
+	return -1, false, fmt.Errorf("%w: all %d IDs are held or in lock delay", ErrNoFreeNodeID, r.cfg.MaxNodeID+1)
 }
 
 func (r *Registry) rememberName(ctx context.Context, id int) error {

@@ -1,10 +1,12 @@
 package registry_test
 
 import (
+	"bufio"
 	"context"
 	"fmt"
 	"log/slog"
 	"os"
+	"os/exec"
 	"strconv"
 	"strings"
 	"sync"
@@ -174,3 +176,51 @@ func (l *leaseEvents) wait(t testing.TB, n int, timeout time.Duration) leaseEven
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }
+
+// startHelper runs a registry named name in a child process (this test
+// binary, see runHelper) against c and returns the node ID it leased and a
+// function that SIGKILLs it, so the lease is left behind as after a crash.
+func startHelper(t *testing.T, c *pushtest.Consul, name string, lockDelay time.Duration) (int, func()) {
+	t.Helper()
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(exe, "-test.run=^$")
+	cmd.Env = append(os.Environ(),
+		helperEnv+"=1",
+		"PUSHD_TEST_CONSUL_ADDR="+c.Addr(),
+		"PUSHD_TEST_NODE_NAME="+name,
+		"PUSHD_TEST_LOCK_DELAY="+lockDelay.String(),
+	)
+	cmd.Stderr = os.Stderr
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	kill := sync.OnceFunc(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	t.Cleanup(kill)
+	line := make(chan string, 1)
+	go func() { // ends at EOF, i.e. when the helper dies
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			if id, ok := strings.CutPrefix(sc.Text(), "NODEID "); ok {
+				line <- id
+			}
+		}
+	}()
+	select {
+	case id := <-line:
+		n, err := strconv.Atoi(id)
+		if err != nil {
+			t.Fatalf("helper reported %q", id)
+		}
+		return n, kill
+	case <-time.After(30 * time.Second):
+		t.Fatal("helper did not report its node ID")
+		return -1, nil
+	}
+}

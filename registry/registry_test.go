@@ -1,13 +1,10 @@
 package registry_test
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
 	"net"
-	"os"
-	"os/exec"
 	"slices"
 	"strings"
 	"sync"
@@ -210,43 +207,8 @@ func TestKilledNodeReleasesIDOnlyAfterSessionAndLockDelay(t *testing.T) {
 	c := pushtest.RunConsul(t)
 	const lockDelay = 3 * time.Second
 
-	exe, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(exe, "-test.run=^$")
-	cmd.Env = append(os.Environ(),
-		helperEnv+"=1",
-		"PUSHD_TEST_CONSUL_ADDR="+c.Addr(),
-		"PUSHD_TEST_NODE_NAME=victim",
-		"PUSHD_TEST_LOCK_DELAY="+lockDelay.String(),
-	)
-	cmd.Stderr = os.Stderr
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	line := make(chan string, 1)
-	go func() { // ends at EOF, i.e. when the helper dies
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			if strings.HasPrefix(sc.Text(), "NODEID ") {
-				line <- strings.TrimPrefix(sc.Text(), "NODEID ")
-			}
-		}
-	}()
-	var victimID string
-	select {
-	case victimID = <-line:
-	case <-time.After(30 * time.Second):
-		t.Fatal("helper did not report its node ID")
-	}
-	id := 0
-	fmt.Sscan(victimID, &id)
+	id, kill := startHelper(t, c, "victim", lockDelay)
+	victimID := itoa(id)
 	serviceID := "pushd-" + victimID
 	key := registry.DefaultKeyPrefix + victimID
 
@@ -267,10 +229,7 @@ func TestKilledNodeReleasesIDOnlyAfterSessionAndLockDelay(t *testing.T) {
 		return nil
 	})
 
-	if err := cmd.Process.Signal(os.Kill); err != nil {
-		t.Fatal(err)
-	}
-	_ = cmd.Wait()
+	kill()
 	killed := time.Now()
 
 	// The TTL check goes critical; the node drops out of the live list but
@@ -536,4 +495,62 @@ func TestSessionInvalidatedReacquiresSameID(t *testing.T) {
 	if err != nil || kv2 == nil || kv2.Session == "" || kv2.Session == kv.Session {
 		t.Fatalf("key %s after re-acquire: %+v, %v; want held by a new session", key, kv2, err)
 	}
+}
+
+// TestQuickRestartKeepsTheUsualID: a node restarted faster than its dead
+// run's session expires gets another ID for that run, and its usual ID back
+// on the restart after, as docs/OPERATIONS.md promises. ID 0 is held by
+// another node throughout, so "lowest free" and "usual" differ.
+func TestQuickRestartKeepsTheUsualID(t *testing.T) {
+	t.Parallel()
+	c := pushtest.RunConsul(t)
+	holder := newRegistry(t, testConfig(t, c, "holder"))
+	if id := start(t, holder); id != 0 {
+		t.Fatalf("holder got ID %d, want 0", id)
+	}
+	const lockDelay = time.Second
+	usual, kill := startHelper(t, c, "phoenix", lockDelay)
+	if usual != 1 {
+		t.Fatalf("phoenix got ID %d, want 1", usual)
+	}
+	kill()
+
+	quick := newRegistry(t, testConfig(t, c, "phoenix"))
+	other := start(t, quick)
+	if other == usual {
+		t.Fatalf("restart while the dead run's session lives got ID %d, the held one", other)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := quick.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	// Once the dead run's key is free and out of its lock delay, the name
+	// gets its usual ID again (not the one the quick restart used, which is
+	// free too and would be taken if the name record had been overwritten).
+	pushtest.Eventually(t, 40*time.Second, func() error {
+		kv, _, err := c.Client().KV().Get(registry.DefaultKeyPrefix+itoa(usual), nil)
+		if err != nil || (kv != nil && kv.Session != "") {
+			return fmt.Errorf("ID %d still held: %+v %v", usual, kv, err)
+		}
+		return nil
+	})
+	var got int
+	pushtest.Eventually(t, lockDelay+10*time.Second, func() error {
+		r, err := registry.New(testConfig(t, c, "phoenix"))
+		if err != nil {
+			return err
+		}
+		defer func() { _ = r.Close(context.Background()) }()
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if got, err = r.Start(ctx); err != nil {
+			return err
+		}
+		if got != usual {
+			return fmt.Errorf("got ID %d, want the usual %d (still in lock delay?)", got, usual)
+		}
+		return nil
+	})
 }
