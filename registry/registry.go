@@ -87,7 +87,7 @@ func New(cfg Config) (*Registry, error) {
 	}
 	r := &Registry{
 		cfg:       cfg,
-		log:       cfg.Logger.With("component", "registry"),
+		log:       cfg.Logger,
 		client:    client,
 		transport: transport,
 		addr:      cfg.Addr,

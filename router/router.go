@@ -177,6 +177,10 @@ func (r *Router) installHandlers() {
 	}
 	r.nc.SetDisconnectErrHandler(func(_ *nats.Conn, err error) {
 		r.metrics.connected.Set(0)
+		if err == nil { // our own Close at shutdown
+			r.log.Debug("NATS connection closed")
+			return
+		}
 		r.log.Warn("NATS disconnected", "err", err)
 	})
 	r.nc.SetReconnectHandler(func(nc *nats.Conn) {

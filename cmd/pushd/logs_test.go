@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -78,3 +79,91 @@ type traceMissing struct{}
 func (traceMissing) Error() string { return "no delivery log line with trace_id=trace-77" }
 
 var errTraceMissing = traceMissing{}
+
+// TestLogLinesAreClean runs a node with Consul and JSON logs through start,
+// a session and a clean stop, and reads every line: no key twice in a line
+// (every registry line once had "component" twice), durations written as
+// durations ("10s", not 10000000000), and no NATS warning for our own close.
+func TestLogLinesAreClean(t *testing.T) {
+	ns := pushtest.RunNATS(t)
+	consul := pushtest.RunConsul(t)
+	logs := &syncBuffer{}
+	ctx, cancel := context.WithCancel(context.Background())
+	ready := make(chan started, 1)
+	done := make(chan error, 1)
+	cmd := newRootCmd(ctx, nil, logs, func(string) (string, bool) { return "", false }, func(s started) { ready <- s })
+	cmd.SetArgs([]string{"--dev", "--listen", "127.0.0.1:0", "--admin-listen", "", "--nats-url", ns.URL(),
+		"--consul-addr", consul.Addr(), "--node-name", "clean", "--drain-timeout", "200ms",
+		"--log-level", "debug", "--log-format", "json"})
+	go func() { done <- cmd.Execute() }()
+	var s started
+	select {
+	case s = <-ready:
+	case err := <-done:
+		t.Fatal(err)
+	}
+	c, err := client.Dial(ctxT(t), "ws://"+s.Listen+"/ws", client.Options{User: "alice"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	<-c.Done()
+
+	lines := strings.Split(strings.TrimSpace(logs.String()), "\n")
+	sawDuration, sawRegistry := false, false
+	for _, line := range lines {
+		keys, err := topLevelKeys(line)
+		if err != nil {
+			t.Fatalf("log line is not a JSON object: %v\n%s", err, line)
+		}
+		seen := map[string]bool{}
+		for _, k := range keys {
+			if seen[k] {
+				t.Errorf("key %q twice in %s", k, line)
+			}
+			seen[k] = true
+		}
+		var rec map[string]any
+		_ = json.Unmarshal([]byte(line), &rec)
+		if rec["component"] == "registry" {
+			sawRegistry = true
+		}
+		if d, ok := rec["drain_timeout"]; ok {
+			sawDuration = true
+			if d != "200ms" {
+				t.Errorf("drain_timeout logged as %v, want \"200ms\"", d)
+			}
+		}
+		if rec["level"] == "WARN" && strings.Contains(line, "NATS disconnected") {
+			t.Errorf("clean stop logged %s", line)
+		}
+	}
+	if !sawDuration || !sawRegistry {
+		t.Fatalf("the log had no drain_timeout (%v) or no registry line (%v): the test checked nothing\n%s", sawDuration, sawRegistry, logs.String())
+	}
+}
+
+// topLevelKeys lists the keys of a JSON object in order, repeats included
+// (encoding/json keeps only the last of a repeated key).
+func topLevelKeys(line string) ([]string, error) {
+	dec := json.NewDecoder(strings.NewReader(line))
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
+		return nil, fmt.Errorf("want an object, got %v %v", tok, err)
+	}
+	var keys []string
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return nil, err
+		}
+		keys = append(keys, tok.(string))
+		var v json.RawMessage
+		if err := dec.Decode(&v); err != nil {
+			return nil, err
+		}
+	}
+	return keys, nil
+}
