@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/pushd/pushd/admin"
+	"github.com/pushd/pushd/contract"
 	"github.com/pushd/pushd/internal/pushtest"
 )
 
@@ -154,7 +155,7 @@ func TestScatterGatherAcrossTwoServers(t *testing.T) {
 	if _, err := other.Nodes(ctx); !errors.Is(err, admin.ErrNoNodes) || time.Since(start) > 5*time.Second {
 		t.Fatalf("Nodes on an empty prefix: %v after %s", err, time.Since(start))
 	}
-	res2, err := other.Publish(ctx, admin.Message{Target: admin.TargetAll, Data: []byte("x")}, 5*time.Second)
+	res2, err := other.Publish(ctx, admin.Message{Target: contract.TargetAll, Data: []byte("x")}, 5*time.Second)
 	if err != nil || res2.Delivered != 0 || res2.Subject != "other.all" || res2.ID == "" {
 		t.Fatalf("Publish to nobody: %+v, %v", res2, err)
 	}

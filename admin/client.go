@@ -12,7 +12,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nuid"
 
-	"github.com/pushd/pushd/router"
+	"github.com/pushd/pushd/contract"
 )
 
 // DefaultTimeout is how long a Client collects answers when its config sets
@@ -45,7 +45,7 @@ type ClientConfig struct {
 // concurrent use.
 type Client struct {
 	nc       *nats.Conn
-	subjects router.Subjects
+	subjects contract.Subjects
 	timeout  time.Duration
 	known    []int64
 }
@@ -55,11 +55,11 @@ func NewClient(cfg ClientConfig) *Client {
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = DefaultTimeout
 	}
-	return &Client{nc: cfg.Conn, subjects: router.NewSubjects(cfg.Prefix), timeout: cfg.Timeout, known: slices.Clone(cfg.Known)}
+	return &Client{nc: cfg.Conn, subjects: contract.NewSubjects(cfg.Prefix), timeout: cfg.Timeout, known: slices.Clone(cfg.Known)}
 }
 
 // Subjects is the subject scheme the client uses.
-func (c *Client) Subjects() router.Subjects { return c.subjects }
+func (c *Client) Subjects() contract.Subjects { return c.subjects }
 
 // NodesResult is the answer to Nodes.
 type NodesResult struct {
@@ -251,18 +251,10 @@ func (c *Client) Stats(ctx context.Context) ([]Stats, error) {
 	return out, nil
 }
 
-// Target kinds of a push.
-const (
-	TargetUser    = router.KindUser
-	TargetDoc     = router.KindDoc
-	TargetAll     = router.KindAll
-	TargetSession = router.KindSession
-)
-
 // Message is a push to publish.
 type Message struct {
-	// Target is TargetUser, TargetDoc, TargetAll or TargetSession.
-	Target string
+	// Target is who gets the push.
+	Target contract.Target
 	// Key is the user, doc or session ID; empty for TargetAll.
 	Key string
 	// Event is the Push-Event header; empty means the default ("message").
@@ -279,29 +271,38 @@ type PublishResult struct {
 	Subject string `json:"subject"`
 	// ID is the Push-Id sent.
 	ID string `json:"id"`
-	// Delivered is how many sessions the push was queued for.
+	// Matched is how many sessions the push targeted, on the nodes that
+	// reported; zero means no session matched anywhere.
+	Matched int `json:"matched"`
+	// Delivered is how many of them it was queued for.
 	Delivered int `json:"delivered"`
-	// Nodes is how many nodes delivered it.
+	// CutOff is how many of them it cut off as slow consumers.
+	CutOff int `json:"cut_off"`
+	// Refused counts the nodes that refused the push on purpose, by reason
+	// (contract.RefusedTooLarge); never null.
+	Refused map[string]int `json:"refused"`
+	// Nodes is how many nodes reported (a node reports when a session of
+	// its matched).
 	Nodes int `json:"nodes"`
 	// Reports are the nodes' delivery reports, ordered by node; never null.
-	Reports []DeliveryReport `json:"reports"`
+	Reports []contract.Report `json:"reports"`
 }
 
 // Publish sends m on its push subject with a reply inbox and collects
 // delivery reports for wait (zero means the client timeout). Nodes report
-// only when they delivered to at least one session, so with Known nodes set
+// only when at least one of their sessions matched, so with Known nodes set
 // it stops early only once every known node reported.
 func (c *Client) Publish(ctx context.Context, m Message, wait time.Duration) (PublishResult, error) {
 	if m.ID == "" {
 		m.ID = nuid.Next()
 	}
-	res := PublishResult{Subject: c.subjects.For(m.Target, m.Key), ID: m.ID, Reports: []DeliveryReport{}}
+	res := PublishResult{Subject: c.subjects.For(m.Target, m.Key), ID: m.ID, Refused: map[string]int{}, Reports: []contract.Report{}}
 	hdr := nats.Header{}
 	if m.Event != "" {
-		hdr.Set(router.HeaderEvent, m.Event)
+		hdr.Set(contract.HeaderEvent, m.Event)
 	}
-	hdr.Set(router.HeaderID, m.ID)
-	hdr.Set(router.HeaderTimestamp, strconv.FormatInt(time.Now().UnixNano(), 10))
+	hdr.Set(contract.HeaderID, m.ID)
+	hdr.Set(contract.HeaderTimestamp, strconv.FormatInt(time.Now().UnixNano(), 10))
 	if wait <= 0 {
 		wait = c.timeout
 	}
@@ -310,15 +311,20 @@ func (c *Client) Publish(ctx context.Context, m Message, wait time.Duration) (Pu
 		return res, err
 	}
 	for _, msg := range msgs {
-		var r DeliveryReport
+		var r contract.Report
 		if err := json.Unmarshal(msg.Data, &r); err != nil {
 			return res, fmt.Errorf("bad delivery report %q: %w", msg.Data, err)
 		}
 		res.Reports = append(res.Reports, r)
+		res.Matched += r.Matched
 		res.Delivered += r.Delivered
+		res.CutOff += r.CutOff
+		if r.Refused != "" {
+			res.Refused[r.Refused]++
+		}
 		res.Nodes++
 	}
-	slices.SortFunc(res.Reports, func(a, b DeliveryReport) int { return cmp64(a.Node, b.Node) })
+	slices.SortFunc(res.Reports, func(a, b contract.Report) int { return cmp64(a.Node, b.Node) })
 	return res, nil
 }
 

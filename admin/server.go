@@ -9,7 +9,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
-	"github.com/pushd/pushd/router"
+	"github.com/pushd/pushd/contract"
 )
 
 // Source is what a Server asks the node it runs in. cmd/pushd adapts
@@ -65,7 +65,7 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 		cfg.Logger = slog.Default()
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger}
-	subjects := router.NewSubjects(cfg.Prefix)
+	subjects := contract.NewSubjects(cfg.Prefix)
 	for _, verb := range Verbs() {
 		sub, err := cfg.Conn.Subscribe(subjects.Admin(verb), func(m *nats.Msg) { s.handle(verb, m) })
 		if err != nil {

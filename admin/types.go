@@ -171,12 +171,3 @@ type Stats struct {
 	// Upstream counts client publish frames forwarded to NATS.
 	Upstream uint64 `json:"upstream"`
 }
-
-// DeliveryReport is what a node's router answers to a push with a reply
-// subject, once per push, when it delivered to at least one session.
-type DeliveryReport struct {
-	// Node is the delivering node.
-	Node int64 `json:"node"`
-	// Delivered is how many of its sessions the push was queued for.
-	Delivered int `json:"delivered"`
-}

@@ -5,14 +5,16 @@ import (
 	"strconv"
 	"testing"
 	"time"
+
+	"github.com/pushd/pushd/contract"
 )
 
 // nopBus is a Bus that subscribes to nothing, for tests that build sessions
 // directly in the hub.
 type nopBus struct{}
 
-func (nopBus) Subscribe(string, string) error                               { return nil }
-func (nopBus) Unsubscribe(string, string) error                             { return nil }
+func (nopBus) Subscribe(contract.Target, string) error                      { return nil }
+func (nopBus) Unsubscribe(contract.Target, string) error                    { return nil }
 func (nopBus) Sync(context.Context) error                                   { return nil }
 func (nopBus) PublishEvent(string, []byte) error                            { return nil }
 func (nopBus) PublishUpstream(string, string, string, string, []byte) error { return nil }

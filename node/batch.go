@@ -1,5 +1,7 @@
 package node
 
+import "github.com/pushd/pushd/contract"
+
 // A Batch delivers a run of pushes and holds their socket writes back until
 // Flush, so a session that several of them target gets them in one write.
 // The router fills one per worker from the messages waiting in its queue and
@@ -14,7 +16,7 @@ type Batch struct {
 func (n *Node) NewBatch() *Batch { return &Batch{n: n} }
 
 // Deliver queues p like Node.Deliver, without starting any write.
-func (b *Batch) Deliver(p *Push) int { return b.n.deliver(p, &b.held) }
+func (b *Batch) Deliver(p *contract.Push) contract.Report { return b.n.deliver(p, &b.held) }
 
 // Flush starts the writes of everything delivered since the last Flush.
 func (b *Batch) Flush() {

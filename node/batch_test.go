@@ -1,6 +1,10 @@
 package node
 
-import "testing"
+import (
+	"testing"
+
+	"github.com/pushd/pushd/contract"
+)
 
 // TestBatchHoldsWritesUntilFlush checks that pushes delivered into a Batch
 // wait in each session's queue, with no writer, until Flush, and then go out
@@ -9,8 +13,8 @@ func TestBatchHoldsWritesUntilFlush(t *testing.T) {
 	n, _ := benchNode(t, 50)
 	b := n.NewBatch()
 	for i := 0; i < 3; i++ {
-		if got := b.Deliver(&Push{Target: TargetAll, Event: "e", Data: []byte(`1`)}); got != 50 {
-			t.Fatalf("delivered %d, want 50", got)
+		if got := b.Deliver(&contract.Push{Target: contract.TargetAll, Event: "e", Data: []byte(`1`)}); got.Delivered != 50 {
+			t.Fatalf("delivered %+v, want 50", got)
 		}
 	}
 	for _, s := range n.hub.all() {

@@ -20,6 +20,7 @@ const (
 	defaultReadBufferSize    = 256
 	defaultMaxQueuedBytes    = 256 << 10
 	defaultMaxQueuedFrames   = 1024
+	defaultMaxPushSize       = 1 << 20
 	defaultWriteTimeout      = 10 * time.Second
 	defaultHandshakeTimeout  = 5 * time.Second
 	defaultDrainTimeout      = 10 * time.Second
@@ -69,11 +70,17 @@ type Config struct {
 	// enough for a typical client frame in one read, and longer payloads are
 	// read straight into their message buffer.
 	ReadBufferSize int
-	// MaxQueuedBytes caps a session's unwritten outbound bytes; past it the
-	// session is closed as a slow consumer. Zero means 256 KiB.
+	// MaxQueuedBytes caps a session's unwritten outbound bytes: a session
+	// whose queue already holds this much when a frame comes is closed as a
+	// slow consumer. One frame may take the queue past it, so a push up to
+	// MaxPushSize always reaches a client that reads. Zero means 256 KiB.
 	MaxQueuedBytes int
 	// MaxQueuedFrames caps a session's unwritten outbound frames. Zero means 1024.
 	MaxQueuedFrames int
+	// MaxPushSize is the largest push body the node delivers. A bigger push
+	// is refused whole (delivery report refused "too_large") instead of
+	// being written to anyone. Zero means 1 MiB, NATS's default payload limit.
+	MaxPushSize int
 	// WriteTimeout bounds one socket write: the sweeper closes a session whose
 	// write has been blocked longer (so up to SweepInterval later) as a slow
 	// consumer. Zero means 10s.
@@ -187,6 +194,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.MaxQueuedFrames <= 0 {
 		c.MaxQueuedFrames = defaultMaxQueuedFrames
+	}
+	if c.MaxPushSize <= 0 {
+		c.MaxPushSize = defaultMaxPushSize
 	}
 	if c.WriteTimeout <= 0 {
 		c.WriteTimeout = defaultWriteTimeout

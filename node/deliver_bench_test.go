@@ -7,6 +7,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/pushd/pushd/contract"
 )
 
 // discardConn is a net.Conn whose writes vanish, so the fan-out benchmarks
@@ -50,7 +52,7 @@ func benchBody(size int) []byte {
 
 func BenchmarkEncodePush(b *testing.B) {
 	for _, size := range []int{64, 256, 4096} {
-		p := &Push{Target: TargetDoc, Key: "team-7", Event: "comment", ID: "0190c6f7-2b7a", Data: benchBody(size)}
+		p := &contract.Push{Target: contract.TargetDoc, Key: "team-7", Event: "comment", ID: "0190c6f7-2b7a", Data: benchBody(size)}
 		b.Run("size="+strconv.Itoa(size), func(b *testing.B) {
 			b.ReportAllocs()
 			b.SetBytes(int64(size))
@@ -69,12 +71,12 @@ func BenchmarkDeliver(b *testing.B) {
 		for _, size := range []int{256} {
 			b.Run(fmt.Sprintf("subs=%d/size=%d", subs, size), func(b *testing.B) {
 				n, dc := benchNode(b, subs)
-				p := &Push{Target: TargetDoc, Key: "bench", Event: "bench", Data: benchBody(size)}
+				p := &contract.Push{Target: contract.TargetDoc, Key: "bench", Event: "bench", Data: benchBody(size)}
 				b.ReportAllocs()
 				b.ResetTimer()
 				for b.Loop() {
-					if got := n.Deliver(p); got != subs {
-						b.Fatalf("delivered %d", got)
+					if got := n.Deliver(p); got.Delivered != subs {
+						b.Fatalf("delivered %+v", got)
 					}
 					n.writers.Wait()
 				}
@@ -92,7 +94,7 @@ func BenchmarkDeliverBurst(b *testing.B) {
 		for _, burst := range []int{1, 4, 16} {
 			b.Run(fmt.Sprintf("subs=%d/burst=%d", subs, burst), func(b *testing.B) {
 				n, dc := benchNode(b, subs)
-				p := &Push{Target: TargetDoc, Key: "bench", Event: "bench", Data: benchBody(256)}
+				p := &contract.Push{Target: contract.TargetDoc, Key: "bench", Event: "bench", Data: benchBody(256)}
 				w0 := dc.writes.Load()
 				b.ReportAllocs()
 				b.ResetTimer()
@@ -109,7 +111,7 @@ func BenchmarkDeliverBurst(b *testing.B) {
 			// one writer (and, on a real socket, one writev) for all of it.
 			b.Run(fmt.Sprintf("subs=%d/burst=%d/batched", subs, burst), func(b *testing.B) {
 				n, _ := benchNode(b, subs)
-				p := &Push{Target: TargetDoc, Key: "bench", Event: "bench", Data: benchBody(256)}
+				p := &contract.Push{Target: contract.TargetDoc, Key: "bench", Event: "bench", Data: benchBody(256)}
 				batch := n.NewBatch()
 				b.ReportAllocs()
 				b.ResetTimer()

@@ -138,7 +138,7 @@ func (h *handler) join(s *session, doc, token string) {
 		h.bad(s, errTooManyDocs, "this session has joined "+strconv.Itoa(limit)+" docs, the limit; leave one first")
 		return
 	}
-	first, err := n.hub.docs.add(doc, s, func() error { return n.bus.Subscribe("doc", doc) })
+	first, err := n.hub.docs.add(doc, s, func() error { return n.bus.Subscribe(contract.TargetDoc, doc) })
 	if err != nil {
 		h.reply(s, encodeError(errUnavailable, "cannot join now: "+err.Error()))
 		return
@@ -228,7 +228,7 @@ func (h *handler) leave(s *session, doc string) {
 		return
 	}
 	n := h.n
-	if n.hub.docs.remove(doc, s, func() { n.unsubscribe("doc", doc) }) {
+	if n.hub.docs.remove(doc, s, func() { n.unsubscribe(contract.TargetDoc, doc) }) {
 		n.metrics.docs.Dec()
 	}
 	h.reply(s, encodeDocReply(typeLeft, doc))

@@ -1,6 +1,10 @@
 package node
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/pushd/pushd/contract"
+)
 
 // metrics are the node's Prometheus collectors (docs/METRICS.md).
 type metrics struct {
@@ -11,6 +15,7 @@ type metrics struct {
 	users             prometheus.Gauge
 	docs              prometheus.Gauge
 	pushes            *prometheus.CounterVec
+	pushesRefused     *prometheus.CounterVec
 	framesWritten     prometheus.Counter
 	bytesWritten      prometheus.Counter
 	slowConsumers     prometheus.Counter
@@ -51,6 +56,9 @@ func newMetrics(reg prometheus.Registerer, parked func() float64) *metrics {
 		draining:  prometheus.NewGauge(prometheus.GaugeOpts{Name: "pushd_draining", Help: "1 while the node drains for shutdown."}),
 		leaseHeld: prometheus.NewGauge(prometheus.GaugeOpts{Name: "pushd_registry_lease_held", Help: "1 while the node holds its node-ID lease."}),
 	}
+	m.pushesRefused = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "pushd_pushes_refused_total",
+		Help: "Pushes delivered to no session on purpose, by reason (too_large)."}, []string{"reason"})
+	m.pushesRefused.WithLabelValues(contract.RefusedTooLarge)
 	m.rateLimited = prometheus.NewCounter(prometheus.CounterOpts{Name: "pushd_upstream_rate_limited_total",
 		Help: "Client frames dropped because the session was over its frames or bytes per second limit."})
 	m.joinsRefused = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "pushd_joins_refused_total",
@@ -66,7 +74,7 @@ func newMetrics(reg prometheus.Registerer, parked func() float64) *metrics {
 	for _, r := range []Reason{ReasonClient, ReasonHeartbeatTimeout, ReasonSlowConsumer, ReasonKicked, ReasonDrain, ReasonProtocolError, ReasonTokenExpired, ReasonRateLimited, ReasonError} {
 		m.closed.WithLabelValues(string(r))
 	}
-	for _, t := range []Target{TargetUser, TargetDoc, TargetAll, TargetSession} {
+	for _, t := range []contract.Target{contract.TargetUser, contract.TargetDoc, contract.TargetAll, contract.TargetSession} {
 		m.pushes.WithLabelValues(string(t))
 	}
 	// Every reason exists from the start, so dashboards and alerts see zeros
@@ -79,7 +87,7 @@ func newMetrics(reg prometheus.Registerer, parked func() float64) *metrics {
 		Help: "Sessions idle between frames whose socket the poller watches, with no read goroutine."}, parked)
 	m.leaseHeld.Set(1)
 	if reg != nil {
-		reg.MustRegister(m.connections, m.accepted, m.closed, m.handshakeFailures, m.users, m.docs, m.pushes,
+		reg.MustRegister(m.connections, m.accepted, m.closed, m.handshakeFailures, m.users, m.docs, m.pushes, m.pushesRefused,
 			m.framesWritten, m.bytesWritten, m.slowConsumers, m.upstream, m.heartbeat, m.latency, m.draining, m.leaseHeld,
 			m.rateLimited, m.joinsRefused, m.refreshes, m.parked)
 	}

@@ -23,12 +23,12 @@ import (
 // over NATS. Subscribe and Unsubscribe for one (kind, key) are never called
 // concurrently and always alternate.
 type Bus interface {
-	// Subscribe starts receiving pushes of kind ("user" or "doc") for key.
-	// Broadcasts and pushes to the node's sessions need no per-key
+	// Subscribe starts receiving pushes to target (TargetUser or TargetDoc)
+	// for key. Broadcasts and pushes to the node's sessions need no per-key
 	// subscription.
-	Subscribe(kind, key string) error
+	Subscribe(target contract.Target, key string) error
 	// Unsubscribe stops receiving them.
-	Unsubscribe(kind, key string) error
+	Unsubscribe(target contract.Target, key string) error
 	// Sync returns once every subscription made so far is active on the
 	// server, so a client told "hello" or "joined" is reachable.
 	Sync(ctx context.Context) error
@@ -65,6 +65,9 @@ type Node struct {
 	readers sync.WaitGroup // one per session read side, parked or not
 	writers sync.WaitGroup // one per running writeLoop
 
+	// refusals logs refused handshakes and pushes, rate-limited.
+	refusals rateLog
+
 	// poller watches parked sessions (park.go); nil when parking is off.
 	poller         *poller
 	parkedSessions atomic.Int64
@@ -96,6 +99,7 @@ func New(cfg Config) (*Node, error) {
 		stop: make(chan struct{}),
 	}
 	n.metrics = newMetrics(cfg.Registerer, func() float64 { return float64(n.parkedSessions.Load()) })
+	n.refusals.out = n.log
 	n.leased.Store(true)
 	n.ipLimiter = newIPLimiter(cfg.HandshakeRatePerIP, cfg.HandshakeBurstPerIP)
 	n.admit = admission{maxConns: cfg.MaxConnections, maxPerUser: cfg.MaxSessionsPerUser, users: make(map[string]int)}
@@ -320,7 +324,7 @@ func (n *Node) open(conn *gws.Conn, pc *parkConn, who identity) {
 // user's first session here. Its session subject needs nothing: the node's
 // one subscription to its sessions covers it.
 func (n *Node) register(s *session) error {
-	if first, err := n.hub.users.add(s.user, s, func() error { return n.bus.Subscribe("user", s.user) }); err != nil {
+	if first, err := n.hub.users.add(s.user, s, func() error { return n.bus.Subscribe(contract.TargetUser, s.user) }); err != nil {
 		return err
 	} else if first {
 		n.metrics.users.Inc()
@@ -330,14 +334,14 @@ func (n *Node) register(s *session) error {
 }
 
 func (n *Node) unindexUser(s *session) {
-	if n.hub.users.remove(s.user, s, func() { n.unsubscribe("user", s.user) }) {
+	if n.hub.users.remove(s.user, s, func() { n.unsubscribe(contract.TargetUser, s.user) }) {
 		n.metrics.users.Dec()
 	}
 }
 
-func (n *Node) unsubscribe(kind, key string) {
-	if err := n.bus.Unsubscribe(kind, key); err != nil {
-		n.log.Warn("unsubscribe failed", "kind", kind, "key", key, "err", err)
+func (n *Node) unsubscribe(target contract.Target, key string) {
+	if err := n.bus.Unsubscribe(target, key); err != nil {
+		n.log.Warn("unsubscribe failed", "target", target, "key", key, "err", err)
 	}
 }
 
@@ -362,7 +366,7 @@ func (n *Node) closed(s *session) {
 	n.hub.removeSession(s)
 	n.unindexUser(s)
 	for _, d := range docs {
-		if n.hub.docs.remove(d, s, func() { n.unsubscribe("doc", d) }) {
+		if n.hub.docs.remove(d, s, func() { n.unsubscribe(contract.TargetDoc, d) }) {
 			n.metrics.docs.Dec()
 		}
 	}
@@ -396,45 +400,68 @@ func (n *Node) startWriter(s *session) {
 	}()
 }
 
-// Deliver writes p to every local session it targets and returns how many
-// sessions it was queued for. The frame is encoded once.
-func (n *Node) Deliver(p *Push) int { return n.deliver(p, nil) }
+// Deliver writes p to every local session it targets and reports how many
+// it matched and was queued for. The frame is encoded once. A push whose body
+// is larger than MaxPushSize is refused whole: no session gets it and none is
+// cut off for it.
+func (n *Node) Deliver(p *contract.Push) contract.Report { return n.deliver(p, nil) }
 
 // deliver is Deliver; with held not nil, writers are left for the caller to
 // start (see enqueueHeld).
-func (n *Node) deliver(p *Push, held *[]*session) int {
+func (n *Node) deliver(p *contract.Push, held *[]*session) contract.Report {
 	n.metrics.pushes.WithLabelValues(string(p.Target)).Inc()
+	var rep contract.Report
+	exclude := p.ExcludeSession
+	if len(p.Data) > n.cfg.MaxPushSize {
+		n.each(p, func(s *session) {
+			if exclude == "" || s.sid != exclude {
+				rep.Matched++
+			}
+		})
+		rep.Refused = contract.RefusedTooLarge
+		n.metrics.pushesRefused.WithLabelValues(contract.RefusedTooLarge).Inc()
+		n.refusals.log("push refused: body larger than the maximum push size", "target", p.Target, "key", p.Key,
+			"id", p.ID, "bytes", len(p.Data), "max_push_size", n.cfg.MaxPushSize, "matched", rep.Matched)
+		return rep
+	}
 	f := encodePush(p)
 	f.sent = p.SentUnixNano
-	exclude := p.ExcludeSession
-	delivered := 0
-	send := func(s *session) {
+	n.each(p, func(s *session) {
 		if exclude != "" && s.sid == exclude {
 			return
 		}
-		if s.enqueueHeld(f, held) {
-			delivered++
+		rep.Matched++
+		switch s.enqueueHeld(f, held) {
+		case queued:
+			rep.Delivered++
+		case cutOff:
+			rep.CutOff++
 		}
-	}
-	switch p.Target {
-	case TargetUser:
-		n.hub.users.each(p.Key, send)
-	case TargetDoc:
-		n.hub.docs.each(p.Key, send)
-	case TargetSession:
-		if id, err := strconv.ParseInt(p.Key, 10, 64); err == nil {
-			if s := n.hub.session(id); s != nil {
-				send(s)
-			}
-		}
-	case TargetAll:
-		n.hub.each(func(s *session) bool { send(s); return true })
-	}
+	})
 	f.release()
 	if p.TraceID != "" {
-		n.log.Debug("push delivered", "trace_id", p.TraceID, "target", p.Target, "key", p.Key, "delivered", delivered)
+		n.log.Debug("push delivered", "trace_id", p.TraceID, "target", p.Target, "key", p.Key, "delivered", rep.Delivered)
 	}
-	return delivered
+	return rep
+}
+
+// each calls fn for every local session p targets, under the hub's read
+// locks: fn must not block.
+func (n *Node) each(p *contract.Push, fn func(*session)) {
+	switch p.Target {
+	case contract.TargetUser:
+		n.hub.users.each(p.Key, fn)
+	case contract.TargetDoc:
+		n.hub.docs.each(p.Key, fn)
+	case contract.TargetSession:
+		if id, err := strconv.ParseInt(p.Key, 10, 64); err == nil {
+			if s := n.hub.session(id); s != nil {
+				fn(s)
+			}
+		}
+	case contract.TargetAll:
+		n.hub.each(func(s *session) bool { fn(s); return true })
+	}
 }
 
 // Drain stops accepting sessions and closes the open ones with 1012 (service

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"strconv"
 	"unicode/utf8"
+
+	"github.com/pushd/pushd/contract"
 )
 
 // Frame types of the client protocol (docs/PROTOCOL.md).
@@ -64,44 +66,16 @@ func DecodeClientFrame(b []byte) (ClientFrame, error) {
 	return f, nil
 }
 
-// Target is what a push is addressed to.
-type Target string
-
-// Push targets, matching the NATS subject kinds.
-const (
-	TargetUser    Target = "user"
-	TargetDoc     Target = "doc"
-	TargetAll     Target = "all"
-	TargetSession Target = "session"
-)
-
-// Push is one message to deliver, as the router hands it over. Data is the
-// NATS body; the node never decodes it.
-type Push struct {
-	Target Target
-	// Key is the user ID, doc ID or session ID; empty for TargetAll.
-	Key   string
-	Event string
-	ID    string
-	// ExcludeSession is a session ID that must not receive the push.
-	ExcludeSession string
-	// SentUnixNano is the publisher's timestamp, zero when not given.
-	SentUnixNano int64
-	// TraceID is logged with the delivery at debug level.
-	TraceID string
-	Data    []byte
-}
-
 // encodePush builds the push frame once; every recipient gets these bytes.
 //
 // A body that is valid JSON and valid UTF-8 is embedded verbatim; anything
 // else becomes a JSON string, so the frame is always valid JSON text. An empty
 // body is null.
-func encodePush(p *Push) *frame {
+func encodePush(p *contract.Push) *frame {
 	f := newFrame()
 	b := append(f.buf, `{"type":"push","target":`...)
 	b = appendString(b, string(p.Target))
-	if p.Target == TargetDoc {
+	if p.Target == contract.TargetDoc {
 		b = append(b, `,"doc":`...)
 		b = appendString(b, p.Key)
 	}

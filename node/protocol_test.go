@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"unicode/utf8"
+
+	"github.com/pushd/pushd/contract"
 )
 
 func TestEncodePushEmbedsJSONAndQuotesTheRest(t *testing.T) {
@@ -18,7 +20,7 @@ func TestEncodePushEmbedsJSONAndQuotesTheRest(t *testing.T) {
 		{"{\"a\":\"\xff\"}", `"{\"a\":\"\ufffd\"}"`},
 		{"line\nbreak\"quote\\", `"line\nbreak\"quote\\"`},
 	} {
-		f := encodePush(&Push{Target: TargetDoc, Key: `d"1`, Event: "e", ID: "i", Data: []byte(tc.data)})
+		f := encodePush(&contract.Push{Target: contract.TargetDoc, Key: `d"1`, Event: "e", ID: "i", Data: []byte(tc.data)})
 		var got struct {
 			Type, Target, Doc, Event, ID string
 			Data                         json.RawMessage
@@ -101,7 +103,7 @@ func FuzzEncodePush(f *testing.F) {
 	f.Add("", "", "", []byte("not json"))
 	f.Add("e\x00", "\xff", "d", []byte("\xff\xfe"))
 	f.Fuzz(func(t *testing.T, event, id, key string, data []byte) {
-		fr := encodePush(&Push{Target: TargetDoc, Key: key, Event: event, ID: id, Data: data})
+		fr := encodePush(&contract.Push{Target: contract.TargetDoc, Key: key, Event: event, ID: id, Data: data})
 		defer fr.release()
 		p := fr.payload()
 		if !utf8.Valid(p) || !json.Valid(p) {

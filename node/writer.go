@@ -7,29 +7,43 @@ import (
 	"time"
 )
 
+// enqueued is what became of a frame handed to a session.
+type enqueued uint8
+
+const (
+	queued  enqueued = iota // in the queue, to be written
+	closing                 // not queued: the session is closing or closed
+	cutOff                  // not queued: the queue was full, the session is cut off
+)
+
 // enqueue queues f for the session and starts a writer if none is running. It
-// never blocks on the socket: a session whose queue is over its limits is cut
-// off as a slow consumer. It reports whether f was queued.
+// never blocks on the socket: a session whose queue is already at its limits
+// is cut off as a slow consumer.
+//
+// The limits bound the backlog, not one frame: a frame is queued whenever the
+// queue holds less than MaxQueuedBytes, so a single push up to the maximum
+// push size always reaches a client that reads, even one bigger than the
+// whole queue limit.
 //
 // Frames queued while a write is in flight are coalesced into the next write
 // (one writev), which is where bursts to one session get cheap.
-func (s *session) enqueue(f *frame) bool { return s.enqueueHeld(f, nil) }
+func (s *session) enqueue(f *frame) enqueued { return s.enqueueHeld(f, nil) }
 
 // enqueueHeld is enqueue, except that when held is not nil a writer the
 // session needs is not started but added to *held, for the caller to start
 // (Batch.Flush).
-func (s *session) enqueueHeld(f *frame, held *[]*session) bool {
+func (s *session) enqueueHeld(f *frame, held *[]*session) enqueued {
 	n := len(f.bytes())
 	s.mu.Lock()
 	if s.dead || s.closeAfter != nil {
 		s.mu.Unlock()
-		return false
+		return closing
 	}
 	cfg := &s.node.cfg
-	if s.outBytes+n > cfg.MaxQueuedBytes || len(s.out) >= cfg.MaxQueuedFrames {
+	if s.outBytes >= cfg.MaxQueuedBytes || len(s.out) >= cfg.MaxQueuedFrames {
 		s.mu.Unlock()
 		s.node.slowConsumer(s)
-		return false
+		return cutOff
 	}
 	f.retain()
 	s.out = append(s.out, f)
@@ -44,7 +58,7 @@ func (s *session) enqueueHeld(f *frame, held *[]*session) bool {
 	default:
 		s.node.startWriter(s)
 	}
-	return true
+	return queued
 }
 
 // closeWith queues a close frame behind what is already queued, so a kicked

@@ -9,6 +9,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/pushd/pushd/contract"
 	"github.com/pushd/pushd/internal/pushtest"
 )
 
@@ -38,16 +39,16 @@ func (b *batchRecorder) String() string {
 
 type heldBatch struct{ *batchRecorder }
 
-func (h heldBatch) Deliver(*Delivery) int {
+func (h heldBatch) Deliver(*contract.Push) contract.Report {
 	h.once.Do(func() { close(h.holding); <-h.hold })
 	h.add('d')
-	return 1
+	return contract.Report{Matched: 1, Delivered: 1}
 }
 
 type heldBatcher struct{ *batchRecorder }
 
-func (h heldBatcher) Deliver(d *Delivery) int { return heldBatch(h).Deliver(d) }
-func (h heldBatcher) NewBatch() Batch         { return heldBatch(h) }
+func (h heldBatcher) Deliver(p *contract.Push) contract.Report { return heldBatch(h).Deliver(p) }
+func (h heldBatcher) NewBatch() Batch                          { return heldBatch(h) }
 
 // TestBatchFlushesAfterTheBacklog checks that a worker delivers the messages
 // waiting in its queue before one flush, that a message with no backlog is
@@ -147,7 +148,7 @@ func TestConcurrentSyncsSeeTheirSubscriptions(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			user := "u" + strconv.Itoa(i)
-			if err := r.Subscribe(KindUser, user); err != nil {
+			if err := r.Subscribe(contract.TargetUser, user); err != nil {
 				errs <- err
 				return
 			}

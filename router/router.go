@@ -12,6 +12,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/pushd/pushd/contract"
 )
 
 // Defaults for Config fields left at zero.
@@ -22,22 +24,10 @@ const (
 	defaultBatchDeliveries = 1 << 20
 )
 
-// Delivery is one push as decoded from a NATS message: routing from the
-// subject and headers, the body untouched.
-type Delivery struct {
-	Kind           string // KindUser, KindDoc, KindAll or KindSession
-	Key            string // user, doc or session ID; empty for KindAll
-	Event          string // Push-Event, DefaultEvent when absent
-	ID             string // Push-Id
-	ExcludeSession string // Push-Exclude-Session
-	TraceID        string // Push-Trace-Id
-	SentUnixNano   int64  // Push-Timestamp, 0 when absent or unreadable
-	Data           []byte // the NATS body
-}
-
-// Deliverer delivers pushes to local sessions and says how many got one.
+// Deliverer delivers pushes to local sessions and reports how many matched
+// and got one.
 type Deliverer interface {
-	Deliver(d *Delivery) int
+	Deliver(p *contract.Push) contract.Report
 }
 
 // A Batcher is a Deliverer whose socket writes can wait for the end of a run
@@ -52,7 +42,7 @@ type Batcher interface {
 
 // A Batch is one worker's run of deliveries, used by that worker only.
 type Batch interface {
-	Deliver(d *Delivery) int
+	Deliver(p *contract.Push) contract.Report
 	// Flush starts the writes queued since the last Flush.
 	Flush()
 }
@@ -99,7 +89,7 @@ type Config struct {
 type Router struct {
 	cfg      Config
 	nc       *nats.Conn
-	subjects Subjects
+	subjects contract.Subjects
 	log      *slog.Logger
 	metrics  *metrics
 	seed     maphash.Seed
@@ -138,7 +128,7 @@ func New(cfg Config) (*Router, error) {
 	r := &Router{
 		cfg:      cfg,
 		nc:       cfg.Conn,
-		subjects: NewSubjects(cfg.Prefix),
+		subjects: contract.NewSubjects(cfg.Prefix),
 		log:      cfg.Logger,
 		metrics:  newMetrics(cfg.Registerer),
 		seed:     maphash.MakeSeed(),
@@ -166,7 +156,7 @@ func New(cfg Config) (*Router, error) {
 }
 
 // Subjects is the router's subject scheme.
-func (r *Router) Subjects() Subjects { return r.subjects }
+func (r *Router) Subjects() contract.Subjects { return r.subjects }
 
 // Conn is the router's NATS connection.
 func (r *Router) Conn() *nats.Conn { return r.nc }
@@ -207,13 +197,14 @@ func (r *Router) queue(subject string) chan *nats.Msg {
 	return r.queues[maphash.String(r.seed, subject)%uint64(len(r.queues))]
 }
 
-// Subscribe starts receiving pushes of kind (KindUser or KindDoc) for key.
-// It is idempotent. Broadcasts and the node's sessions are subscribed by New.
-func (r *Router) Subscribe(kind, key string) error {
-	if kind != KindUser && kind != KindDoc {
-		return fmt.Errorf("pushd: router: cannot subscribe to %q subjects", kind)
+// Subscribe starts receiving pushes to target (TargetUser or TargetDoc) for
+// key. It is idempotent. Broadcasts and the node's sessions are subscribed by
+// New.
+func (r *Router) Subscribe(target contract.Target, key string) error {
+	if target != contract.TargetUser && target != contract.TargetDoc {
+		return fmt.Errorf("pushd: router: cannot subscribe to %q subjects", target)
 	}
-	return r.subscribe(r.subjects.For(kind, key))
+	return r.subscribe(r.subjects.For(target, key))
 }
 
 func (r *Router) subscribe(subject string) error {
@@ -234,9 +225,9 @@ func (r *Router) subscribe(subject string) error {
 	return nil
 }
 
-// Unsubscribe stops receiving pushes of kind for key.
-func (r *Router) Unsubscribe(kind, key string) error {
-	subject := r.subjects.For(kind, key)
+// Unsubscribe stops receiving pushes to target for key.
+func (r *Router) Unsubscribe(target contract.Target, key string) error {
+	subject := r.subjects.For(target, key)
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	sub, ok := r.subs[subject]
@@ -269,10 +260,10 @@ func (r *Router) PublishUpstream(doc, sid, user, event string, data []byte) erro
 	m := &nats.Msg{
 		Subject: r.subjects.Upstream(doc),
 		Header: nats.Header{
-			HeaderSession: []string{sid},
-			HeaderUser:    []string{user},
-			HeaderEvent:   []string{event},
-			HeaderNode:    []string{strconv.FormatInt(r.cfg.NodeID, 10)},
+			contract.HeaderSession: []string{sid},
+			contract.HeaderUser:    []string{user},
+			contract.HeaderEvent:   []string{event},
+			contract.HeaderNode:    []string{strconv.FormatInt(r.cfg.NodeID, 10)},
 		},
 		Data: data,
 	}
@@ -285,18 +276,18 @@ func (r *Router) work(q chan *nats.Msg) {
 	if bd, ok := r.cfg.Deliverer.(Batcher); ok {
 		b = bd.NewBatch()
 	}
-	var d Delivery
+	var p contract.Push
 	for {
 		select {
 		case <-r.stop:
 			return
 		case m := <-q:
 			// Deliver what is already waiting behind m, then write it all.
-			delivered := r.handle(m, b, &d)
-			for msgs := 1; msgs < r.cfg.BatchMessages && delivered < r.cfg.BatchDeliveries; msgs++ {
+			matched := r.handle(m, b, &p)
+			for msgs := 1; msgs < r.cfg.BatchMessages && matched < r.cfg.BatchDeliveries; msgs++ {
 				select {
 				case m = <-q:
-					delivered += r.handle(m, b, &d)
+					matched += r.handle(m, b, &p)
 					continue
 				default:
 				}
@@ -308,55 +299,47 @@ func (r *Router) work(q chan *nats.Msg) {
 }
 
 // handle decodes routing from subject and headers, delivers into b, and
-// answers a delivery report when the publisher asked for one. It returns the
-// number of sessions the push was queued for.
-func (r *Router) handle(m *nats.Msg, b Batch, d *Delivery) int {
-	kind, key, ok := r.subjects.Parse(m.Subject)
+// answers a delivery report when the publisher asked for one and a session
+// here matched. It returns the number of sessions the push matched.
+func (r *Router) handle(m *nats.Msg, b Batch, p *contract.Push) int {
+	target, key, ok := r.subjects.Parse(m.Subject)
 	if !ok {
 		return 0
 	}
-	*d = Delivery{Kind: kind, Key: key, Event: DefaultEvent, Data: m.Data}
+	*p = contract.Push{Target: target, Key: key, Event: contract.DefaultEvent, Data: m.Data}
 	if h := m.Header; h != nil {
-		if v := h.Get(HeaderEvent); v != "" {
-			d.Event = v
+		if v := h.Get(contract.HeaderEvent); v != "" {
+			p.Event = v
 		}
-		d.ID = h.Get(HeaderID)
-		d.ExcludeSession = h.Get(HeaderExcludeSession)
-		d.TraceID = h.Get(HeaderTraceID)
-		d.SentUnixNano = ParseTimestamp(h.Get(HeaderTimestamp))
+		p.ID = h.Get(contract.HeaderID)
+		p.ExcludeSession = h.Get(contract.HeaderExcludeSession)
+		p.TraceID = h.Get(contract.HeaderTraceID)
+		p.SentUnixNano = contract.ParseTimestamp(h.Get(contract.HeaderTimestamp))
 	}
-	n := b.Deliver(d)
-	if m.Reply != "" && n > 0 {
-		report := strconv.AppendInt([]byte(`{"node":`), r.cfg.NodeID, 10)
-		report = append(report, `,"delivered":`...)
-		report = strconv.AppendInt(report, int64(n), 10)
-		report = append(report, '}')
-		if err := m.Respond(report); err != nil {
+	rep := b.Deliver(p)
+	if m.Reply != "" && rep.Matched > 0 {
+		rep.Node = r.cfg.NodeID
+		if err := m.Respond(appendReport(make([]byte, 0, 96), &rep)); err != nil {
 			r.log.Debug("delivery report not sent", "err", err)
 		}
 	}
-	d.Data = nil
-	return n
+	p.Data = nil
+	return rep.Matched
 }
 
-// ParseTimestamp reads a Push-Timestamp: a Unix time in nanoseconds,
-// microseconds or milliseconds (told apart by magnitude). It returns 0 for
-// anything unreadable.
-func ParseTimestamp(v string) int64 {
-	if v == "" {
-		return 0
+// appendReport encodes a delivery report as encoding/json would, without
+// reflection: it is written once per push on the hot path.
+func appendReport(b []byte, rep *contract.Report) []byte {
+	b = strconv.AppendInt(append(b, `{"node":`...), rep.Node, 10)
+	b = strconv.AppendInt(append(b, `,"matched":`...), int64(rep.Matched), 10)
+	b = strconv.AppendInt(append(b, `,"delivered":`...), int64(rep.Delivered), 10)
+	if rep.CutOff > 0 {
+		b = strconv.AppendInt(append(b, `,"cut_off":`...), int64(rep.CutOff), 10)
 	}
-	t, err := strconv.ParseInt(v, 10, 64)
-	if err != nil || t <= 0 {
-		return 0
+	if rep.Refused != "" {
+		b = append(append(append(b, `,"refused":"`...), rep.Refused...), '"')
 	}
-	switch {
-	case t < 1e14:
-		return t * 1e6
-	case t < 1e17:
-		return t * 1e3
-	}
-	return t
+	return append(b, '}')
 }
 
 // Close unsubscribes everything and stops the workers. Messages still queued

@@ -6,13 +6,15 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+
+	"github.com/pushd/pushd/contract"
 )
 
 type countDeliverer struct{ n int }
 
-func (c *countDeliverer) Deliver(d *Delivery) int {
-	c.n += len(d.Data)
-	return 1
+func (c *countDeliverer) Deliver(p *contract.Push) contract.Report {
+	c.n += len(p.Data)
+	return contract.Report{Matched: 1, Delivered: 1}
 }
 
 // BenchmarkHandle is the router's per-message work: subject parse, header
@@ -25,39 +27,19 @@ func BenchmarkHandle(b *testing.B) {
 		msg  *nats.Msg
 	}{
 		{"headers=none", &nats.Msg{Subject: "push.user.alice", Data: body}},
-		{"headers=ts", &nats.Msg{Subject: "push.user.alice", Data: body, Header: nats.Header{HeaderTimestamp: {ts}}}},
+		{"headers=ts", &nats.Msg{Subject: "push.user.alice", Data: body, Header: nats.Header{contract.HeaderTimestamp: {ts}}}},
 		{"headers=all", &nats.Msg{Subject: "push.doc.team-7", Data: body, Header: nats.Header{
-			HeaderTimestamp: {ts}, HeaderEvent: {"comment"}, HeaderID: {"0190c6f7-2b7a"}, HeaderTraceID: {"4bf92f3577b34da6"},
+			contract.HeaderTimestamp: {ts}, contract.HeaderEvent: {"comment"}, contract.HeaderID: {"0190c6f7-2b7a"}, contract.HeaderTraceID: {"4bf92f3577b34da6"},
 		}}},
 	} {
 		b.Run(tc.name, func(b *testing.B) {
 			d := &countDeliverer{}
-			r := &Router{subjects: NewSubjects(""), cfg: Config{Deliverer: d}}
-			var del Delivery
+			r := &Router{subjects: contract.NewSubjects(""), cfg: Config{Deliverer: d}}
+			var p contract.Push
 			b.ReportAllocs()
 			for b.Loop() {
-				r.handle(tc.msg, unbatched{d}, &del)
+				r.handle(tc.msg, unbatched{d}, &p)
 			}
 		})
-	}
-}
-
-func BenchmarkSubjectsParse(b *testing.B) {
-	s := NewSubjects("")
-	b.ReportAllocs()
-	for b.Loop() {
-		if _, _, ok := s.Parse("push.session.3.1862263214372491264"); !ok {
-			b.Fatal("parse")
-		}
-	}
-}
-
-func BenchmarkParseTimestamp(b *testing.B) {
-	v := strconv.FormatInt(time.Now().UnixNano(), 10)
-	b.ReportAllocs()
-	for b.Loop() {
-		if ParseTimestamp(v) == 0 {
-			b.Fatal("zero")
-		}
 	}
 }

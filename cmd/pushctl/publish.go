@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -10,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/pushd/pushd/admin"
+	"github.com/pushd/pushd/contract"
 )
 
 // publishFlags are the flags of `pushctl publish`.
@@ -76,28 +78,28 @@ func (f *publishFlags) message() (admin.Message, error) {
 	m := admin.Message{Event: f.event, ID: f.id}
 	if f.user != "" {
 		targets = append(targets, "--user")
-		m.Target, m.Key = admin.TargetUser, f.user
+		m.Target, m.Key = contract.TargetUser, f.user
 		if err := checkID("--user", f.user); err != nil {
 			return m, err
 		}
 	}
 	if f.doc != "" {
 		targets = append(targets, "--doc")
-		m.Target, m.Key = admin.TargetDoc, f.doc
+		m.Target, m.Key = contract.TargetDoc, f.doc
 		if err := checkID("--doc", f.doc); err != nil {
 			return m, err
 		}
 	}
 	if f.session != "" {
 		targets = append(targets, "--session")
-		m.Target, m.Key = admin.TargetSession, f.session
+		m.Target, m.Key = contract.TargetSession, f.session
 		if err := checkSID("--session", f.session); err != nil {
 			return m, err
 		}
 	}
 	if f.all {
 		targets = append(targets, "--all")
-		m.Target, m.Key = admin.TargetAll, ""
+		m.Target, m.Key = contract.TargetAll, ""
 	}
 	switch len(targets) {
 	case 0:
@@ -141,11 +143,15 @@ func runPublish(g *globals, c *conn, m admin.Message, f publishFlags) error {
 			return err
 		}
 	} else {
-		fmt.Fprintf(g.out, "delivered to %d session(s) on %d node(s) (subject %s, id %s)\n", res.Delivered, res.Nodes, res.Subject, res.ID)
+		fmt.Fprintf(g.out, "delivered to %d of %d matching session(s) on %d node(s) (subject %s, id %s)\n",
+			res.Delivered, res.Matched, res.Nodes, res.Subject, res.ID)
+		if why := undelivered(res, len(m.Data)); why != "" && res.Matched > 0 {
+			fmt.Fprintln(g.out, why)
+		}
 		if g.output == outWide && len(res.Reports) > 0 {
-			t := newTable(g.out, "NODE", "DELIVERED")
+			t := newTable(g.out, "NODE", "MATCHED", "DELIVERED", "CUT OFF", "REFUSED")
 			for _, r := range res.Reports {
-				t.row(itoa(r.Node), itoa(r.Delivered))
+				t.row(itoa(r.Node), itoa(r.Matched), itoa(r.Delivered), itoa(r.CutOff), orDash(r.Refused))
 			}
 			if err := t.flush(); err != nil {
 				return err
@@ -153,7 +159,33 @@ func runPublish(g *globals, c *conn, m admin.Message, f publishFlags) error {
 		}
 	}
 	if f.requireDelivery && res.Delivered == 0 {
-		return &cliError{code: exitUndelivered, err: fmt.Errorf("nothing delivered: no session matched %s within %s", res.Subject, f.wait)}
+		why := undelivered(res, len(m.Data))
+		if res.Matched == 0 {
+			why = fmt.Sprintf("no session matched %s within %s", res.Subject, f.wait)
+		}
+		return &cliError{code: exitUndelivered, err: errors.New("nothing delivered: " + why)}
 	}
 	return nil
+}
+
+// undelivered says why matching sessions did not get a push, or "".
+func undelivered(res admin.PublishResult, size int) string {
+	var why []string
+	if n := res.Refused[contract.RefusedTooLarge]; n > 0 {
+		why = append(why, fmt.Sprintf("%d node(s) refused it as too large (%d bytes; see pushd --max-push-size)", n, size))
+	}
+	if res.CutOff > 0 {
+		why = append(why, fmt.Sprintf("%d session(s) were cut off as slow consumers", res.CutOff))
+	}
+	if rest := res.Matched - res.Delivered - res.CutOff; rest > 0 && len(why) == 0 {
+		why = append(why, fmt.Sprintf("%d session(s) matched but were closing", rest))
+	}
+	return strings.Join(why, "; ")
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
 }

@@ -44,6 +44,7 @@ type config struct {
 	HeartbeatSweep     time.Duration
 	MaxFrameSize       int
 	MaxQueuedBytes     int
+	MaxPushSize        int
 	WriteTimeout       time.Duration
 	WriteCoalesce      time.Duration
 	ParkIdle           bool
@@ -139,7 +140,8 @@ variable shown next to it. See docs/ for the protocol and operations.`,
 	f.IntVar(&cfg.PingHealthy, "ping-healthy-runs", 3, "on-time heartbeats in a row that earn a longer interval")
 	f.DurationVar(&cfg.HeartbeatSweep, "heartbeat-sweep", time.Second, "how often the heartbeat sweeper looks for silent sessions")
 	f.IntVar(&cfg.MaxFrameSize, "max-frame-size", 16<<10, "largest client frame in bytes")
-	f.IntVar(&cfg.MaxQueuedBytes, "max-queued-bytes", 256<<10, "per-session outbound queue limit in bytes; beyond it the client is cut off")
+	f.IntVar(&cfg.MaxQueuedBytes, "max-queued-bytes", 256<<10, "per-session outbound backlog in bytes; a client whose queue already holds this much when a push comes is cut off")
+	f.IntVar(&cfg.MaxPushSize, "max-push-size", 1<<20, "largest push body delivered; bigger pushes are refused whole (delivery report refused: too_large)")
 	f.DurationVar(&cfg.WriteTimeout, "write-timeout", 10*time.Second, "a socket write slower than this cuts the client off")
 	f.DurationVar(&cfg.WriteCoalesce, "write-coalesce", 0, "a session written to less than this ago waits this long before its next write, so streamed pushes share one writev (0: off)")
 	f.BoolVar(&cfg.ParkIdle, "park-idle-sessions", true, "a session idle between frames holds no read goroutine: one epoll poller watches its socket (Linux, plain TCP)")
@@ -178,6 +180,9 @@ func (c *config) validate() error {
 	}
 	if c.DrainTimeout <= 0 {
 		return errors.New("--drain-timeout must be positive")
+	}
+	if c.MaxPushSize <= 0 {
+		return fmt.Errorf("--max-push-size %d: want a positive number of bytes", c.MaxPushSize)
 	}
 	return nil
 }

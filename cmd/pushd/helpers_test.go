@@ -17,8 +17,8 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/pushd/pushd/client"
+	"github.com/pushd/pushd/contract"
 	"github.com/pushd/pushd/internal/pushtest"
-	"github.com/pushd/pushd/router"
 )
 
 func TestMain(m *testing.M) {
@@ -136,10 +136,7 @@ func dial(t *testing.T, n *testNode, user string) *client.Client {
 	return c
 }
 
-type report struct {
-	Node      int64 `json:"node"`
-	Delivered int   `json:"delivered"`
-}
+type report = contract.Report
 
 // publish sends a push with a reply subject and collects delivery reports
 // until want nodes answered (or 2s passed when want is 0).
@@ -211,7 +208,7 @@ func marker(t *testing.T, nc *nats.Conn, c *client.Client) {
 }
 
 // sessionSubject is where a backend publishes to session sid.
-func sessionSubject(sid string) string { return router.NewSubjects("").Session(sid) }
+func sessionSubject(sid string) string { return contract.NewSubjects("").Session(sid) }
 
 func hdr(kv ...string) nats.Header {
 	h := nats.Header{}

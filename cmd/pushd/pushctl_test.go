@@ -20,6 +20,7 @@ import (
 
 	"github.com/pushd/pushd/admin"
 	"github.com/pushd/pushd/client"
+	"github.com/pushd/pushd/contract"
 	"github.com/pushd/pushd/internal/pushtest"
 )
 
@@ -176,8 +177,8 @@ func TestPushctl(t *testing.T) {
 	bin := buildPushctl(t)
 	ns := pushtest.RunNATS(t)
 	nc := ns.Connect(t)
-	n1 := startPushd(t, ns.URL(), "--dev", "--node-id", "1", "--ping-interval", "10m", "--ping-grace", "10m")
-	n2 := startPushd(t, ns.URL(), "--dev", "--node-id", "2", "--ping-interval", "10m", "--ping-grace", "10m")
+	n1 := startPushd(t, ns.URL(), "--dev", "--node-id", "1", "--ping-interval", "10m", "--ping-grace", "10m", "--max-push-size", "65536")
+	n2 := startPushd(t, ns.URL(), "--dev", "--node-id", "2", "--ping-interval", "10m", "--ping-grace", "10m", "--max-push-size", "65536")
 	// Without Consul pushctl collects answers for the whole --timeout; the
 	// nodes answer in milliseconds, so keep it short.
 	pc := ctl{t: t, bin: bin, env: []string{"PUSHCTL_NATS_URL=" + ns.URL(), "PUSHCTL_TIMEOUT=1s"}}
@@ -357,7 +358,7 @@ func TestPushctl(t *testing.T) {
 		pc := pc.with()
 		pc.t = t
 		out := pc.ok("publish", "--user", "alice", "--event", "greet", "--id", "m-1", `{"hi":1}`)
-		if !strings.HasPrefix(out, "delivered to 3 session(s) on 2 node(s)") {
+		if !strings.HasPrefix(out, "delivered to 3 of 3 matching session(s) on 2 node(s)") {
 			t.Fatalf("publish output %q", out)
 		}
 		for _, c := range []*client.Client{a1, a2, a3} {
@@ -367,7 +368,7 @@ func TestPushctl(t *testing.T) {
 		}
 		res := decode[admin.PublishResult](t, pc.ok("publish", "--doc", "doc-1", "-o", "json", "v1"))
 		if res.Delivered != 3 || res.Nodes != 2 || res.Subject != "push.doc.doc-1" || res.ID == "" ||
-			!slices.Equal(res.Reports, []admin.DeliveryReport{{Node: 1, Delivered: 2}, {Node: 2, Delivered: 1}}) {
+			!slices.Equal(res.Reports, []contract.Report{{Node: 1, Matched: 2, Delivered: 2}, {Node: 2, Matched: 1, Delivered: 1}}) {
 			t.Fatalf("doc publish %+v", res)
 		}
 		for _, c := range []*client.Client{a1, b1, c2} {
@@ -375,7 +376,7 @@ func TestPushctl(t *testing.T) {
 				t.Fatalf("push id %q, want %q", f.ID, res.ID)
 			}
 		}
-		if out := pc.ok("publish", "--session", c2.SID(), "-o", "wide", `[1]`); !strings.Contains(out, "delivered to 1 session(s) on 1 node(s)") || !strings.Contains(out, "NODE") {
+		if out := pc.ok("publish", "--session", c2.SID(), "-o", "wide", `[1]`); !strings.Contains(out, "delivered to 1 of 1 matching session(s) on 1 node(s)") || !strings.Contains(out, "NODE") {
 			t.Fatalf("session publish %q", out)
 		}
 		expectPush(t, c2, "message", `[1]`)
@@ -384,13 +385,13 @@ func TestPushctl(t *testing.T) {
 		if err := os.WriteFile(file, []byte(`{"from":"file"}`), 0o600); err != nil {
 			t.Fatal(err)
 		}
-		if out := pc.ok("publish", "--all", "@"+file); !strings.Contains(out, "delivered to 5 session(s) on 2 node(s)") {
+		if out := pc.ok("publish", "--all", "@"+file); !strings.Contains(out, "delivered to 5 of 5 matching session(s) on 2 node(s)") {
 			t.Fatalf("broadcast %q", out)
 		}
 		for _, c := range all {
 			expectPush(t, c, "message", `{"from":"file"}`)
 		}
-		if r := pc.runIn(`{"from":"stdin"}`, "publish", "--user", "bob", "-"); r.code != 0 || !strings.Contains(r.stdout, "delivered to 1 session(s)") {
+		if r := pc.runIn(`{"from":"stdin"}`, "publish", "--user", "bob", "-"); r.code != 0 || !strings.Contains(r.stdout, "delivered to 1 of 1 matching session(s)") {
 			t.Fatalf("stdin publish: %d %q %q", r.code, r.stdout, r.stderr)
 		}
 		expectPush(t, b1, "message", `{"from":"stdin"}`)
@@ -415,10 +416,14 @@ func TestPushctl(t *testing.T) {
 		}
 
 		r := pc.run("publish", "--user", "nobody", "--wait", "200ms", "x")
-		if r.code != 0 || !strings.Contains(r.stdout, "delivered to 0 session(s) on 0 node(s)") {
+		if r.code != 0 || !strings.Contains(r.stdout, "delivered to 0 of 0 matching session(s) on 0 node(s)") {
 			t.Fatalf("publish to nobody: %d %q %q", r.code, r.stdout, r.stderr)
 		}
-		pc.fails(4, "nothing delivered", "publish", "--user", "nobody", "--wait", "200ms", "--require-delivery", "x")
+		pc.fails(4, "nothing delivered: no session matched", "publish", "--user", "nobody", "--wait", "200ms", "--require-delivery", "x")
+		big := strings.Repeat("z", 100_000)
+		pc.fails(4, "nothing delivered: 2 node(s) refused it as too large (100000 bytes; see pushd --max-push-size)",
+			"publish", "--user", "alice", "--require-delivery", big)
+		marker(t, nc, a1) // the refused push reached nobody
 		pc.fails(2, "exactly one target, got --user and --doc", "publish", "--user", "a", "--doc", "b", "x")
 		pc.fails(2, "needs a target", "publish", "x")
 		pc.fails(1, "cannot read the data from @/nonexistent/file", "publish", "--all", "@/nonexistent/file")

@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/pushd/pushd/admin"
+	"github.com/pushd/pushd/contract"
 	"github.com/pushd/pushd/node"
 	"github.com/pushd/pushd/registry"
 	"github.com/pushd/pushd/router"
@@ -27,37 +28,18 @@ import (
 
 // The node and the router meet only here.
 var (
-	_ node.Bus         = (*router.Router)(nil)
-	_ router.Deliverer = deliverer{}
-	_ router.Batcher   = (*lateDeliverer)(nil)
+	_ node.Bus       = (*router.Router)(nil)
+	_ router.Batcher = (*lateDeliverer)(nil)
 )
 
-// deliverer adapts the node to the router's Deliverer.
-type deliverer struct{ n *node.Node }
-
-func (d deliverer) Deliver(m *router.Delivery) int { return d.n.Deliver(push(m)) }
-
-func push(m *router.Delivery) *node.Push {
-	return &node.Push{
-		Target:         node.Target(m.Kind),
-		Key:            m.Key,
-		Event:          m.Event,
-		ID:             m.ID,
-		ExcludeSession: m.ExcludeSession,
-		SentUnixNano:   m.SentUnixNano,
-		TraceID:        m.TraceID,
-		Data:           m.Data,
-	}
-}
-
 // lateDeliverer lets the router start before the node exists.
-type lateDeliverer struct{ d atomic.Pointer[deliverer] }
+type lateDeliverer struct{ n atomic.Pointer[node.Node] }
 
-func (l *lateDeliverer) Deliver(m *router.Delivery) int {
-	if d := l.d.Load(); d != nil {
-		return d.Deliver(m)
+func (l *lateDeliverer) Deliver(p *contract.Push) contract.Report {
+	if n := l.n.Load(); n != nil {
+		return n.Deliver(p)
 	}
-	return 0
+	return contract.Report{}
 }
 
 // NewBatch makes a router worker's batch, bound to the node once it exists.
@@ -68,15 +50,15 @@ type lateBatch struct {
 	b *node.Batch
 }
 
-func (lb *lateBatch) Deliver(m *router.Delivery) int {
+func (lb *lateBatch) Deliver(p *contract.Push) contract.Report {
 	if lb.b == nil {
-		d := lb.l.d.Load()
-		if d == nil {
-			return 0
+		n := lb.l.n.Load()
+		if n == nil {
+			return contract.Report{}
 		}
-		lb.b = d.n.NewBatch()
+		lb.b = n.NewBatch()
 	}
-	return lb.b.Deliver(push(m))
+	return lb.b.Deliver(p)
 }
 
 func (lb *lateBatch) Flush() {
@@ -272,6 +254,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, onStart func(start
 		SweepInterval:    cfg.HeartbeatSweep,
 		MaxFrameSize:     cfg.MaxFrameSize,
 		MaxQueuedBytes:   cfg.MaxQueuedBytes,
+		MaxPushSize:      cfg.MaxPushSize,
 		WriteTimeout:     cfg.WriteTimeout,
 		WriteCoalesce:    cfg.WriteCoalesce,
 		NoParking:        !cfg.ParkIdle,
@@ -285,7 +268,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, onStart func(start
 	if err != nil {
 		return err
 	}
-	late.d.Store(&deliverer{n})
+	late.n.Store(n)
 	n.Start()
 	undo.add(func() { _ = n.Close() })
 	ctl, err := startAdmin(log, cfg.SubjectPrefix, n, rt, nc, public.Addr().String())

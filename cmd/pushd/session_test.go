@@ -5,6 +5,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"encoding/json"
 	"errors"
 	"net/http"
 	"os"
@@ -14,6 +15,7 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+	"github.com/nats-io/nats.go"
 
 	"github.com/pushd/pushd/client"
 	"github.com/pushd/pushd/internal/pushtest"
@@ -330,16 +332,37 @@ func TestSlowConsumerIsCutOffWithoutHurtingOthers(t *testing.T) {
 	defer slow.Close() // its read loop is blocked by design until Close
 	fast := dial(t, n, "fast")
 	payload := `"` + strings.Repeat("p", 32<<10) + `"`
+	// Every push asks for a delivery report: the one that found the queue
+	// full says the session was cut off, not that nobody matched.
+	reports, err := nc.SubscribeSync(nats.NewInbox())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cut := false
 	eventually(t, func() error {
-		if metric(t, n, "pushd_slow_consumers_total") >= 1 {
+		for {
+			m, err := reports.NextMsg(0)
+			if err != nil {
+				break
+			}
+			var r report
+			if err := json.Unmarshal(m.Data, &r); err != nil {
+				t.Fatalf("report %q: %v", m.Data, err)
+			}
+			if r.Matched != 1 || r.Delivered+r.CutOff > 1 {
+				t.Fatalf("report %+v: one session matched", r)
+			}
+			cut = cut || r.CutOff == 1
+		}
+		if cut && metric(t, n, "pushd_slow_consumers_total") >= 1 {
 			return nil
 		}
 		for range 50 {
-			if err := nc.Publish("push.user.slow", []byte(payload)); err != nil {
+			if err := nc.PublishMsg(&nats.Msg{Subject: "push.user.slow", Reply: reports.Subject, Data: []byte(payload)}); err != nil {
 				return err
 			}
 		}
-		return errors.New("slow consumer not cut off yet")
+		return errors.New("slow consumer not cut off (and reported so) yet")
 	})
 	eventually(t, func() error {
 		if got := metric(t, n, `pushd_connections_closed_total{reason="slow_consumer"}`); got != 1 {
@@ -407,4 +430,29 @@ func TestPongEchoesPingPayload(t *testing.T) {
 			t.Fatalf("answer to a ping with %q: opcode %#x payload %q, want a pong echoing it", payload, op, p)
 		}
 	}
+}
+
+// TestLargePushReachesAReadingClient: a push bigger than the whole outbound
+// queue limit (but within --max-push-size) reaches an idle client that reads;
+// a push over --max-push-size is refused once, reported as too_large, and
+// disconnects nobody.
+func TestLargePushReachesAReadingClient(t *testing.T) {
+	ns := pushtest.RunNATS(t)
+	nc := ns.Connect(t)
+	n := startPushd(t, ns.URL(), "--dev", "--max-push-size", "400000")
+	c := dial(t, n, "reader")
+	big := `"` + strings.Repeat("x", 300_000) + `"`
+	if rs := publish(t, nc, "push.user.reader", nil, big, 1); rs[0] != (report{Node: n.NodeID, Matched: 1, Delivered: 1}) {
+		t.Fatalf("300 KB push report %+v", rs[0])
+	}
+	if f := expectPush(t, c, "message", ""); len(f.Data) != len(big) {
+		t.Fatalf("300 KB push arrived with %d bytes of data", len(f.Data))
+	}
+
+	huge := `"` + strings.Repeat("y", 500_000) + `"`
+	if rs := publish(t, nc, "push.user.reader", nil, huge, 1); rs[0] != (report{Node: n.NodeID, Matched: 1, Refused: "too_large"}) {
+		t.Fatalf("500 KB push report %+v, want refused too_large", rs[0])
+	}
+	metricIs(t, n, `pushd_pushes_refused_total{reason="too_large"}`, 1)
+	marker(t, nc, c) // still connected, and the refused push never arrived
 }

@@ -1,4 +1,4 @@
-package router
+package contract
 
 import (
 	"strconv"
@@ -6,29 +6,6 @@ import (
 
 	"github.com/bwmarrin/snowflake"
 )
-
-// Subject kinds a node subscribes to.
-const (
-	KindUser    = "user"
-	KindDoc     = "doc"
-	KindAll     = "all"
-	KindSession = "session"
-)
-
-// Header names of the NATS contract (docs/NATS.md).
-const (
-	HeaderEvent          = "Push-Event"
-	HeaderID             = "Push-Id"
-	HeaderExcludeSession = "Push-Exclude-Session"
-	HeaderTimestamp      = "Push-Timestamp"
-	HeaderTraceID        = "Push-Trace-Id"
-	HeaderSession        = "Push-Session"
-	HeaderUser           = "Push-User"
-	HeaderNode           = "Push-Node"
-)
-
-// DefaultEvent is the event name of a push without a Push-Event header.
-const DefaultEvent = "message"
 
 // Subjects builds every subject pushd uses under one prefix. It is the only
 // place subject strings are made.
@@ -82,15 +59,15 @@ func SessionNode(sid string) int64 {
 	return snowflake.ID(id).Node()
 }
 
-// For returns the subject of kind and key.
-func (s Subjects) For(kind, key string) string {
-	switch kind {
-	case KindAll:
+// For returns the subject of pushes to target and key.
+func (s Subjects) For(target Target, key string) string {
+	switch target {
+	case TargetAll:
 		return s.All()
-	case KindSession:
+	case TargetSession:
 		return s.Session(key)
 	}
-	return s.prefix + "." + kind + "." + key
+	return s.prefix + "." + string(target) + "." + key
 }
 
 // Event is the subject of connect/disconnect events.
@@ -102,27 +79,28 @@ func (s Subjects) Upstream(doc string) string { return s.prefix + ".up.doc." + d
 // Admin is the subject of an admin verb; every node answers it.
 func (s Subjects) Admin(verb string) string { return s.prefix + ".admin." + verb }
 
-// Parse splits a push subject into kind and key. ok is false for anything
-// that is not a push subject under this prefix.
-func (s Subjects) Parse(subject string) (kind, key string, ok bool) {
+// Parse splits a push subject into target and key; a dotted user or doc ID
+// is the whole rest of the subject. ok is false for anything that is not a
+// push subject under this prefix.
+func (s Subjects) Parse(subject string) (target Target, key string, ok bool) {
 	rest, found := strings.CutPrefix(subject, s.prefix)
 	if !found || len(rest) == 0 || rest[0] != '.' {
 		return "", "", false
 	}
 	rest = rest[1:]
-	if rest == KindAll {
-		return KindAll, "", true
+	if rest == string(TargetAll) {
+		return TargetAll, "", true
 	}
-	kind, key, found = strings.Cut(rest, ".")
+	kind, key, found := strings.Cut(rest, ".")
 	if !found || key == "" {
 		return "", "", false
 	}
-	switch kind {
-	case KindUser, KindDoc:
-		return kind, key, true
-	case KindSession: // <node>.<sid>: the key is the sid
+	switch t := Target(kind); t {
+	case TargetUser, TargetDoc:
+		return t, key, true
+	case TargetSession: // <node>.<sid>: the key is the sid
 		if _, sid, ok := strings.Cut(key, "."); ok && sid != "" {
-			return kind, sid, true
+			return t, sid, true
 		}
 	}
 	return "", "", false
