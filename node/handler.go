@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"slices"
 	"strconv"
 	"time"
 
@@ -80,23 +81,24 @@ func (h *handler) OnMessage(c *gws.Conn, msg *gws.Message) {
 	}
 	f, err := DecodeClientFrame(b)
 	if err != nil {
-		h.bad(s, errBadJSON, "frame is not a JSON object with a \"type\": "+err.Error())
+		h.bad(s, ref{}, errBadJSON, "frame is not a JSON object with a \"type\": "+err.Error())
 		return
 	}
+	r := ref{id: f.ID}
 	switch f.Type {
 	case typePing:
 		interval := n.heartbeat(s, now)
-		h.reply(s, encodePong(ms(interval), ms(interval+n.cfg.PingGrace)))
+		h.reply(s, encodePong(ms(interval), ms(interval+n.cfg.PingGrace), r))
 	case typeJoin:
-		h.join(s, f.Doc, f.Token)
+		h.join(s, &f)
 	case typeRefresh:
-		h.refresh(s, f.Token)
+		h.refresh(s, &f)
 	case typeLeave:
-		h.leave(s, f.Doc)
+		h.leave(s, &f)
 	case typePublish:
 		h.publish(s, &f)
 	default:
-		h.bad(s, errUnknownType, "unknown frame type "+quote(f.Type))
+		h.bad(s, r, errUnknownType, "unknown frame type "+quote(f.Type))
 		return
 	}
 	s.badFrames = 0
@@ -109,38 +111,40 @@ func (h *handler) reply(s *session, f *frame) {
 
 // bad answers a bad frame with an error frame; a run of them closes the
 // session, so a broken client cannot spin the node.
-func (h *handler) bad(s *session, code, message string) {
-	h.reply(s, encodeError(code, message))
+func (h *handler) bad(s *session, r ref, code, message string) {
+	h.reply(s, encodeError(code, message, r))
 	s.badFrames++
 	if s.badFrames >= maxConsecutiveBadFrames {
 		s.closeWith(CloseProtocolError, "too many bad frames", ReasonProtocolError)
 	}
 }
 
-func (h *handler) join(s *session, doc, token string) {
+func (h *handler) join(s *session, f *ClientFrame) {
 	n := h.n
+	doc := f.Doc
+	r := ref{id: f.ID, doc: doc}
 	if err := contract.ValidateID(doc); err != nil {
 		n.metrics.joinsRefused.WithLabelValues(errInvalidDoc).Inc()
-		h.bad(s, errInvalidDoc, "doc id: "+err.Error())
+		h.bad(s, r, errInvalidDoc, "doc id: "+err.Error())
 		return
 	}
 	if s.joined(doc) {
-		h.reply(s, encodeDocReply(typeJoined, doc))
+		h.reply(s, encodeReply(typeJoined, r))
 		return
 	}
-	if code, msg := h.authorizeJoin(s, doc, token); code != "" {
+	if code, msg := h.authorizeJoin(s, doc, f.Token); code != "" {
 		n.metrics.joinsRefused.WithLabelValues(code).Inc()
-		h.bad(s, code, msg)
+		h.bad(s, r, code, msg)
 		return
 	}
 	if limit := n.cfg.MaxDocsPerSession; limit > 0 && s.docCount() >= limit {
 		n.metrics.joinsRefused.WithLabelValues(errTooManyDocs).Inc()
-		h.bad(s, errTooManyDocs, "this session has joined "+strconv.Itoa(limit)+" docs, the limit; leave one first")
+		h.bad(s, r, errTooManyDocs, "this session has joined "+strconv.Itoa(limit)+" docs, the limit; leave one first")
 		return
 	}
 	first, err := n.hub.docs.add(doc, s, func() error { return n.bus.Subscribe(contract.TargetDoc, doc) })
 	if err != nil {
-		h.reply(s, encodeError(errUnavailable, "cannot join now: "+err.Error()))
+		h.reply(s, encodeError(errUnavailable, "cannot join now: "+err.Error(), r))
 		return
 	}
 	s.mu.Lock()
@@ -152,7 +156,7 @@ func (h *handler) join(s *session, doc, token string) {
 		_ = n.bus.Sync(ctx)
 		cancel()
 	}
-	h.reply(s, encodeDocReply(typeJoined, doc))
+	h.reply(s, encodeReply(typeJoined, r))
 }
 
 // authorizeJoin returns an error code and message when s may not join doc:
@@ -181,14 +185,15 @@ func (h *handler) authorizeJoin(s *session, doc, token string) (string, string) 
 
 // refresh replaces the session's token before it expires: same user, new
 // exp and docs grants.
-func (h *handler) refresh(s *session, token string) {
+func (h *handler) refresh(s *session, f *ClientFrame) {
 	n := h.n
+	r := ref{id: f.ID}
 	if n.cfg.Auth == nil {
 		n.metrics.refreshes.WithLabelValues("error").Inc()
-		h.bad(s, errTokenInvalid, "this node has no keys to verify tokens")
+		h.bad(s, r, errTokenInvalid, "this node has no keys to verify tokens")
 		return
 	}
-	claims, err := n.cfg.Auth.Verify(token)
+	claims, err := n.cfg.Auth.Verify(f.Token)
 	code := ""
 	switch {
 	case errors.Is(err, auth.ErrTokenExpired):
@@ -200,43 +205,42 @@ func (h *handler) refresh(s *session, token string) {
 	}
 	if code != "" {
 		n.metrics.refreshes.WithLabelValues("error").Inc()
-		h.bad(s, code, "refresh: "+err.Error())
+		h.bad(s, r, code, "refresh: "+err.Error())
 		return
 	}
 	s.grants = claims.Docs
 	exp := claims.Expiry()
 	s.expires.Store(exp.UnixNano())
 	n.metrics.refreshes.WithLabelValues("ok").Inc()
-	h.reply(s, encodeRefreshed(exp.Unix()))
+	h.reply(s, encodeRefreshed(exp.Unix(), r))
 }
 
-func (h *handler) leave(s *session, doc string) {
+func (h *handler) leave(s *session, f *ClientFrame) {
+	doc := f.Doc
+	r := ref{id: f.ID, doc: doc}
 	s.mu.Lock()
-	i := -1
-	for j, d := range s.docs {
-		if d == doc {
-			i = j
-			break
-		}
-	}
+	i := slices.Index(s.docs, doc)
 	if i >= 0 {
-		s.docs = append(s.docs[:i], s.docs[i+1:]...)
+		s.docs = slices.Delete(s.docs, i, i+1)
 	}
 	s.mu.Unlock()
 	if i < 0 {
-		h.reply(s, encodeError(errNotJoined, "not joined to doc "+quote(doc)))
+		h.reply(s, encodeError(errNotJoined, "not joined to doc "+quote(doc), r))
 		return
 	}
 	n := h.n
 	if n.hub.docs.remove(doc, s, func() { n.unsubscribe(contract.TargetDoc, doc) }) {
 		n.metrics.docs.Dec()
 	}
-	h.reply(s, encodeDocReply(typeLeft, doc))
+	h.reply(s, encodeReply(typeLeft, r))
 }
 
+// publish forwards a client's publish frame to backends. A frame with an id
+// is acknowledged with "published" once NATS took it.
 func (h *handler) publish(s *session, f *ClientFrame) {
+	r := ref{id: f.ID, doc: f.Doc}
 	if !s.joined(f.Doc) {
-		h.reply(s, encodeError(errNotJoined, "publish needs a joined doc; join "+quote(f.Doc)+" first"))
+		h.reply(s, encodeError(errNotJoined, "publish needs a joined doc; join "+quote(f.Doc)+" first", r))
 		return
 	}
 	event := f.Event
@@ -244,7 +248,7 @@ func (h *handler) publish(s *session, f *ClientFrame) {
 		event = "message"
 	}
 	if len(event) > contract.MaxIDLength {
-		h.reply(s, encodeError(errInvalidEvent, "event name longer than 128 characters"))
+		h.reply(s, encodeError(errInvalidEvent, "event name longer than 128 characters", r))
 		return
 	}
 	data := []byte(f.Data)
@@ -252,10 +256,13 @@ func (h *handler) publish(s *session, f *ClientFrame) {
 		data = []byte("null")
 	}
 	if err := h.n.bus.PublishUpstream(f.Doc, s.sid, s.user, event, data); err != nil {
-		h.reply(s, encodeError(errUnavailable, "publish failed: "+err.Error()))
+		h.reply(s, encodeError(errUnavailable, "publish failed: "+err.Error(), r))
 		return
 	}
 	h.n.metrics.upstream.Inc()
+	if f.ID != "" {
+		h.reply(s, encodeReply(typePublished, r))
+	}
 }
 
 func quote(s string) string { return string(appendString(nil, s)) }

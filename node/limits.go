@@ -182,8 +182,14 @@ func (n *Node) refuseLimit(w http.ResponseWriter, code string) {
 }
 
 // admitFrame applies the per-session upstream rate limits to one inbound
-// frame of size bytes. It returns false when the frame must be dropped; a run
-// of dropped frames as long as the burst closes the session with 4029.
+// frame of size bytes. It returns false when the frame must be dropped.
+//
+// Dropped frames are strikes: a strike bucket as deep as the burst refills
+// at a tenth of the frame rate (at least one per second), and the strike
+// that empties it closes the session with 4029. A run of drops as long as
+// the burst does that at once; a client that slows down after a burst is
+// forgiven; one that keeps sending over its limit, even steadily and only a
+// little over, runs out of strikes too.
 func (n *Node) admitFrame(s *session, now int64, size int) bool {
 	cfg := &n.cfg
 	ok := (cfg.UpstreamRate <= 0 || s.frames.take(now, cfg.UpstreamRate, float64(cfg.UpstreamBurst), 1)) &&
@@ -195,11 +201,12 @@ func (n *Node) admitFrame(s *session, now int64, size int) bool {
 	s.limited++
 	n.metrics.rateLimited.Inc()
 	if s.limited == 1 {
-		f := encodeError(errRateLimited, "too many frames: slow down (frames or bytes per second over the limit)")
+		f := encodeError(errRateLimited, "too many frames: slow down (frames or bytes per second over the limit)", ref{})
 		s.enqueue(f)
 		f.release()
 	}
-	if s.limited >= max(cfg.UpstreamBurst, 1) {
+	burst := float64(max(cfg.UpstreamBurst, 1))
+	if !s.strikes.take(now, max(cfg.UpstreamRate/10, 1), burst, 1) || s.strikes.tokens < 1 {
 		s.closeWith(CloseRateLimited, "rate limited", ReasonRateLimited)
 	}
 	return false

@@ -290,6 +290,10 @@ func (n *Node) open(conn *gws.Conn, pc *parkConn, who identity) {
 		s.netConn = pc.Conn // writes go straight to the socket
 	}
 	conn.Session().(*slot).s = s
+	// Corked until hello: pushes that reach the session once it is
+	// registered queue up but are not written, and hello goes in front of
+	// them (PROTOCOL.md promises hello first).
+	s.writing = true
 
 	n.gate.RLock()
 	if n.draining.Load() {
@@ -313,7 +317,7 @@ func (n *Node) open(conn *gws.Conn, pc *parkConn, who identity) {
 	n.metrics.accepted.Inc()
 	n.metrics.connections.Inc()
 	hello := encodeHello(s.sid, n.cfg.NodeID, user, ms(n.cfg.PingInterval), ms(n.cfg.PingInterval+n.cfg.PingGrace))
-	s.enqueue(hello)
+	s.uncork(hello)
 	hello.release()
 	n.publishEvent("connect", s, "", time.Time{})
 	n.log.Debug("session open", "sid", s.sid, "user", user, "remote", s.remote)

@@ -23,6 +23,7 @@ const (
 	typeError     = "error"
 	typeRefresh   = "refresh"
 	typeRefreshed = "refreshed"
+	typePublished = "published"
 )
 
 // Error codes sent in error frames.
@@ -49,9 +50,32 @@ type ClientFrame struct {
 	Data  json.RawMessage `json:"data,omitempty"`
 	// Token is a join token (join) or a new connection token (refresh).
 	Token string `json:"token,omitempty"`
+	// ID is the client's own correlation ID, echoed in the reply.
+	ID string `json:"id,omitempty"`
 }
 
-var errNoType = errors.New("pushd: frame has no type")
+// maxFrameIDLength bounds a client frame's id: it is echoed back.
+const maxFrameIDLength = 128
+
+var (
+	errNoType = errors.New("pushd: frame has no type")
+	errLongID = errors.New("pushd: frame id longer than 128 bytes")
+)
+
+// ref is what a reply echoes of the client frame it answers, so a client can
+// match them: the frame's id and, for frames about a doc, the doc.
+type ref struct{ id, doc string }
+
+// appendRef appends the ref's fields, each only when set.
+func appendRef(b []byte, r ref) []byte {
+	if r.doc != "" {
+		b = appendString(append(b, `,"doc":`...), r.doc)
+	}
+	if r.id != "" {
+		b = appendString(append(b, `,"id":`...), r.id)
+	}
+	return b
+}
 
 // DecodeClientFrame parses one client text frame. It rejects anything that is
 // not a JSON object with a string "type".
@@ -62,6 +86,9 @@ func DecodeClientFrame(b []byte) (ClientFrame, error) {
 	}
 	if f.Type == "" {
 		return ClientFrame{}, errNoType
+	}
+	if len(f.ID) > maxFrameIDLength {
+		return ClientFrame{}, errLongID
 	}
 	return f, nil
 }
@@ -113,10 +140,10 @@ func encodeHello(sid string, nodeID int64, user string, intervalMS, timeoutMS in
 	return f
 }
 
-func encodePong(intervalMS, timeoutMS int64) *frame {
+func encodePong(intervalMS, timeoutMS int64, r ref) *frame {
 	f := newFrame()
 	b := appendHeartbeat(append(f.buf, `{"type":"pong",`...), intervalMS, timeoutMS)
-	f.buf = append(b, '}')
+	f.buf = append(appendRef(b, r), '}')
 	f.seal(opText)
 	return f
 }
@@ -129,34 +156,34 @@ func appendHeartbeat(b []byte, intervalMS, timeoutMS int64) []byte {
 	return strconv.AppendInt(b, timeoutMS, 10)
 }
 
-// encodeDocReply builds joined/left replies.
-func encodeDocReply(typ, doc string) *frame {
+// encodeReply builds a reply that carries nothing but its type and ref:
+// joined, left, published.
+func encodeReply(typ string, r ref) *frame {
 	f := newFrame()
-	b := append(f.buf, `{"type":"`...)
-	b = append(b, typ...)
-	b = append(b, `","doc":`...)
-	b = appendString(b, doc)
-	f.buf = append(b, '}')
+	b := append(append(append(f.buf, `{"type":"`...), typ...), '"')
+	f.buf = append(appendRef(b, r), '}')
 	f.seal(opText)
 	return f
 }
 
-func encodeRefreshed(exp int64) *frame {
+func encodeRefreshed(exp int64, r ref) *frame {
 	f := newFrame()
 	b := append(f.buf, `{"type":"refreshed","exp":`...)
 	b = strconv.AppendInt(b, exp, 10)
-	f.buf = append(b, '}')
+	f.buf = append(appendRef(b, r), '}')
 	f.seal(opText)
 	return f
 }
 
-func encodeError(code, message string) *frame {
+// encodeError builds an error frame; r names the doc and echoes the id of
+// the frame it answers, when there is one.
+func encodeError(code, message string, r ref) *frame {
 	f := newFrame()
 	b := append(f.buf, `{"type":"error","code":"`...)
 	b = append(b, code...)
 	b = append(b, `","message":`...)
 	b = appendString(b, message)
-	f.buf = append(b, '}')
+	f.buf = append(appendRef(b, r), '}')
 	f.seal(opText)
 	return f
 }

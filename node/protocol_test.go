@@ -89,7 +89,7 @@ func FuzzDecodeClientFrame(f *testing.F) {
 			t.Fatalf("data %q is not valid JSON", fr.Data)
 		}
 		// What the node answers about a decoded frame must itself be valid JSON text.
-		for _, out := range []*frame{encodeDocReply(typeJoined, fr.Doc), encodeError(errUnknownType, "unknown frame type "+quote(fr.Type))} {
+		for _, out := range []*frame{encodeReply(typeJoined, ref{id: fr.ID, doc: fr.Doc}), encodeError(errUnknownType, "unknown frame type "+quote(fr.Type), ref{id: fr.ID, doc: fr.Doc})} {
 			if !json.Valid(out.payload()) || !utf8.Valid(out.payload()) {
 				t.Fatalf("reply %q is not valid JSON text", out.payload())
 			}

@@ -54,7 +54,8 @@ type session struct {
 	unrestricted bool
 	frames       bucket
 	bytes        bucket
-	limited      int
+	strikes      bucket // dropped frames; see admitFrame
+	limited      int    // frames dropped in a row
 	// admitted is set when the session holds an admission slot to release.
 	admitted bool
 

@@ -61,6 +61,24 @@ func (s *session) enqueueHeld(f *frame, held *[]*session) enqueued {
 	return queued
 }
 
+// uncork puts first in front of whatever was queued while the session was
+// corked (opened with writing set and no writer) and starts the writer. A
+// corked session's frames wait, so first is the first frame written.
+func (s *session) uncork(first *frame) {
+	s.mu.Lock()
+	if s.dead {
+		s.mu.Unlock()
+		return
+	}
+	first.retain()
+	s.out = append(s.out, nil)
+	copy(s.out[1:], s.out)
+	s.out[0] = first
+	s.outBytes += len(first.bytes())
+	s.mu.Unlock()
+	s.node.startWriter(s) // the cork made us the owner of starting it
+}
+
 // closeWith queues a close frame behind what is already queued, so a kicked
 // or drained client still receives the pushes sent before. The writer closes
 // the socket after writing it.

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -87,6 +88,38 @@ func TestRateLimitedClientIsToldWhy(t *testing.T) {
 	}
 	if code := closeCode(c.Err()); code != 4029 {
 		t.Fatalf("closed with %v, want 4029", c.Err())
+	}
+}
+
+// TestSteadyExcessEndsIn4029: a client sending steadily at 1.6 times its
+// frame rate never drops a run of frames as long as the burst (drops and
+// admits alternate), yet it must be closed.
+func TestSteadyExcessEndsIn4029(t *testing.T) {
+	ns := pushtest.RunNATS(t)
+	n := startPushd(t, ns.URL(), "--dev", "--upstream-rate", "20", "--upstream-burst", "20")
+	c := dial(t, n, "steady")
+	go func() { // replies must be read, or the client's read loop stalls
+		for {
+			if _, err := c.Reply(context.Background()); err != nil {
+				return
+			}
+		}
+	}()
+	tick := time.NewTicker(time.Second / 32) // the rate under test: 1.6 x 20/s
+	defer tick.Stop()
+	deadline := time.After(20 * time.Second)
+	for {
+		select {
+		case <-c.Done():
+			if code := closeCode(c.Err()); code != 4029 {
+				t.Fatalf("closed with %v, want 4029", c.Err())
+			}
+			return
+		case <-deadline:
+			t.Fatal("a client steadily over its rate limit was never closed")
+		case <-tick.C:
+			_ = c.Send([]byte(`{"type":"ping"}`))
+		}
 	}
 }
 

@@ -335,3 +335,49 @@ func TestDottedIDs(t *testing.T) {
 		t.Fatalf("upstream %s %v", m.Subject, m.Header)
 	}
 }
+
+// TestHelloComesFirstUnderAPushFlood: a session is reachable by user and
+// broadcast pushes as soon as it is registered, before its subscription
+// round trip ends; none of them may be written before hello.
+func TestHelloComesFirstUnderAPushFlood(t *testing.T) {
+	ns := pushtest.RunNATS(t)
+	nc := ns.Connect(t)
+	n := startPushd(t, ns.URL(), "--dev", "--max-sessions-per-user", "0")
+	stop := make(chan struct{})
+	flooded := make(chan error, 1)
+	go func() { // about 20,000 pushes a second: a flood, not a queue overflow
+		tick := time.NewTicker(time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-stop:
+				flooded <- nil
+				return
+			case <-tick.C:
+			}
+			for range 10 {
+				if err := nc.Publish("push.all", []byte(`"flood"`)); err != nil {
+					flooded <- err
+					return
+				}
+				if err := nc.Publish("push.user.early", []byte(`"flood"`)); err != nil {
+					flooded <- err
+					return
+				}
+			}
+		}
+	}()
+	defer func() {
+		close(stop)
+		if err := <-flooded; err != nil {
+			t.Error(err)
+		}
+	}()
+	for i := range 60 {
+		c := rawDial(t, n.Listen, "?user=early", nil)
+		if first := c.textFrame(t); !strings.HasPrefix(first, `{"type":"hello"`) {
+			t.Fatalf("session %d: first frame %s, want hello", i, first)
+		}
+		_ = c.Close()
+	}
+}

@@ -456,3 +456,47 @@ func TestLargePushReachesAReadingClient(t *testing.T) {
 	metricIs(t, n, `pushd_pushes_refused_total{reason="too_large"}`, 1)
 	marker(t, nc, c) // still connected, and the refused push never arrived
 }
+
+// TestRepliesEchoTheClientsID: a client can match every reply to the frame
+// it answers by an optional id; errors about a doc name it.
+func TestRepliesEchoTheClientsID(t *testing.T) {
+	ns := pushtest.RunNATS(t)
+	n := startPushd(t, ns.URL(), "--dev", "--jwt-secret", testSecret)
+	c, err := client.Dial(ctxT(t), n.wsURL(), client.Options{Token: signed(t, jwt.MapClaims{
+		"sub": "alice", "exp": time.Now().Add(time.Hour).Unix(), "docs": []string{"open"}})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	for _, tc := range []struct{ frame, typ, code, doc string }{
+		{`{"type":"join","doc":"open","id":"j1"}`, "joined", "", "open"},
+		{`{"type":"join","doc":"secret","id":"j2"}`, "error", "forbidden", "secret"},
+		{`{"type":"join","doc":"a..b","id":"j3"}`, "error", "invalid_doc", "a..b"},
+		{`{"type":"publish","doc":"open","data":1,"id":"p1"}`, "published", "", "open"},
+		{`{"type":"publish","doc":"secret","data":1,"id":"p2"}`, "error", "not_joined", "secret"},
+		{`{"type":"ping","id":"h1"}`, "pong", "", ""},
+		{`{"type":"refresh","token":"nope","id":"r1"}`, "error", "token_invalid", ""},
+		{`{"type":"leave","doc":"open","id":"l1"}`, "left", "", "open"},
+		{`{"type":"leave","doc":"open","id":"l2"}`, "error", "not_joined", "open"},
+		{`{"type":"teleport","id":"t1"}`, "error", "unknown_type", ""},
+	} {
+		var want struct{ ID string }
+		if err := json.Unmarshal([]byte(tc.frame), &want); err != nil {
+			t.Fatal(err)
+		}
+		f := request(t, c, tc.frame)
+		if f.Type != tc.typ || f.Code != tc.code || f.Doc != tc.doc || f.ID != want.ID {
+			t.Fatalf("%s: got %+v, want type %s code %q doc %q id %s", tc.frame, f, tc.typ, tc.code, tc.doc, want.ID)
+		}
+	}
+	// No id, no published acknowledgement (and nothing else) for a publish.
+	if err := c.Send([]byte(`{"type":"join","doc":"open"}`)); err != nil {
+		t.Fatal(err)
+	}
+	if f := request(t, c, `{"type":"publish","doc":"open","data":1}`); f.Type != "joined" {
+		t.Fatalf("got %+v, want the join's reply", f)
+	}
+	if f := request(t, c, `{"type":"ping"}`); f.Type != "pong" || f.ID != "" {
+		t.Fatalf("got %+v after an id-less publish, want only the pong", f)
+	}
+}
