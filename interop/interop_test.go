@@ -1,6 +1,7 @@
 // Package interop runs third-party clients, with their default settings,
 // against a real pushd process on a real NATS server: Python's websockets
-// library, with pushes published by the real pushctl.
+// library (with pushes published by the real pushctl) and Node's ws and nats
+// packages (the latter publishing as a backend). See README.md.
 package interop
 
 import (
@@ -82,6 +83,16 @@ func TestPythonWebsockets(t *testing.T) {
 	runScript(t, "python", publish, python, "-u", "python/client.py", srv.wsURL(user), doc, string(want))
 }
 
+// TestNodeWS runs interop/node/client.mjs: the ws package as the client,
+// sending its own pings with payloads, and the nats package as the backend
+// that publishes the pushes.
+func TestNodeWS(t *testing.T) {
+	t.Parallel()
+	node := requireNodeModules(t, "ws", "nats")
+	srv := startServer(t)
+	runScript(t, "node", nil, node, "node/client.mjs", srv.wsURL("js-alice"), srv.natsURL, "js-alice", "js-doc")
+}
+
 // requirePythonWebsockets fails the test unless Debian's python has the
 // websockets package.
 func requirePythonWebsockets(t *testing.T) {
@@ -91,6 +102,22 @@ func requirePythonWebsockets(t *testing.T) {
 		t.Fatalf("%s cannot import websockets (%v): install it with .ci/install-debs (apt-get install -y python3-websockets)", python, err)
 	}
 	t.Logf("python websockets %s", bytes.TrimSpace(out))
+}
+
+// requireNodeModules fails the test unless node is on PATH and the given
+// packages are installed in interop/node_modules; it returns node's path.
+func requireNodeModules(t *testing.T, pkgs ...string) string {
+	t.Helper()
+	node, err := exec.LookPath("node")
+	if err != nil {
+		t.Fatal("node is not on PATH: install Node.js 20 (and npm), then run .ci/install-npm")
+	}
+	for _, p := range pkgs {
+		if _, err := os.Stat(filepath.Join("node_modules", p, "package.json")); err != nil {
+			t.Fatalf("npm package %s is not installed in interop/node_modules: run .ci/install-npm (npm ci in interop/)", p)
+		}
+	}
+	return node
 }
 
 // push is one push the Go test publishes with pushctl. Its JSON form (the
