@@ -19,10 +19,13 @@ run:
 
 # The whole suite: static checks, every test with the race detector (real
 # NATS, Consul agent and WebSocket clients on loopback), bounded fuzzing and
-# the Helm chart tests. Installs missing tools first (cached).
+# the Helm chart tests. Installs missing tools first (cached), and the Debian
+# and npm packages the third-party client tests in interop/ need.
 test: tools vet staticcheck unit fuzz chart
 
 tools:
+	@.ci/install-debs
+	@.ci/install-npm
 	@.ci/install-consul
 	@.ci/install-helm
 	@.ci/install-staticcheck
