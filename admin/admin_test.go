@@ -18,6 +18,7 @@ type memSource struct {
 	id       int64
 	sessions []admin.SessionInfo // ordered by SID
 	kicked   []string
+	ghosts   []int64 // peers named in replies that never answer
 }
 
 func (m *memSource) NodeInfo() admin.NodeInfo {
@@ -61,6 +62,9 @@ func (m *memSource) Kick(sid, user, _ string) []string {
 	m.kicked = append(m.kicked, out...)
 	return out
 }
+
+// Peers: both test nodes know of each other, and of any in m.ghosts.
+func (m *memSource) Peers() []int64 { return append([]int64{1, 2}, m.ghosts...) }
 
 func (m *memSource) Stats() admin.Stats {
 	return admin.Stats{At: time.Now(), Connections: len(m.sessions), PushesReceived: uint64(10 * m.id)}
@@ -147,6 +151,32 @@ func TestScatterGatherAcrossTwoServers(t *testing.T) {
 	total := admin.Total(rates)
 	if len(rates) != 2 || rates[0].PushesInPerSec != 10 || total.PushesInPerSec != 20 || total.SlowConsumers != 2 || total.Connections != 10 || total.Node != -1 {
 		t.Fatalf("rates %+v total %+v", rates, total)
+	}
+
+	// Without Consul, the peers every reply names are who to wait for: a
+	// long timeout is not waited out when they all answered.
+	slow := admin.NewClient(admin.ClientConfig{Conn: nc, Timeout: 20 * time.Second})
+	start = time.Now()
+	if res, err := slow.Nodes(ctx); err != nil || len(res.Nodes) != 2 || len(res.Missing) != 0 {
+		t.Fatalf("Nodes = %+v, %v", res, err)
+	}
+	if page, err := slow.Sessions(ctx, admin.SessionsQuery{User: "u0"}); err != nil || page.Total != 3 {
+		t.Fatalf("Sessions = %+v, %v", page, err)
+	}
+	if _, err := slow.Session(ctx, "99"); !errors.Is(err, admin.ErrNotFound) {
+		t.Fatalf("Session(99) error %v, want ErrNotFound", err)
+	}
+	if st, err := slow.Stats(ctx); err != nil || len(st) != 2 {
+		t.Fatalf("Stats = %+v, %v", st, err)
+	}
+	if took := time.Since(start); took > 5*time.Second {
+		t.Fatalf("four requests took %s: the client waited out its timeout though every peer had answered", took)
+	}
+	// A peer that is named but silent is waited for, then reported.
+	srcs[1].ghosts = []int64{7}
+	res, err = known.Nodes(ctx)
+	if err != nil || !slices.Equal(res.Missing, []int64{3, 7}) {
+		t.Fatalf("Nodes with a silent peer = %+v, %v; want 3 (Consul) and 7 (a peer) missing", res, err)
 	}
 
 	// Nobody on another prefix: NATS says there are no responders, at once.

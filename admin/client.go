@@ -74,7 +74,7 @@ type NodesResult struct {
 // answers.
 func (c *Client) Nodes(ctx context.Context) (NodesResult, error) {
 	var res NodesResult
-	msgs, err := c.gather(ctx, VerbNodes, Request{}, c.known, false)
+	msgs, expected, err := c.gather(ctx, VerbNodes, Request{}, c.known, nil)
 	if err != nil && !errors.Is(err, ErrNoNodes) {
 		return res, err
 	}
@@ -89,7 +89,7 @@ func (c *Client) Nodes(ctx context.Context) (NodesResult, error) {
 	}
 	slices.SortFunc(res.Nodes, func(a, b NodeInfo) int { return cmp64(a.Node, b.Node) })
 	res.Missing = []int64{}
-	for _, id := range c.known {
+	for _, id := range expected {
 		if !seen[id] {
 			res.Missing = append(res.Missing, id)
 		}
@@ -138,7 +138,7 @@ func (c *Client) Sessions(ctx context.Context, q SessionsQuery) (SessionsPage, e
 		expect = []int64{*q.Node}
 	}
 	page := SessionsPage{Sessions: []SessionInfo{}}
-	msgs, err := c.gather(ctx, VerbSessions, req, expect, false)
+	msgs, _, err := c.gather(ctx, VerbSessions, req, expect, nil)
 	if err != nil {
 		return page, err
 	}
@@ -173,16 +173,22 @@ func (c *Client) Sessions(ctx context.Context, q SessionsQuery) (SessionsPage, e
 // Session finds one session. It returns ErrNotFound when no node answers
 // within the timeout.
 func (c *Client) Session(ctx context.Context, sid string) (SessionInfo, error) {
-	msgs, err := c.gather(ctx, VerbSession, Request{SID: sid}, nil, true)
+	found := func(b []byte) bool {
+		var r SessionReply
+		return json.Unmarshal(b, &r) == nil && r.Found
+	}
+	msgs, _, err := c.gather(ctx, VerbSession, Request{SID: sid}, c.known, found)
 	if err != nil && !errors.Is(err, ErrNoNodes) {
 		return SessionInfo{}, err
 	}
-	if len(msgs) > 0 { // only the node holding the session answers
+	for _, m := range msgs { // every node answers; the holder with found
 		var r SessionReply
-		if err := json.Unmarshal(msgs[0].Data, &r); err != nil {
-			return SessionInfo{}, fmt.Errorf("bad session reply %q: %w", msgs[0].Data, err)
+		if err := json.Unmarshal(m.Data, &r); err != nil {
+			return SessionInfo{}, fmt.Errorf("bad session reply %q: %w", m.Data, err)
 		}
-		return r.Session, nil
+		if r.Found {
+			return r.Session, nil
+		}
 	}
 	if errors.Is(err, ErrNoNodes) {
 		return SessionInfo{}, err
@@ -207,7 +213,7 @@ func (c *Client) Kick(ctx context.Context, sid, user, reason string) (KickResult
 	if sid == "" && user == "" {
 		return res, errors.New("kick needs a session ID or a user")
 	}
-	msgs, err := c.gather(ctx, VerbKick, Request{SID: sid, User: user, Reason: reason}, c.known, false)
+	msgs, _, err := c.gather(ctx, VerbKick, Request{SID: sid, User: user, Reason: reason}, c.known, nil)
 	if err != nil {
 		return res, err
 	}
@@ -232,7 +238,7 @@ func (c *Client) Kick(ctx context.Context, sid, user, reason string) (KickResult
 
 // Stats samples every node's counters, ordered by node ID.
 func (c *Client) Stats(ctx context.Context) ([]Stats, error) {
-	msgs, err := c.gather(ctx, VerbStats, Request{}, c.known, false)
+	msgs, _, err := c.gather(ctx, VerbStats, Request{}, c.known, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -306,7 +312,7 @@ func (c *Client) Publish(ctx context.Context, m Message, wait time.Duration) (Pu
 	if wait <= 0 {
 		wait = c.timeout
 	}
-	msgs, err := c.collect(ctx, &nats.Msg{Subject: res.Subject, Header: hdr, Data: m.Data}, wait, c.known, false)
+	msgs, _, err := c.collect(ctx, &nats.Msg{Subject: res.Subject, Header: hdr, Data: m.Data}, wait, c.known, nil)
 	if err != nil && !errors.Is(err, ErrNoNodes) {
 		return res, err
 	}
@@ -333,68 +339,92 @@ func (c *Client) noNodes(verb string) error {
 		ErrNoNodes, c.subjects.Admin(verb), c.timeout)
 }
 
-// gather sends an admin request and collects replies.
-func (c *Client) gather(ctx context.Context, verb string, req Request, expect []int64, one bool) ([]*nats.Msg, error) {
+// gather sends an admin request and collects replies, and the nodes that
+// were expected to answer.
+func (c *Client) gather(ctx context.Context, verb string, req Request, expect []int64, enough func([]byte) bool) ([]*nats.Msg, []int64, error) {
 	body, err := json.Marshal(req)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	msgs, err := c.collect(ctx, &nats.Msg{Subject: c.subjects.Admin(verb), Data: body}, c.timeout, expect, one)
+	msgs, expected, err := c.collect(ctx, &nats.Msg{Subject: c.subjects.Admin(verb), Data: body}, c.timeout, expect, enough)
 	if errors.Is(err, ErrNoNodes) {
 		err = c.noNodes(verb)
 	}
-	return msgs, err
+	return msgs, expected, err
 }
 
 // collect publishes m with a fresh reply inbox and returns the replies that
-// arrive within wait. It stops early after the first reply when one is set,
-// or once every node in expect answered. It returns ErrNoNodes when NATS says
-// nobody subscribes to the subject.
-func (c *Client) collect(ctx context.Context, m *nats.Msg, wait time.Duration, expect []int64, one bool) ([]*nats.Msg, error) {
+// arrive within wait, and the nodes expected to answer: those in expect plus
+// the peers the replies name (every admin reply lists the live nodes its
+// sender knows of). It stops early at a reply enough says is enough (nil:
+// none is), or once every expected node answered, so without Consul a
+// request takes a round trip, not the whole timeout. It returns ErrNoNodes
+// when NATS says nobody subscribes to the subject.
+func (c *Client) collect(ctx context.Context, m *nats.Msg, wait time.Duration, expect []int64, enough func([]byte) bool) ([]*nats.Msg, []int64, error) {
 	ctx, cancel := context.WithTimeout(ctx, wait)
 	defer cancel()
 	inbox := c.nc.NewInbox()
 	sub, err := c.nc.SubscribeSync(inbox)
 	if err != nil {
-		return nil, fmt.Errorf("subscribe to reply inbox: %w", err)
+		return nil, nil, fmt.Errorf("subscribe to reply inbox: %w", err)
 	}
 	defer func() { _ = sub.Unsubscribe() }()
 	m.Reply = inbox
 	if err := c.nc.PublishMsg(m); err != nil {
-		return nil, fmt.Errorf("publish on %s: %w", m.Subject, err)
+		return nil, nil, fmt.Errorf("publish on %s: %w", m.Subject, err)
 	}
 	if err := c.nc.FlushWithContext(ctx); err != nil {
-		return nil, fmt.Errorf("publish on %s: %w", m.Subject, err)
+		return nil, nil, fmt.Errorf("publish on %s: %w", m.Subject, err)
 	}
-	pending := map[int64]bool{}
+	expected := map[int64]bool{}
+	answered := map[int64]bool{}
 	for _, id := range expect {
-		pending[id] = true
+		expected[id] = true
+	}
+	done := func() bool {
+		if len(expected) == 0 {
+			return false // nobody to wait for is known: wait it out
+		}
+		for id := range expected {
+			if !answered[id] {
+				return false
+			}
+		}
+		return true
 	}
 	var out []*nats.Msg
-	for {
-		if one && len(out) == 1 {
-			return out, nil
-		}
-		if len(expect) > 0 && len(pending) == 0 {
-			return out, nil
-		}
+	for !done() {
 		r, err := sub.NextMsgWithContext(ctx)
 		switch {
 		case errors.Is(err, nats.ErrNoResponders):
-			return out, ErrNoNodes
+			return out, keys(expected), ErrNoNodes
 		case errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout):
-			return out, nil
+			return out, keys(expected), nil
 		case err != nil:
-			return out, err
+			return out, keys(expected), err
 		}
-		var who struct {
-			Node int64 `json:"node"`
-		}
+		var who Reply
 		if json.Unmarshal(r.Data, &who) == nil {
-			delete(pending, who.Node)
+			answered[who.Node] = true
+			for _, p := range who.Peers {
+				expected[p] = true
+			}
 		}
 		out = append(out, r)
+		if enough != nil && enough(r.Data) {
+			break
+		}
 	}
+	return out, keys(expected), nil
+}
+
+func keys(m map[int64]bool) []int64 {
+	out := make([]int64, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	slices.Sort(out)
+	return out
 }
 
 func sidNum(sid string) int64 {

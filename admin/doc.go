@@ -3,13 +3,14 @@
 //
 // Requests go to <prefix>.admin.<verb> with a reply subject; the body is a
 // JSON Request (empty means no filter). Every node subscribes, so a request
-// is scatter-gathered: the client collects replies until its timeout, or
-// until every node it expected (from Consul) answered.
+// is scatter-gathered: the client collects replies until every node it
+// expects answered (those Consul lists, and the live peers every reply
+// names), or until its timeout.
 //
 //	verb      request fields             who answers          reply
 //	nodes     node                       every node           NodeInfo
 //	sessions  node user doc limit cursor every node           SessionsReply
-//	session   sid                        the node holding sid SessionReply
+//	session   sid                        every node           SessionReply (found: the holder)
 //	kick      node sid|user reason       every node           KickReply
 //	stats     node                       every node           Stats
 //

@@ -29,6 +29,8 @@ type Source interface {
 	Kick(sid, user, reason string) []string
 	// Stats samples the node's counters.
 	Stats() Stats
+	// Peers are the live node numbers the node knows of, itself included.
+	Peers() []int64
 }
 
 // ServerConfig configures a Server.
@@ -119,7 +121,7 @@ func (s *Server) handle(verb string, m *nats.Msg) {
 	if req.Node != nil && *req.Node != s.cfg.NodeID {
 		return
 	}
-	me := Reply{Node: s.cfg.NodeID}
+	me := Reply{Node: s.cfg.NodeID, Peers: s.cfg.Source.Peers()}
 	src := s.cfg.Source
 	switch verb {
 	case VerbNodes:
@@ -137,9 +139,8 @@ func (s *Server) handle(verb string, m *nats.Msg) {
 		}
 		s.respond(m, SessionsReply{Reply: me, Sessions: list, Next: next, Total: total})
 	case VerbSession:
-		if info, ok := src.Session(req.SID); ok {
-			s.respond(m, SessionReply{Reply: me, Session: info})
-		}
+		info, ok := src.Session(req.SID)
+		s.respond(m, SessionReply{Reply: me, Found: ok, Session: info})
 	case VerbKick:
 		if req.SID == "" && req.User == "" {
 			me.Error = "kick needs a sid or a user"

@@ -48,6 +48,11 @@ type Request struct {
 type Reply struct {
 	// Node is the ID of the answering node.
 	Node int64 `json:"node"`
+	// Peers are the numbers of the live nodes the answering node knows of,
+	// itself included (from NATS heartbeats): a client waits for their
+	// answers and no longer. Absent when the node cannot tell yet (it just
+	// started).
+	Peers []int64 `json:"peers,omitempty"`
 	// Error is set when the node could not serve the request.
 	Error string `json:"error,omitempty"`
 }
@@ -70,10 +75,16 @@ type NodeInfo struct {
 	// Ready reports whether the node accepts new sessions.
 	Ready bool `json:"ready"`
 	// Health is "ready", or why the node is not: "draining", "not_leased",
-	// "nats_disconnected".
+	// "duplicate_node_id", "nats_disconnected".
 	Health string `json:"health"`
 	// NATS is the node's NATS connection.
 	NATS NATSInfo `json:"nats"`
+	// Instance is unique per pushd process; two answers with one Node and
+	// different instances mean two live nodes share a number.
+	Instance string `json:"instance"`
+	// Duplicate is set when the node knows of another live node using its
+	// number.
+	Duplicate bool `json:"duplicate,omitempty"`
 }
 
 // NATSInfo describes a node's NATS connection.
@@ -129,10 +140,13 @@ type SessionsReply struct {
 	Total int `json:"total"`
 }
 
-// SessionReply answers "session"; only the node holding the session sends it.
+// SessionReply answers "session". Every node answers, so a client knows when
+// all have; only the one holding the session sets Found.
 type SessionReply struct {
 	Reply
-	// Session is the session asked for.
+	// Found says whether this node holds the session.
+	Found bool `json:"found"`
+	// Session is the session asked for, when Found.
 	Session SessionInfo `json:"session"`
 }
 

@@ -76,6 +76,20 @@ func (s Subjects) Event(kind string) string { return s.prefix + ".events." + kin
 // Upstream is the subject clients' publish frames for doc go to.
 func (s Subjects) Upstream(doc string) string { return s.prefix + ".up.doc." + doc }
 
+// NodeHeartbeat is where node publishes its heartbeat.
+func (s Subjects) NodeHeartbeat(node int64) string {
+	return s.prefix + ".nodes.heartbeat." + strconv.FormatInt(node, 10)
+}
+
+// NodeHeartbeats is the subscription that takes every node's heartbeat.
+func (s Subjects) NodeHeartbeats() string { return s.prefix + ".nodes.heartbeat.*" }
+
+// NodeClaim is the subject a starting node asks whether node number node is
+// in use; its live holder answers.
+func (s Subjects) NodeClaim(node int64) string {
+	return s.prefix + ".nodes.claim." + strconv.FormatInt(node, 10)
+}
+
 // Admin is the subject of an admin verb; every node answers it.
 func (s Subjects) Admin(verb string) string { return s.prefix + ".admin." + verb }
 

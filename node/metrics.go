@@ -79,7 +79,7 @@ func newMetrics(reg prometheus.Registerer, parked func() float64) *metrics {
 	}
 	// Every reason exists from the start, so dashboards and alerts see zeros
 	// rather than missing series.
-	for _, r := range []string{"unauthorized", "bad_request", "draining", "not_leased", "over_capacity",
+	for _, r := range []string{"unauthorized", "bad_request", "draining", "not_leased", "duplicate_node_id", "over_capacity",
 		"too_many_sessions", "forbidden_origin", "rate_limited", "upgrade"} {
 		m.handshakeFailures.WithLabelValues(r)
 	}

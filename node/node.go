@@ -57,6 +57,9 @@ type Node struct {
 
 	draining atomic.Bool
 	leased   atomic.Bool
+	// conflict is set while another live node uses this node's number and
+	// this node must give way (SetConflict).
+	conflict atomic.Bool
 	// gate orders session opens against Drain/Close: opens take it shared and
 	// re-check draining, Drain takes it exclusively to flip draining, so no
 	// reader is added once the node waits for readers.
@@ -75,6 +78,9 @@ type Node struct {
 	stop     chan struct{}
 	stopOnce sync.Once
 	sweeper  sync.WaitGroup
+	// background runs the node's own session closes (SetConflict); Close
+	// waits for it.
+	background sync.WaitGroup
 }
 
 // New creates a node. Call Start to run its heartbeat sweeper.
@@ -143,11 +149,32 @@ func (n *Node) SetLeased(held bool) {
 	n.metrics.leaseHeld.Set(b2f(held))
 }
 
+// SetConflict tells the node whether another live node uses its number and
+// this node must give way (the cluster decides which one does). While set,
+// the node refuses new sessions, like without its lease; and since session
+// IDs minted by both may collide, which would let a push to one session
+// reach another user's, it closes its sessions with 1012 over the drain
+// timeout so they reconnect to other nodes.
+func (n *Node) SetConflict(yield bool) {
+	if !n.conflict.CompareAndSwap(!yield, yield) || !yield {
+		return
+	}
+	sessions := n.hub.all()
+	n.log.Error("closing every session: another live node uses this node's number", "sessions", len(sessions))
+	n.background.Add(1)
+	go func() {
+		defer n.background.Done()
+		n.closeSpread(sessions, CloseServiceRestart, "node number conflict: reconnect", ReasonDrain, n.stop)
+	}()
+}
+
 // Ready reports whether the node accepts new sessions, and why not.
 func (n *Node) Ready() (bool, string) {
 	switch {
 	case n.draining.Load():
 		return false, "draining"
+	case n.conflict.Load():
+		return false, "duplicate_node_id"
 	case !n.leased.Load():
 		return false, "not_leased"
 	}
@@ -478,20 +505,7 @@ func (n *Node) Drain(ctx context.Context) error {
 	sessions := n.hub.all()
 	if len(sessions) > 0 {
 		n.log.Info("draining sessions", "sessions", len(sessions), "over", n.cfg.DrainTimeout)
-		step := n.cfg.DrainTimeout / time.Duration(len(sessions))
-		start := time.Now()
-		t := time.NewTimer(0)
-		defer t.Stop()
-		for i, s := range sessions {
-			if wait := time.Until(start.Add(time.Duration(i) * step)); wait > 0 {
-				t.Reset(wait)
-				select {
-				case <-t.C:
-				case <-ctx.Done():
-				}
-			}
-			s.closeWith(CloseServiceRestart, "service restart: reconnect", ReasonDrain)
-		}
+		n.closeSpread(sessions, CloseServiceRestart, "service restart: reconnect", ReasonDrain, ctx.Done())
 	}
 	done := make(chan struct{})
 	go func() { n.readers.Wait(); close(done) }()
@@ -507,12 +521,33 @@ func (n *Node) Drain(ctx context.Context) error {
 	}
 }
 
+// closeSpread closes sessions with code, spread evenly over the drain
+// timeout so their clients reconnect without a stampede; once stop is
+// closed the rest are closed at once.
+func (n *Node) closeSpread(sessions []*session, code CloseCode, reason string, why Reason, stop <-chan struct{}) {
+	step := n.cfg.DrainTimeout / time.Duration(max(len(sessions), 1))
+	start := time.Now()
+	t := time.NewTimer(0)
+	defer t.Stop()
+	for i, s := range sessions {
+		if wait := time.Until(start.Add(time.Duration(i) * step)); wait > 0 {
+			t.Reset(wait)
+			select {
+			case <-t.C:
+			case <-stop:
+			}
+		}
+		s.closeWith(code, reason, why)
+	}
+}
+
 // Close stops the sweeper, cuts off any session left and waits for every
 // goroutine the node started. Deliver must not be called after Close.
 func (n *Node) Close() error {
 	n.stopAccepting()
 	n.stopOnce.Do(func() { close(n.stop) })
 	n.sweeper.Wait()
+	n.background.Wait()
 	for _, s := range n.hub.all() {
 		s.setReason(ReasonDrain)
 		s.closeConn()

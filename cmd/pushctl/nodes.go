@@ -2,6 +2,8 @@ package main
 
 import (
 	"errors"
+	"fmt"
+	"slices"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -13,6 +15,9 @@ import (
 type nodesOutput struct {
 	Nodes        []admin.NodeInfo `json:"nodes"`
 	NotAnswering []missingNode    `json:"not_answering"`
+	// DuplicateNumbers are node numbers that two live nodes use at once:
+	// their session IDs can collide. Never null.
+	DuplicateNumbers []int64 `json:"duplicate_numbers"`
 }
 
 // missingNode is a node Consul lists that did not answer.
@@ -57,6 +62,10 @@ func runNodes(g *globals, c *conn) error {
 	for _, id := range res.Missing {
 		out.NotAnswering = append(out.NotAnswering, missingNode{ID: id, Address: c.knownAddress(id)})
 	}
+	out.DuplicateNumbers = duplicateNumbers(out.Nodes)
+	for _, d := range out.DuplicateNumbers {
+		fmt.Fprintf(g.err, "pushctl: WARNING: more than one live node uses node number %d: their session IDs can collide; give each a unique --node-id or lease numbers from Consul\n", d)
+	}
 	if g.output == outJSON {
 		if perr := printJSON(g.out, out); perr != nil {
 			return perr
@@ -70,8 +79,12 @@ func runNodes(g *globals, c *conn) error {
 	}
 	t := newTable(g.out, header...)
 	for _, n := range out.Nodes {
+		health := n.Health
+		if slices.Contains(out.DuplicateNumbers, n.Node) {
+			health = "DUPLICATE-NUMBER," + health
+		}
 		row := []string{itoa(n.Node), n.Address, n.Version, human(time.Duration(n.UptimeSeconds * float64(time.Second))),
-			itoa(n.Sessions), itoa(n.Users), itoa(n.Docs), n.Health, n.NATS.Status}
+			itoa(n.Sessions), itoa(n.Users), itoa(n.Docs), health, n.NATS.Status}
 		if wide {
 			row = append(row, n.StartedAt.Local().Format(time.DateTime), n.NATS.Server, itoa(n.NATS.Subscriptions), itoa(n.NATS.Reconnects))
 		}
@@ -88,4 +101,19 @@ func runNodes(g *globals, c *conn) error {
 		return ferr
 	}
 	return err
+}
+
+// duplicateNumbers lists the node numbers used by more than one answering
+// node, or flagged by a node that hears another instance with its number.
+func duplicateNumbers(nodes []admin.NodeInfo) []int64 {
+	count := map[int64]int{}
+	out := []int64{}
+	for _, n := range nodes {
+		count[n.Node]++
+		if (count[n.Node] == 2 || n.Duplicate) && !slices.Contains(out, n.Node) {
+			out = append(out, n.Node)
+		}
+	}
+	slices.Sort(out)
+	return out
 }

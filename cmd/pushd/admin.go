@@ -7,6 +7,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/pushd/pushd/admin"
+	"github.com/pushd/pushd/cluster"
 	"github.com/pushd/pushd/node"
 	"github.com/pushd/pushd/router"
 )
@@ -19,17 +20,18 @@ type adminSource struct {
 	n       *node.Node
 	rt      *router.Router
 	nc      *nats.Conn
+	cl      *cluster.Cluster
 	address string
 	started time.Time
 }
 
 // startAdmin answers admin requests (pushctl) for n on its NATS connection.
-func startAdmin(log *slog.Logger, prefix string, n *node.Node, rt *router.Router, nc *nats.Conn, address string) (*admin.Server, error) {
+func startAdmin(log *slog.Logger, prefix string, n *node.Node, rt *router.Router, nc *nats.Conn, cl *cluster.Cluster, address string) (*admin.Server, error) {
 	return admin.NewServer(admin.ServerConfig{
 		Conn:   nc,
 		Prefix: prefix,
 		NodeID: n.ID(),
-		Source: adminSource{n: n, rt: rt, nc: nc, address: address, started: time.Now()},
+		Source: adminSource{n: n, rt: rt, nc: nc, cl: cl, address: address, started: time.Now()},
 		Logger: log.With("component", "admin"),
 	})
 }
@@ -43,7 +45,10 @@ func (a adminSource) NodeInfo() admin.NodeInfo {
 	if !ready {
 		health = why
 	}
+	_, dup := a.cl.Duplicate()
 	return admin.NodeInfo{
+		Instance:      a.cl.Self().Instance,
+		Duplicate:     dup,
 		Address:       a.address,
 		Version:       a.n.Version(),
 		StartedAt:     a.started.UTC(),
@@ -78,6 +83,8 @@ func (a adminSource) Session(sid string) (admin.SessionInfo, bool) {
 	}
 	return sessionInfo(info), true
 }
+
+func (a adminSource) Peers() []int64 { return a.cl.Nodes() }
 
 func (a adminSource) Kick(sid, user, reason string) []string { return a.n.Kick(sid, user, reason) }
 

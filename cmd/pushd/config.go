@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -119,7 +120,7 @@ variable shown next to it. See docs/ for the protocol and operations.`,
 	f.StringVar(&cfg.NATSURL, "nats-url", "", "NATS server URL(s), comma separated; empty starts an embedded NATS server")
 	f.StringVar(&cfg.NATSEmbeddedListen, "nats-embedded-listen", "127.0.0.1:4222", "where the embedded NATS server listens for backends and pushctl")
 	f.StringVar(&cfg.NATSCreds, "nats-creds", "", "NATS credentials file")
-	f.IntVar(&cfg.NodeID, "node-id", -1, "snowflake node number 0..1023, unique among live nodes; -1 leases one from Consul (with --consul-addr), else uses 0")
+	f.IntVar(&cfg.NodeID, "node-id", -1, "snowflake node number 0..1023, unique among live nodes; -1 leases one from Consul (--consul-addr) or, with --dev, takes the lowest one no live node uses")
 	f.StringVar(&cfg.NodeName, "node-name", "", "stable node name (pod name) used to reclaim the same node ID; empty means the hostname")
 	f.StringVar(&cfg.ConsulAddr, "consul-addr", "", "Consul HTTP address (e.g. 127.0.0.1:8500); enables registration and node-ID leasing")
 	f.StringVar(&cfg.ConsulToken, "consul-token", "", "Consul ACL token")
@@ -168,12 +169,21 @@ variable shown next to it. See docs/ for the protocol and operations.`,
 	return cmd
 }
 
+// maxNodeID is the largest snowflake node number.
+const maxNodeID = 1023
+
 func (c *config) validate() error {
-	if c.NodeID < -1 || c.NodeID > 1023 {
+	if c.NodeID < -1 || c.NodeID > maxNodeID {
 		return fmt.Errorf("--node-id %d: want 0..1023, or -1 to lease one", c.NodeID)
+	}
+	if c.NodeName == "" {
+		c.NodeName, _ = os.Hostname()
 	}
 	if !c.Dev && !c.hasKeys() {
 		return errors.New("no token key: set --jwt-secret, --jwt-public-key or --jwt-keys-dir (or --dev on a laptop)")
+	}
+	if c.NodeID < 0 && c.ConsulAddr == "" && !c.Dev {
+		return errors.New("no node number: set --consul-addr to lease one, or --node-id to a number (0..1023) no other node uses")
 	}
 	if err := c.validateSecurity(); err != nil {
 		return err

@@ -7,8 +7,10 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -43,6 +45,9 @@ func (n *testNode) wsURL() string { return "ws://" + n.Listen + "/ws" }
 
 func (n *testNode) httpURL(path string) string { return "http://" + n.Listen + path }
 
+// nextNodeID numbers the non-dev test nodes started without a number.
+var nextNodeID atomic.Int64
+
 // startPushd runs pushd with args plus random listeners; it stops when the
 // test ends.
 func startPushd(t *testing.T, natsURL string, args ...string) *testNode {
@@ -53,6 +58,10 @@ func startPushd(t *testing.T, natsURL string, args ...string) *testNode {
 		base = append(base, "--nats-url", natsURL)
 	} else {
 		base = append(base, "--nats-embedded-listen", "127.0.0.1:0")
+	}
+	if !slices.Contains(args, "--dev") && !slices.Contains(args, "--node-id") && !slices.Contains(args, "--consul-addr") {
+		// Production nodes need a number; each test's nodes get their own.
+		base = append(base, "--node-id", strconv.FormatInt(nextNodeID.Add(1)%1024, 10))
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	ready := make(chan started, 1)
@@ -72,6 +81,34 @@ func startPushd(t *testing.T, natsURL string, args ...string) *testNode {
 	}
 	t.Cleanup(func() { n.stop(t) })
 	return n
+}
+
+// startFails runs pushd with args plus random listeners and returns the
+// error it exits with; it fails the test if pushd starts instead.
+func startFails(t *testing.T, natsURL string, args ...string) error {
+	t.Helper()
+	base := []string{"--listen", "127.0.0.1:0", "--admin-listen", "", "--log-level", "error", "--log-format", "text", "--nats-url", natsURL}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	up := make(chan struct{}, 1)
+	cmd := newRootCmd(ctx, io.Discard, io.Discard, func(string) (string, bool) { return "", false }, func(started) { up <- struct{}{} })
+	cmd.SetArgs(append(base, args...))
+	done := make(chan error, 1)
+	go func() { done <- cmd.Execute() }()
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Fatalf("pushd %v exited 0, want a start error", args)
+		}
+		return err
+	case <-up:
+		cancel()
+		<-done
+		t.Fatalf("pushd %v started, want it refused", args)
+	case <-time.After(15 * time.Second):
+		t.Fatalf("pushd %v neither started nor failed within 15s", args)
+	}
+	return nil
 }
 
 // stop cancels the node's context (as SIGTERM does) and waits for it to exit.

@@ -215,10 +215,11 @@ func TestPushctl(t *testing.T) {
 		}
 
 		doc := decode[struct {
-			Nodes        []map[string]any `json:"nodes"`
-			NotAnswering []any            `json:"not_answering"`
+			Nodes            []map[string]any `json:"nodes"`
+			NotAnswering     []any            `json:"not_answering"`
+			DuplicateNumbers []int64          `json:"duplicate_numbers"`
 		}](t, pc.ok("nodes", "-o", "json"))
-		if len(doc.Nodes) != 2 || doc.NotAnswering == nil || len(doc.NotAnswering) != 0 {
+		if len(doc.Nodes) != 2 || doc.NotAnswering == nil || len(doc.NotAnswering) != 0 || doc.DuplicateNumbers == nil || len(doc.DuplicateNumbers) != 0 {
 			t.Fatalf("nodes JSON %+v", doc)
 		}
 		var infos []admin.NodeInfo
@@ -241,9 +242,24 @@ func TestPushctl(t *testing.T) {
 		if _, err := time.Parse(time.RFC3339, raw["started_at"].(string)); err != nil {
 			t.Fatalf("started_at not RFC 3339: %v", err)
 		}
-		// Without Consul, pushctl waits for whoever answers: --timeout.
-		if r := pc.run("nodes"); r.code != 0 || r.took < time.Second {
-			t.Fatalf("nodes with PUSHCTL_TIMEOUT=1s: exit %d after %s", r.code, r.took)
+		// Without Consul, pushctl waits for the live peers the nodes name
+		// (from their NATS heartbeats, once they have heard a full round),
+		// not for its whole --timeout.
+		eventually(t, func() error {
+			doc := decode[struct {
+				Nodes            []admin.NodeInfo `json:"nodes"`
+				NotAnswering     []any            `json:"not_answering"`
+				DuplicateNumbers []int64          `json:"duplicate_numbers"`
+			}](t, pc.ok("nodes", "-o", "json"))
+			for _, n := range doc.Nodes {
+				if !slices.Equal(n.Peers, []int64{1, 2}) {
+					return fmt.Errorf("node %d names peers %v", n.Node, n.Peers)
+				}
+			}
+			return nil
+		})
+		if r := pc.with("PUSHCTL_TIMEOUT=30s").run("nodes"); r.code != 0 || r.took > 10*time.Second || len(rows(r.stdout)) != 3 {
+			t.Fatalf("nodes with PUSHCTL_TIMEOUT=30s: exit %d after %s:\n%s", r.code, r.took, r.stdout)
 		}
 	})
 
@@ -606,6 +622,7 @@ func TestPushctl(t *testing.T) {
 				ID      int64  `json:"id"`
 				Address string `json:"address"`
 			} `json:"not_answering"`
+			DuplicateNumbers []int64 `json:"duplicate_numbers"`
 		}](t, pc.ok("nodes", "-o", "json"))
 		if len(doc.Nodes) != 2 || len(doc.NotAnswering) != 1 || doc.NotAnswering[0].ID != 3 || doc.NotAnswering[0].Address != n3.Listen {
 			t.Fatalf("nodes JSON with node 3 down %+v", doc)

@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/pushd/pushd/admin"
+	"github.com/pushd/pushd/cluster"
 	"github.com/pushd/pushd/contract"
 	"github.com/pushd/pushd/node"
 	"github.com/pushd/pushd/registry"
@@ -98,6 +99,13 @@ func (f *front) readyz(w http.ResponseWriter, _ *http.Request) {
 		return
 	}
 	_, _ = w.Write([]byte("ready\n"))
+}
+
+// setConflict is the cluster's OnDuplicate callback.
+func (f *front) setConflict(yield bool) {
+	if n := f.node.Load(); n != nil {
+		n.SetConflict(yield)
+	}
 }
 
 // setLeased is the registry's OnLease callback; it may run before the node
@@ -213,7 +221,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, onStart func(start
 		log.Info("embedded NATS server started", "url", natsURL)
 	}
 	natsOpts := []nats.Option{
-		nats.Name(fmt.Sprintf("pushd-%d", nodeID)),
+		nats.Name("pushd " + cfg.NodeName),
 		nats.MaxReconnects(-1),
 		nats.ReconnectWait(250 * time.Millisecond),
 		nats.ReconnectBufSize(8 << 20),
@@ -227,6 +235,27 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, onStart func(start
 	}
 	undo.add(nc.Close)
 	fr.nc.Store(nc)
+
+	// The node number must be no other live node's, wherever it came from:
+	// sessions IDs minted under one number by two nodes collide.
+	cl, err := cluster.New(cluster.Config{
+		Conn:        nc,
+		Prefix:      cfg.SubjectPrefix,
+		Self:        cluster.Member{Address: public.Addr().String(), Version: version},
+		OnDuplicate: func(_ cluster.Member, yield bool) { fr.setConflict(yield) },
+		Logger:      log.With("component", "cluster"),
+	})
+	if err != nil {
+		return err
+	}
+	if consul == nil && cfg.NodeID < 0 { // --dev (validate checked): the lowest free number
+		if nodeID, err = cl.FirstFree(ctx, maxNodeID); err != nil {
+			return err
+		}
+		log.Info("dev mode: took the lowest node number no live node uses", "node_id", nodeID)
+	} else if err := cl.Claim(ctx, nodeID); err != nil {
+		return fmt.Errorf("%w; set --node-id to a number no other node uses, or lease one with --consul-addr", err)
+	}
 
 	late := &lateDeliverer{}
 	rt, err := router.New(router.Config{
@@ -271,15 +300,19 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, onStart func(start
 	late.n.Store(n)
 	n.Start()
 	undo.add(func() { _ = n.Close() })
-	ctl, err := startAdmin(log, cfg.SubjectPrefix, n, rt, nc, public.Addr().String())
-	if err != nil {
-		return err
-	}
 	// Set the lease state before and after publishing the node: a lease
 	// change in between reaches the node through one of the two.
 	n.SetLeased(fr.leased.Load())
 	fr.node.Store(n)
 	n.SetLeased(fr.leased.Load())
+	if err := cl.Start(nodeID); err != nil {
+		return err
+	}
+	undo.add(func() { _ = cl.Close() })
+	ctl, err := startAdmin(log, cfg.SubjectPrefix, n, rt, nc, cl, public.Addr().String())
+	if err != nil {
+		return err
+	}
 
 	log.Info("pushd started", "listen", public.Addr().String(), "admin", adminAddr, "nats", natsURL,
 		"node_id", nodeID, "prefix", rt.Subjects().Prefix(), "consul", cfg.ConsulAddr != "", "version", version)
@@ -295,7 +328,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, onStart func(start
 		runErr = fmt.Errorf("http server: %w", err)
 		log.Error("http server failed; shutting down", "err", err)
 	}
-	shutdown(log, cfg, n, rt, nc, httpSrv, adminSrv, ctl, consul)
+	shutdown(log, cfg, n, rt, nc, httpSrv, adminSrv, ctl, cl, consul)
 	return runErr
 }
 
@@ -358,7 +391,7 @@ func adminMux(metrics http.Handler) *http.ServeMux {
 // requests and receiving from NATS, flush what we published, stop the HTTP
 // servers and the node's goroutines, and only then give up the node-ID lease
 // (no session ID can be minted any more).
-func shutdown(log *slog.Logger, cfg config, n *node.Node, rt *router.Router, nc *nats.Conn, httpSrv, adminSrv *http.Server, ctl *admin.Server, consul *registry.Registry) {
+func shutdown(log *slog.Logger, cfg config, n *node.Node, rt *router.Router, nc *nats.Conn, httpSrv, adminSrv *http.Server, ctl *admin.Server, cl *cluster.Cluster, consul *registry.Registry) {
 	drainCtx, cancel := context.WithTimeout(context.Background(), cfg.DrainTimeout+5*time.Second)
 	defer cancel()
 	if err := n.Drain(drainCtx); err != nil {
@@ -366,6 +399,10 @@ func shutdown(log *slog.Logger, cfg config, n *node.Node, rt *router.Router, nc 
 	}
 	if err := ctl.Close(); err != nil {
 		log.Warn("admin close", "err", err)
+	}
+	// Stop answering for the number only once no session of ours is left.
+	if err := cl.Close(); err != nil {
+		log.Warn("cluster close", "err", err)
 	}
 	if err := rt.Close(); err != nil {
 		log.Warn("router close", "err", err)

@@ -104,3 +104,33 @@ func RunNATSCluster(t testing.TB, size int) []*NATS {
 	})
 	return servers
 }
+
+// RunNATSSplit starts two NATS servers with cluster listeners that are not
+// routed to each other: a partitioned pair. Heal routes them.
+func RunNATSSplit(t testing.TB) (a, b *NATS) {
+	t.Helper()
+	opts := func(name string) *server.Options {
+		return &server.Options{Host: "127.0.0.1", Port: server.RANDOM_PORT, NoSigs: true, NoLog: true, ServerName: name,
+			Cluster: server.ClusterOpts{Name: "pushtest-split", Host: "127.0.0.1", Port: server.RANDOM_PORT}}
+	}
+	return runNATS(t, opts("split-a")), runNATS(t, opts("split-b"))
+}
+
+// Heal routes b to a (a config reload of b, as an operator would do) and
+// waits until the route is up: the partition between them ends.
+func Heal(t testing.TB, a, b *NATS) {
+	t.Helper()
+	o := b.opts.Clone()
+	o.Port = b.Port()
+	o.Cluster.Port = b.ClusterAddr().Port
+	o.Routes = server.RoutesFromStr("nats://" + a.ClusterAddr().String())
+	if err := b.ReloadOptions(o); err != nil {
+		t.Fatalf("pushtest: route %s to %s: %v", b.Name(), a.Name(), err)
+	}
+	Eventually(t, 10*time.Second, func() error {
+		if a.NumRoutes() == 0 || b.NumRoutes() == 0 {
+			return fmt.Errorf("routes: %s has %d, %s has %d", a.Name(), a.NumRoutes(), b.Name(), b.NumRoutes())
+		}
+		return nil
+	})
+}
