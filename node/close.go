@@ -11,12 +11,16 @@ const (
 	CloseInvalidPayload   CloseCode = 1007 // a text frame was not valid UTF-8
 	CloseMessageTooBig    CloseCode = 1009 // a frame exceeded the size limit
 	CloseServiceRestart   CloseCode = 1012 // the node is draining; reconnect elsewhere
+	CloseTryAgainLater    CloseCode = 1013 // the node is full or cannot mint session IDs now; try another
 	CloseProtocolError    CloseCode = 4000 // too many bad frames in a row
-	CloseTokenExpired     CloseCode = 4001 // the session's token expired without a refresh
+	CloseTokenExpired     CloseCode = 4001 // the token expired (at the handshake, or without a refresh)
 	CloseHeartbeatTimeout CloseCode = 4002 // no frame and no heartbeat within ping_timeout
+	CloseUnauthorized     CloseCode = 4003 // no token, a bad token or user ID, or no connect frame in time
+	CloseForbiddenOrigin  CloseCode = 4004 // the browser's origin is not allowed
 	CloseSlowConsumer     CloseCode = 4008 // the outbound queue overflowed or a write timed out
+	CloseTooManySessions  CloseCode = 4009 // the user has too many sessions on the node
 	CloseKicked           CloseCode = 4010 // an admin closed the session
-	CloseRateLimited      CloseCode = 4029 // the client kept sending over its rate limit
+	CloseRateLimited      CloseCode = 4029 // the client kept sending over its rate limit, or handshakes came too fast
 )
 
 // Reason is why a session ended, as counted in metrics and reported in
@@ -34,4 +38,7 @@ const (
 	ReasonTokenExpired     Reason = "token_expired"
 	ReasonRateLimited      Reason = "rate_limited"
 	ReasonError            Reason = "error"
+	// ReasonUnauthenticated: a connection that never became a session (no
+	// or a bad connect frame); it has no disconnect event.
+	ReasonUnauthenticated Reason = "unauthenticated"
 )

@@ -23,6 +23,7 @@ const (
 	defaultMaxPushSize       = 1 << 20
 	defaultWriteTimeout      = 10 * time.Second
 	defaultHandshakeTimeout  = 5 * time.Second
+	defaultAuthTimeout       = 5 * time.Second
 	defaultDrainTimeout      = 10 * time.Second
 	closeFrameWriteTimeout   = time.Second
 	maxConsecutiveBadFrames  = 20
@@ -97,6 +98,10 @@ type Config struct {
 	NoParking bool
 	// HandshakeTimeout bounds writing the upgrade response. Zero means 5s.
 	HandshakeTimeout time.Duration
+	// AuthTimeout is how long an upgraded connection that presented no token
+	// may take to send its connect frame before it is closed (4003
+	// auth_timeout). Zero means 5s.
+	AuthTimeout time.Duration
 	// DrainTimeout is the time over which Drain spreads closing sessions. Zero
 	// means 10s.
 	DrainTimeout time.Duration
@@ -203,6 +208,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.HandshakeTimeout <= 0 {
 		c.HandshakeTimeout = defaultHandshakeTimeout
+	}
+	if c.AuthTimeout <= 0 {
+		c.AuthTimeout = defaultAuthTimeout
 	}
 	if c.DrainTimeout <= 0 {
 		c.DrainTimeout = defaultDrainTimeout

@@ -84,6 +84,10 @@ func (h *handler) OnMessage(c *gws.Conn, msg *gws.Message) {
 		h.bad(s, ref{}, errBadJSON, "frame is not a JSON object with a \"type\": "+err.Error())
 		return
 	}
+	if s.pending.Load() {
+		n.connect(s, &f)
+		return
+	}
 	r := ref{id: f.ID}
 	switch f.Type {
 	case typePing:

@@ -67,6 +67,7 @@ func (n *Node) sweep() {
 			}
 			clear(stuck)
 			n.ipLimiter.prune(ns)
+			n.expirePending(ns)
 			for _, s := range expired {
 				n.log.Debug("heartbeat timeout", "sid", s.sid, "user", s.user)
 				s.closeWith(CloseHeartbeatTimeout, "heartbeat timeout", ReasonHeartbeatTimeout)

@@ -2,7 +2,6 @@ package node
 
 import (
 	"net"
-	"net/http"
 	"strings"
 	"sync"
 	"time"
@@ -121,8 +120,10 @@ func (l *ipLimiter) pruneLocked(now int64) {
 	}
 }
 
-// admission counts sessions per node and per user, reserved before the
-// upgrade so concurrent handshakes cannot overshoot the limits.
+// admission counts connections per node and sessions per user, reserved
+// before the upgrade (or, for a session that authenticates with its first
+// frame, before it becomes one) so concurrent handshakes cannot overshoot
+// the limits.
 type admission struct {
 	maxConns, maxPerUser int
 	mu                   sync.Mutex
@@ -130,25 +131,38 @@ type admission struct {
 	users                map[string]int
 }
 
-// reserve takes a slot for user, or returns the refusal code.
-func (a *admission) reserve(user string) string {
+// reserveConn takes a connection slot; false means the node is full.
+func (a *admission) reserveConn() bool {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if a.maxConns > 0 && a.conns >= a.maxConns {
-		return "over_capacity"
-	}
-	if a.maxPerUser > 0 && a.users[user] >= a.maxPerUser {
-		return "too_many_sessions"
+		return false
 	}
 	a.conns++
-	a.users[user]++
-	return ""
+	return true
 }
 
-func (a *admission) release(user string) {
+// reserveUser takes a session slot of user; false means the user has its
+// limit of sessions here.
+func (a *admission) reserveUser(user string) bool {
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	if a.maxPerUser > 0 && a.users[user] >= a.maxPerUser {
+		return false
+	}
+	a.users[user]++
+	return true
+}
+
+func (a *admission) releaseConn() {
+	a.mu.Lock()
 	a.conns--
+	a.mu.Unlock()
+}
+
+func (a *admission) releaseUser(user string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
 	if a.users[user]--; a.users[user] <= 0 {
 		delete(a.users, user)
 	}
@@ -166,19 +180,6 @@ func granted(patterns []string, doc string) bool {
 		}
 	}
 	return false
-}
-
-// refuseLimit answers a handshake refused by a limit.
-func (n *Node) refuseLimit(w http.ResponseWriter, code string) {
-	switch code {
-	case "over_capacity":
-		n.refuse(w, http.StatusServiceUnavailable, code, "node is at its connection limit; connect to another node")
-	case "too_many_sessions":
-		n.refuse(w, http.StatusTooManyRequests, code, "too many sessions for this user on this node")
-	case "rate_limited":
-		w.Header().Set("Retry-After", "1")
-		n.refuse(w, http.StatusTooManyRequests, code, "too many handshakes from this address; retry later")
-	}
 }
 
 // admitFrame applies the per-session upstream rate limits to one inbound

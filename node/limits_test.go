@@ -80,22 +80,23 @@ func TestBucket(t *testing.T) {
 func TestAdmission(t *testing.T) {
 	a := admission{maxConns: 3, maxPerUser: 2, users: map[string]int{}}
 	for _, u := range []string{"a", "a"} {
-		if code := a.reserve(u); code != "" {
-			t.Fatal(code)
+		if !a.reserveConn() || !a.reserveUser(u) {
+			t.Fatalf("slot for %s refused", u)
 		}
 	}
-	if code := a.reserve("a"); code != "too_many_sessions" {
-		t.Fatalf("third a: %q", code)
+	if !a.reserveConn() || a.reserveUser("a") {
+		t.Fatal("a third session of a was admitted")
 	}
-	if code := a.reserve("b"); code != "" {
-		t.Fatal(code)
+	if !a.reserveUser("b") {
+		t.Fatal("b refused")
 	}
-	if code := a.reserve("c"); code != "over_capacity" {
-		t.Fatalf("fourth: %q", code)
+	if a.reserveConn() {
+		t.Fatal("a fourth connection was admitted")
 	}
-	a.release("a")
-	a.release("a")
-	if len(a.users) != 1 || a.conns != 1 {
-		t.Fatalf("after release: %+v", a.users)
+	a.releaseUser("a")
+	a.releaseUser("a")
+	a.releaseConn()
+	if len(a.users) != 1 || a.conns != 2 {
+		t.Fatalf("after release: %+v, %d connections", a.users, a.conns)
 	}
 }

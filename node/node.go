@@ -5,9 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/http"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -15,7 +13,6 @@ import (
 	"github.com/bwmarrin/snowflake"
 	"github.com/lxzan/gws"
 
-	"github.com/pushd/pushd/auth"
 	"github.com/pushd/pushd/contract"
 )
 
@@ -70,6 +67,8 @@ type Node struct {
 
 	// refusals logs refused handshakes and pushes, rate-limited.
 	refusals rateLog
+	// pending are upgraded connections waiting for their connect frame.
+	pending pendingSessions
 
 	// poller watches parked sessions (park.go); nil when parking is off.
 	poller         *poller
@@ -190,125 +189,22 @@ func (n *Node) Users() int { return n.hub.users.len() }
 // Docs is the number of distinct docs joined here.
 func (n *Node) Docs() int { return n.hub.docs.len() }
 
-// ServeHTTP upgrades a request to a WebSocket session. It answers 503 when
-// the node is not accepting or full, 429 past the per-IP handshake rate or
-// the per-user session limit, 403 for a browser origin not allowed, 401 for a
-// missing, expired or invalid token and 400 for a user ID that cannot be used
-// (docs/PROTOCOL.md).
-func (n *Node) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if ok, why := n.Ready(); !ok {
-		n.refuse(w, http.StatusServiceUnavailable, why, "node is not accepting connections: "+why)
-		return
-	}
-	if !n.ipLimiter.allow(r.RemoteAddr, time.Now().UnixNano()) {
-		n.refuseLimit(w, "rate_limited")
-		return
-	}
-	if !n.originAllowed(r) {
-		n.refuse(w, http.StatusForbidden, "forbidden_origin", "origin "+r.Header.Get("Origin")+" is not allowed")
-		return
-	}
-	id, err := n.authenticate(r)
-	if err != nil {
-		switch {
-		case errors.Is(err, auth.ErrTokenMissing):
-			n.refuse(w, http.StatusUnauthorized, "token_missing", err.Error())
-		case errors.Is(err, auth.ErrTokenExpired):
-			n.refuse(w, http.StatusUnauthorized, "token_expired", err.Error())
-		case errors.Is(err, contract.ErrInvalidID):
-			n.refuse(w, http.StatusBadRequest, "invalid_user", "user id: "+err.Error())
-		default:
-			n.refuse(w, http.StatusUnauthorized, "token_invalid", err.Error())
-		}
-		return
-	}
-	if code := n.admit.reserve(id.user); code != "" {
-		n.refuseLimit(w, code)
-		return
-	}
-	conn, pc, err := n.upgrade(w, r)
-	if err != nil {
-		n.admit.release(id.user)
-		n.metrics.handshakeFailures.WithLabelValues("upgrade").Inc()
-		return
-	}
-	n.open(conn, pc, id)
-}
-
-func (n *Node) refuse(w http.ResponseWriter, status int, code, msg string) {
-	reason := code
-	switch status {
-	case http.StatusUnauthorized:
-		reason = "unauthorized"
-	case http.StatusBadRequest:
-		reason = "bad_request"
-	}
-	n.metrics.handshakeFailures.WithLabelValues(reason).Inc()
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	_, _ = w.Write(appendString(append(appendString([]byte(`{"error":`), code), `,"message":`...), msg))
-	_, _ = w.Write([]byte("}\n"))
-}
-
-// identity is who a handshake authenticated as.
-type identity struct {
-	user         string
-	grants       []string // the token's "docs" claim
-	expires      int64    // the token's exp in UnixNano; 0 for dev sessions
-	unrestricted bool     // may join any doc (dev ?user=, or no keys)
-}
-
-// authenticate returns the identity of a handshake request.
-func (n *Node) authenticate(r *http.Request) (identity, error) {
-	token := r.URL.Query().Get("token")
-	if token == "" {
-		if h := r.Header.Get("Authorization"); len(h) > 7 && strings.EqualFold(h[:7], "bearer ") {
-			token = strings.TrimSpace(h[7:])
-		}
-	}
-	var id identity
-	switch {
-	case token == "" && n.cfg.Dev && r.URL.Query().Has("user"):
-		id = identity{user: r.URL.Query().Get("user"), unrestricted: true}
-	case n.cfg.Auth == nil && token != "":
-		return id, fmt.Errorf("%w: this dev node has no key to verify tokens; use ?user=", auth.ErrTokenInvalid)
-	case n.cfg.Auth == nil:
-		return id, auth.ErrTokenMissing
-	default:
-		claims, err := n.cfg.Auth.Verify(token)
-		if err != nil {
-			return id, err
-		}
-		id = identity{user: claims.Subject, grants: claims.Docs, expires: unixNano(claims.Expiry())}
-	}
-	if err := contract.ValidateID(id.user); err != nil {
-		return id, err
-	}
-	return id, nil
-}
-
-// open registers a freshly upgraded connection, which holds an admission
-// slot for who.user, and starts its read side. pc is the connection gws reads
-// from when the session may park, else nil.
-func (n *Node) open(conn *gws.Conn, pc *parkConn, who identity) {
-	user := who.user
-	id := n.ids.Generate().Int64()
+// newSession wraps a freshly upgraded connection, which holds a connection
+// slot. pc is the connection gws reads from when the session may park, else
+// nil. The session has no identity yet: activate gives it one; a pending one
+// waits for its connect frame (handshake.go). It returns nil once the node
+// is draining.
+func (n *Node) newSession(conn *gws.Conn, pc *parkConn, pending bool) *session {
 	now := time.Now()
 	s := &session{
-		node:         n,
-		id:           id,
-		sid:          newSID(id),
-		user:         user,
-		conn:         conn,
-		pc:           pc,
-		netConn:      conn.NetConn(),
-		remote:       conn.RemoteAddr().String(),
-		since:        now,
-		grants:       who.grants,
-		unrestricted: who.unrestricted || n.cfg.Auth == nil || n.cfg.JoinAuthorization == JoinOff,
-		admitted:     true,
+		node:     n,
+		conn:     conn,
+		pc:       pc,
+		netConn:  conn.NetConn(),
+		remote:   conn.RemoteAddr().String(),
+		since:    now,
+		connSlot: true,
 	}
-	s.expires.Store(who.expires)
 	s.lastSeen.Store(now.UnixNano())
 	s.lastBeat = now.UnixNano()
 	s.interval.Store(int64(n.cfg.PingInterval))
@@ -317,23 +213,52 @@ func (n *Node) open(conn *gws.Conn, pc *parkConn, who identity) {
 		s.netConn = pc.Conn // writes go straight to the socket
 	}
 	conn.Session().(*slot).s = s
+	// Under the gate, so Drain, once it holds it, finds every session.
+	n.gate.RLock()
+	defer n.gate.RUnlock()
+	if n.draining.Load() {
+		return nil
+	}
+	n.readers.Add(1) // released by the read side's end (readLoop)
+	if pending {
+		n.pending.add(s)
+	}
+	return s
+}
+
+// activate makes s, authenticated as who and holding a session slot of
+// who.user, a session: it mints its ID, registers it, waits for its
+// subscriptions and writes hello (echoing id, the connect frame's). Unless
+// reading (a session that connected with its first frame runs on its read
+// side already), it then starts the read side.
+func (n *Node) activate(s *session, who identity, id string, reading bool) {
+	num := n.ids.Generate().Int64()
+	s.id, s.sid, s.user = num, newSID(num), who.user
+	s.grants, s.userSlot = who.grants, true
+	s.unrestricted = who.unrestricted || n.cfg.Auth == nil || n.cfg.JoinAuthorization == JoinOff
+	s.expires.Store(who.expires)
 	// Corked until hello: pushes that reach the session once it is
 	// registered queue up but are not written, and hello goes in front of
 	// them (PROTOCOL.md promises hello first).
-	s.writing = true
-
+	s.cork()
+	start := func() {
+		if !reading {
+			s.startReading()
+		}
+	}
 	n.gate.RLock()
 	if n.draining.Load() {
 		n.gate.RUnlock()
-		s.abort(CloseServiceRestart, "service restart: reconnect", ReasonDrain)
+		s.abort(CloseServiceRestart, "service restart: reconnect"+n.drainHint(), ReasonDrain)
+		start()
 		return
 	}
-	n.readers.Add(1)
+	err := n.register(s)
 	n.gate.RUnlock()
-	if err := n.register(s); err != nil {
-		n.log.Error("session not registered", "sid", s.sid, "user", user, "err", err)
+	if err != nil {
+		n.log.Error("session not registered", "sid", s.sid, "user", s.user, "err", err)
 		s.abort(1011, "subscription failed", ReasonError)
-		s.startReading()
+		start()
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), n.cfg.HandshakeTimeout)
@@ -343,12 +268,12 @@ func (n *Node) open(conn *gws.Conn, pc *parkConn, who identity) {
 	cancel()
 	n.metrics.accepted.Inc()
 	n.metrics.connections.Inc()
-	hello := encodeHello(s.sid, n.cfg.NodeID, user, ms(n.cfg.PingInterval), ms(n.cfg.PingInterval+n.cfg.PingGrace))
+	hello := encodeHello(s.sid, n.cfg.NodeID, s.user, ms(n.cfg.PingInterval), ms(n.cfg.PingInterval+n.cfg.PingGrace), id)
 	s.uncork(hello)
 	hello.release()
 	n.publishEvent("connect", s, "", time.Time{})
-	n.log.Debug("session open", "sid", s.sid, "user", user, "remote", s.remote)
-	s.startReading()
+	n.log.Debug("session open", "sid", s.sid, "user", s.user, "remote", s.remote)
+	start()
 }
 
 // register indexes s and subscribes to its user's subject when s is the
@@ -378,9 +303,14 @@ func (n *Node) unsubscribe(target contract.Target, key string) {
 
 // closed unregisters s after its read loop ended.
 func (n *Node) closed(s *session) {
-	if s.admitted {
-		s.admitted = false
-		n.admit.release(s.user)
+	n.pending.remove(s)
+	if s.userSlot {
+		s.userSlot = false
+		n.admit.releaseUser(s.user)
+	}
+	if s.connSlot {
+		s.connSlot = false
+		n.admit.releaseConn()
 	}
 	s.mu.Lock()
 	s.dead = true
@@ -391,7 +321,7 @@ func (n *Node) closed(s *session) {
 	if s.pc != nil {
 		n.poller.forget(s.pc)
 	}
-	if n.hub.session(s.id) == nil {
+	if s.sid == "" || n.hub.session(s.id) != s {
 		return // never registered
 	}
 	n.hub.removeSession(s)
@@ -502,10 +432,13 @@ func (n *Node) each(p *contract.Push, fn func(*session)) {
 func (n *Node) Drain(ctx context.Context) error {
 	n.stopAccepting()
 	n.metrics.draining.Set(1)
+	for _, s := range n.pending.all() {
+		s.closeWith(CloseServiceRestart, "service restart: reconnect"+n.drainHint(), ReasonDrain)
+	}
 	sessions := n.hub.all()
 	if len(sessions) > 0 {
 		n.log.Info("draining sessions", "sessions", len(sessions), "over", n.cfg.DrainTimeout)
-		n.closeSpread(sessions, CloseServiceRestart, "service restart: reconnect", ReasonDrain, ctx.Done())
+		n.closeSpread(sessions, CloseServiceRestart, "service restart: reconnect"+n.drainHint(), ReasonDrain, ctx.Done())
 	}
 	done := make(chan struct{})
 	go func() { n.readers.Wait(); close(done) }()
@@ -513,7 +446,7 @@ func (n *Node) Drain(ctx context.Context) error {
 	case <-done:
 		return nil
 	case <-ctx.Done():
-		for _, s := range n.hub.all() {
+		for _, s := range append(n.hub.all(), n.pending.all()...) {
 			s.closeConn()
 		}
 		<-done
@@ -548,7 +481,7 @@ func (n *Node) Close() error {
 	n.stopOnce.Do(func() { close(n.stop) })
 	n.sweeper.Wait()
 	n.background.Wait()
-	for _, s := range n.hub.all() {
+	for _, s := range append(n.hub.all(), n.pending.all()...) {
 		s.setReason(ReasonDrain)
 		s.closeConn()
 	}

@@ -1,15 +1,11 @@
 package node
 
 import (
-	"bufio"
 	"errors"
 	"io"
 	"net"
-	"net/http"
 	"sync/atomic"
 	"syscall"
-
-	"github.com/lxzan/gws"
 )
 
 // Parked reads.
@@ -199,41 +195,6 @@ func (s *session) wakeReader() {
 	if s.pc != nil {
 		s.pc.wake()
 	}
-}
-
-// upgrade hijacks r's connection and completes the WebSocket handshake with
-// gws. Plain TCP sockets are wrapped so their sessions can park.
-func (n *Node) upgrade(w http.ResponseWriter, r *http.Request) (*gws.Conn, *parkConn, error) {
-	hj, ok := w.(http.Hijacker)
-	if !ok {
-		return nil, nil, errors.New("pushd: connection cannot be hijacked")
-	}
-	netConn, brw, err := hj.Hijack()
-	if err != nil {
-		return nil, nil, err
-	}
-	// Bytes the HTTP server read past the request (a client may send its
-	// first frame right behind the handshake) belong to the WebSocket stream.
-	var prefix []byte
-	if k := brw.Reader.Buffered(); k > 0 {
-		prefix, _ = brw.Reader.Peek(k)
-		prefix = append([]byte(nil), prefix...)
-	}
-	var c net.Conn = netConn
-	var pc *parkConn
-	if tcp, ok := netConn.(*net.TCPConn); ok && n.poller != nil {
-		if pc, err = newParkConn(tcp, prefix); err == nil {
-			c = pc
-		}
-	}
-	if pc == nil && len(prefix) > 0 {
-		c = &prefixConn{Conn: netConn, prefix: prefix}
-	}
-	conn, err := n.upgrader.UpgradeFromConn(c, bufio.NewReaderSize(c, n.cfg.ReadBufferSize), r)
-	if err != nil {
-		return nil, nil, err
-	}
-	return conn, pc, nil
 }
 
 // prefixConn serves bytes already read before those of its Conn.

@@ -11,6 +11,7 @@ import (
 
 // Frame types of the client protocol (docs/PROTOCOL.md).
 const (
+	typeConnect   = "connect"
 	typeHello     = "hello"
 	typeJoin      = "join"
 	typeJoined    = "joined"
@@ -48,8 +49,11 @@ type ClientFrame struct {
 	Doc   string          `json:"doc,omitempty"`
 	Event string          `json:"event,omitempty"`
 	Data  json.RawMessage `json:"data,omitempty"`
-	// Token is a join token (join) or a new connection token (refresh).
+	// Token is the connection token (connect), a join token (join) or a new
+	// connection token (refresh).
 	Token string `json:"token,omitempty"`
+	// User is the user of a dev node's connect frame, in place of a token.
+	User string `json:"user,omitempty"`
 	// ID is the client's own correlation ID, echoed in the reply.
 	ID string `json:"id,omitempty"`
 }
@@ -126,7 +130,7 @@ func encodePush(p *contract.Push) *frame {
 	return f
 }
 
-func encodeHello(sid string, nodeID int64, user string, intervalMS, timeoutMS int64) *frame {
+func encodeHello(sid string, nodeID int64, user string, intervalMS, timeoutMS int64, id string) *frame {
 	f := newFrame()
 	b := append(f.buf, `{"type":"hello","sid":"`...)
 	b = append(b, sid...)
@@ -135,7 +139,7 @@ func encodeHello(sid string, nodeID int64, user string, intervalMS, timeoutMS in
 	b = append(b, `,"user":`...)
 	b = appendString(b, user)
 	b = appendHeartbeat(append(b, ','), intervalMS, timeoutMS)
-	f.buf = append(b, '}')
+	f.buf = append(appendRef(b, ref{id: id}), '}')
 	f.seal(opText)
 	return f
 }

@@ -56,8 +56,12 @@ type session struct {
 	bytes        bucket
 	strikes      bucket // dropped frames; see admitFrame
 	limited      int    // frames dropped in a row
-	// admitted is set when the session holds an admission slot to release.
-	admitted bool
+	// connSlot and userSlot are set while the session holds the admission
+	// slots it must release (limits.go). Touched by the read goroutine only.
+	connSlot, userSlot bool
+	// pending is set while an upgraded connection waits for its connect
+	// frame (handshake.go): it has no user, no ID and no index entry.
+	pending atomic.Bool
 
 	mu sync.Mutex // guards the fields below
 	// docs the session joined.
@@ -67,7 +71,8 @@ type session struct {
 	out      []*frame
 	spare    []*frame
 	outBytes int
-	writing  bool
+	writing  bool // a writer runs, or a Batch will start one
+	corked   bool // frames queue but are not written (see cork)
 	// lastWrite is the UnixNano of the last socket write, for WriteCoalesce;
 	// only the (single) running writer touches it.
 	lastWrite int64

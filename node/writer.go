@@ -48,8 +48,8 @@ func (s *session) enqueueHeld(f *frame, held *[]*session) enqueued {
 	f.retain()
 	s.out = append(s.out, f)
 	s.outBytes += n
-	start := !s.writing
-	s.writing = true
+	start := !s.writing && !s.corked
+	s.writing = s.writing || start
 	s.mu.Unlock()
 	switch {
 	case !start:
@@ -61,11 +61,19 @@ func (s *session) enqueueHeld(f *frame, held *[]*session) enqueued {
 	return queued
 }
 
+// cork holds the session's writes: frames queue up but no writer starts,
+// and a running one stops at its next round, until uncork.
+func (s *session) cork() {
+	s.mu.Lock()
+	s.corked = true
+	s.mu.Unlock()
+}
+
 // uncork puts first in front of whatever was queued while the session was
-// corked (opened with writing set and no writer) and starts the writer. A
-// corked session's frames wait, so first is the first frame written.
+// corked and starts writing, so first is the first frame written since cork.
 func (s *session) uncork(first *frame) {
 	s.mu.Lock()
+	s.corked = false
 	if s.dead {
 		s.mu.Unlock()
 		return
@@ -75,8 +83,12 @@ func (s *session) uncork(first *frame) {
 	copy(s.out[1:], s.out)
 	s.out[0] = first
 	s.outBytes += len(first.bytes())
+	start := !s.writing
+	s.writing = true
 	s.mu.Unlock()
-	s.node.startWriter(s) // the cork made us the owner of starting it
+	if start {
+		s.node.startWriter(s)
+	}
 }
 
 // closeWith queues a close frame behind what is already queued, so a kicked
@@ -95,8 +107,8 @@ func (s *session) closeWith(code CloseCode, reason string, why Reason) {
 		return
 	}
 	s.closeAfter = cf
-	start := !s.writing
-	s.writing = true
+	start := !s.writing && !s.corked
+	s.writing = s.writing || start
 	s.mu.Unlock()
 	if start {
 		s.node.startWriter(s)
@@ -135,6 +147,11 @@ func (s *session) writeLoop() {
 	for {
 		s.mu.Lock()
 		batch := s.out
+		if s.corked && !s.dead {
+			s.writing = false // uncork starts writing again
+			s.mu.Unlock()
+			return
+		}
 		if len(batch) == 0 {
 			if cf := s.closeAfter; cf != nil && !s.dead {
 				s.closeAfter = nil

@@ -37,6 +37,7 @@ type config struct {
 	JWTPublicKeys      []string
 	Dev                bool
 	DrainTimeout       time.Duration
+	AuthTimeout        time.Duration
 	PingInterval       time.Duration
 	PingIntervalMax    time.Duration
 	PingGrace          time.Duration
@@ -134,6 +135,7 @@ variable shown next to it. See docs/ for the protocol and operations.`,
 	f.StringSliceVar(&cfg.JWTPublicKeys, "jwt-public-key", nil, "PEM public key file(s) for RS256/ES256 client tokens")
 	f.BoolVar(&cfg.Dev, "dev", false, "development mode: accepts /ws?user=<id> without a token (never in production)")
 	f.DurationVar(&cfg.DrainTimeout, "drain-timeout", 10*time.Second, "on SIGTERM, time over which sessions are closed with 1012")
+	f.DurationVar(&cfg.AuthTimeout, "auth-timeout", 5*time.Second, "how long a connection upgraded without a token may take to send its connect frame (then closed with 4003)")
 	f.DurationVar(&cfg.PingInterval, "ping-interval", 20*time.Second, "base heartbeat interval told to clients")
 	f.DurationVar(&cfg.PingIntervalMax, "ping-interval-max", 120*time.Second, "ceiling of the adaptive heartbeat interval")
 	f.DurationVar(&cfg.PingGrace, "ping-grace", 10*time.Second, "silence allowed past the heartbeat interval before a session is closed")

@@ -167,3 +167,55 @@ func topLevelKeys(line string) ([]string, error) {
 	}
 	return keys, nil
 }
+
+// TestRefusalsAreLoggedRateLimited: a refused handshake is logged at info
+// with its reason and remote address, but a flood of them cannot fill the
+// log: past a burst, lines are left out and the next one says how many.
+func TestRefusalsAreLoggedRateLimited(t *testing.T) {
+	ns := pushtest.RunNATS(t)
+	logs := &syncBuffer{}
+	ctx, cancel := context.WithCancel(context.Background())
+	ready := make(chan started, 1)
+	done := make(chan error, 1)
+	cmd := newRootCmd(ctx, nil, logs, func(string) (string, bool) { return "", false }, func(s started) { ready <- s })
+	cmd.SetArgs([]string{"--jwt-secret", testSecret, "--node-id", "1", "--listen", "127.0.0.1:0", "--admin-listen", "",
+		"--nats-url", ns.URL(), "--log-format", "json", "--drain-timeout", "100ms"})
+	go func() { done <- cmd.Execute() }()
+	var s started
+	select {
+	case s = <-ready:
+	case err := <-done:
+		t.Fatal(err)
+	}
+	defer func() { cancel(); <-done }()
+	url := "ws://" + s.Listen + "/ws?token=garbage"
+	for range 200 {
+		handshake(t, url, nil)
+	}
+	refusals := func() (lines int, suppressed float64) {
+		for _, line := range strings.Split(logs.String(), "\n") {
+			var rec map[string]any
+			if json.Unmarshal([]byte(line), &rec) != nil || rec["msg"] != "handshake refused" {
+				continue
+			}
+			lines++
+			if rec["level"] != "INFO" || rec["reason"] != "token_invalid" || !strings.HasPrefix(rec["remote"].(string), "127.0.0.1:") {
+				t.Fatalf("refusal line %s", line)
+			}
+			if n, ok := rec["suppressed_before"].(float64); ok {
+				suppressed += n
+			}
+		}
+		return lines, suppressed
+	}
+	if lines, _ := refusals(); lines < 10 || lines > 40 {
+		t.Fatalf("%d refusal lines for 200 refusals, want a burst of about 20", lines)
+	}
+	eventually(t, func() error { // the next line after the flood says how many were left out
+		handshake(t, url, nil)
+		if lines, suppressed := refusals(); suppressed == 0 || float64(lines)+suppressed < 200 {
+			return fmt.Errorf("%d lines, %v reported suppressed", lines, suppressed)
+		}
+		return nil
+	})
+}

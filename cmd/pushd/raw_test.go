@@ -147,6 +147,14 @@ func (c *rawConn) next(timeout time.Duration) (byte, []byte, error) {
 // the socket ended without one.
 func (c *rawConn) closeCode(t *testing.T, timeout time.Duration) uint16 {
 	t.Helper()
+	code, _ := c.closeFrame(t, timeout)
+	return code
+}
+
+// closeFrame reads frames until a close frame and returns its code and
+// reason; code 0 means the socket ended without one.
+func (c *rawConn) closeFrame(t *testing.T, timeout time.Duration) (uint16, string) {
+	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for {
 		op, p, err := c.next(time.Until(deadline))
@@ -154,13 +162,13 @@ func (c *rawConn) closeCode(t *testing.T, timeout time.Duration) uint16 {
 			if ne, ok := err.(net.Error); ok && ne.Timeout() {
 				t.Fatalf("no close within %s", timeout)
 			}
-			return 0
+			return 0, ""
 		}
 		if op == 0x8 {
 			if len(p) < 2 {
-				return 1005
+				return 1005, ""
 			}
-			return binary.BigEndian.Uint16(p)
+			return binary.BigEndian.Uint16(p), string(p[2:])
 		}
 	}
 }

@@ -288,6 +288,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, onStart func(start
 		WriteCoalesce:    cfg.WriteCoalesce,
 		NoParking:        !cfg.ParkIdle,
 		DrainTimeout:     cfg.DrainTimeout,
+		AuthTimeout:      cfg.AuthTimeout,
 		Logger:           log.With("component", "node"),
 		Registerer:       reg,
 		Version:          version,

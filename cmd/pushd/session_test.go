@@ -66,7 +66,7 @@ func TestTokenAuthentication(t *testing.T) {
 		status      int
 		code        string
 	}{
-		{"missing", "", nil, 401, "token_missing"},
+		{"missing: upgraded, waiting for a connect frame", "", nil, 101, ""},
 		{"expired", "?token=" + token(t, "alice", -time.Minute), nil, 401, "token_expired"},
 		{"wrongly signed", "?token=" + wrongKey, nil, 401, "token_invalid"},
 		{"garbage", "?token=not.a.jwt", nil, 401, "token_invalid"},
@@ -91,8 +91,8 @@ func TestTokenAuthentication(t *testing.T) {
 	if h := c.Hello(); h.User != "alice" || h.SID == "" || h.PingInterval != 20000 || h.PingTimeout != 30000 {
 		t.Fatalf("hello %+v", h)
 	}
-	if got := metric(t, n, `pushd_handshake_failures_total{reason="unauthorized"}`); got != 6 {
-		t.Fatalf("unauthorized handshake failures = %v, want 6", got)
+	if got := metric(t, n, `pushd_handshake_failures_total{reason="unauthorized"}`); got != 5 {
+		t.Fatalf("unauthorized handshake failures = %v, want 5", got)
 	}
 }
 
@@ -498,5 +498,114 @@ func TestRepliesEchoTheClientsID(t *testing.T) {
 	}
 	if f := request(t, c, `{"type":"ping"}`); f.Type != "pong" || f.ID != "" {
 		t.Fatalf("got %+v after an id-less publish, want only the pong", f)
+	}
+}
+
+// TestConnectFrameAuthentication: a browser cannot set Authorization on a
+// WebSocket, and a token in the URL ends up in access logs; so a client may
+// upgrade without one and send it in its first frame. Every refusal is then
+// a close code and a reason the client can read.
+func TestConnectFrameAuthentication(t *testing.T) {
+	ns := pushtest.RunNATS(t)
+	nc := ns.Connect(t)
+	n := startPushd(t, ns.URL(), "--jwt-secret", testSecret, "--auth-timeout", "300ms", "--max-sessions-per-user", "1")
+	connect := func(frame string) *rawConn {
+		c := rawDial(t, n.Listen, "", nil)
+		if frame != "" {
+			if err := c.text(frame); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return c
+	}
+
+	c := connect(`{"type":"connect","token":"` + token(t, "alice", time.Hour) + `","id":"c1"}`)
+	var hello client.Frame
+	if err := json.Unmarshal([]byte(c.textFrame(t)), &hello); err != nil || hello.Type != "hello" || hello.User != "alice" || hello.ID != "c1" {
+		t.Fatalf("hello %+v, %v", hello, err)
+	}
+	publish(t, nc, "push.user.alice", nil, `"in"`, 1)
+	if f := c.textFrame(t); !strings.Contains(f, `"data":"in"`) {
+		t.Fatalf("push %s", f)
+	}
+	if err := c.text(`{"type":"connect","token":"x"}`); err != nil {
+		t.Fatal(err)
+	}
+	if f := c.textFrame(t); !strings.Contains(f, `"code":"unknown_type"`) {
+		t.Fatalf("a second connect frame: %s", f)
+	}
+
+	for _, tc := range []struct {
+		name, frame string
+		code        uint16
+		reason      string
+	}{
+		{"expired", `{"type":"connect","token":"` + token(t, "bob", -time.Minute) + `"}`, 4001, "token_expired: "},
+		{"bad signature", `{"type":"connect","token":"not.a.jwt"}`, 4003, "token_invalid: "},
+		{"bad user", `{"type":"connect","token":"` + token(t, "a.>", time.Hour) + `"}`, 4003, "invalid_user: user id: "},
+		{"dev user on a production node", `{"type":"connect","user":"bob"}`, 4003, "token_missing: "},
+		{"another frame first", `{"type":"ping"}`, 4003, `token_missing: the first frame must be {"type":"connect"`},
+		{"nothing within --auth-timeout", "", 4003, "auth_timeout: no connect frame within 300ms"},
+		{"over the user's session limit", `{"type":"connect","token":"` + token(t, "alice", time.Hour) + `"}`, 4009, "too_many_sessions: "},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			code, reason := connect(tc.frame).closeFrame(t, 5*time.Second)
+			if code != tc.code || !strings.HasPrefix(reason, tc.reason) {
+				t.Fatalf("closed %d %q, want %d %q...", code, reason, tc.code, tc.reason)
+			}
+		})
+	}
+
+	dev := startPushd(t, ns.URL(), "--dev")
+	d := rawDial(t, dev.Listen, "", nil)
+	if err := d.text(`{"type":"connect","user":"carol"}`); err != nil {
+		t.Fatal(err)
+	}
+	if f := d.textFrame(t); !strings.Contains(f, `"user":"carol"`) {
+		t.Fatalf("dev connect: %s", f)
+	}
+}
+
+// TestBrowserSeesEveryRefusal: a refused upgrade from a browser (it sends
+// Origin) is answered with an upgrade and a close frame, so page code sees a
+// code and a reason instead of a bare 1006; other clients keep their HTTP
+// statuses.
+func TestBrowserSeesEveryRefusal(t *testing.T) {
+	ns := pushtest.RunNATS(t)
+	n := startPushd(t, ns.URL(), "--jwt-secret", testSecret, "--max-connections", "1", "--handshake-rate-per-ip", "1000")
+	origin := "Origin: http://" + n.Listen
+	for _, tc := range []struct {
+		name, query string
+		code        uint16
+		reason      string
+		status      int
+	}{
+		{"expired", "?token=" + token(t, "alice", -time.Minute), 4001, "token_expired: ", 401},
+		{"invalid", "?token=garbage", 4003, "token_invalid: ", 401},
+		{"bad user", "?token=" + token(t, "a.>", time.Hour), 4003, "invalid_user: ", 400},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, status, err := rawUpgrade(n.Listen, tc.query, nil, origin)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			if code, reason := c.closeFrame(t, 5*time.Second); status != 101 || code != tc.code || !strings.HasPrefix(reason, tc.reason) {
+				t.Fatalf("browser: status %d, close %d %q; want 101, %d %q...", status, code, reason, tc.code, tc.reason)
+			}
+			if status, body := handshake(t, n.wsURL()+tc.query, nil); status != tc.status || !strings.Contains(body, strings.TrimSuffix(tc.reason, ": ")) {
+				t.Fatalf("non-browser: %d %s, want %d", status, body, tc.status)
+			}
+		})
+	}
+	// The node's one connection slot taken: the next browser hears 1013.
+	_ = rawDial(t, n.Listen, "?token="+token(t, "alice", time.Hour), nil)
+	c, status, err := rawUpgrade(n.Listen, "?token="+token(t, "bob", time.Hour), nil, origin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if code, reason := c.closeFrame(t, 5*time.Second); status != 101 || code != 1013 || !strings.HasPrefix(reason, "over_capacity: ") {
+		t.Fatalf("full node: status %d close %d %q, want 101 1013 over_capacity", status, code, reason)
 	}
 }
