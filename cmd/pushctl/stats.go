@@ -13,7 +13,9 @@ import (
 // refresh with --watch).
 type statsOutput struct {
 	At       time.Time    `json:"at"`
-	Interval float64      `json:"interval_seconds"`
+	// Interval is the time between the two samples, as measured by the
+	// nodes' clocks: about --interval.
+	Interval float64 `json:"interval_seconds"`
 	Total    admin.Rate   `json:"total"`
 	Nodes    []admin.Rate `json:"nodes"`
 }
@@ -48,7 +50,12 @@ user connected to two nodes counts twice).
 	return cmd
 }
 
+// runStats samples on a fixed cadence: a sample is due every interval from
+// the first, however long gathering the answers took, and rates are over the
+// time the samples were really taken, which is what the output says.
 func runStats(g *globals, c *conn, interval time.Duration, watch bool) error {
+	tick := time.NewTicker(interval)
+	defer tick.Stop()
 	prev, err := c.client.Stats(g.ctx)
 	if err != nil {
 		if watch && g.ctx.Err() != nil {
@@ -56,8 +63,6 @@ func runStats(g *globals, c *conn, interval time.Duration, watch bool) error {
 		}
 		return err
 	}
-	t := time.NewTimer(interval)
-	defer t.Stop()
 	for {
 		select {
 		case <-g.ctx.Done():
@@ -65,7 +70,7 @@ func runStats(g *globals, c *conn, interval time.Duration, watch bool) error {
 				return nil
 			}
 			return g.ctx.Err()
-		case <-t.C:
+		case <-tick.C:
 		}
 		cur, err := c.client.Stats(g.ctx)
 		switch {
@@ -74,13 +79,13 @@ func runStats(g *globals, c *conn, interval time.Duration, watch bool) error {
 		case err != nil && watch:
 			// Keep watching through a bad sample; the baseline stays.
 			fmt.Fprintln(g.err, errorLine(classify(err)))
-			t.Reset(interval)
 			continue
 		case err != nil:
 			return err
 		}
 		rates := admin.Rates(prev, cur)
-		out := statsOutput{At: time.Now().UTC(), Interval: interval.Seconds(), Total: admin.Total(rates), Nodes: rates}
+		total := admin.Total(rates)
+		out := statsOutput{At: time.Now().UTC(), Interval: total.Seconds, Total: total, Nodes: rates}
 		if err := printStats(g, out, watch); err != nil {
 			return err
 		}
@@ -88,7 +93,6 @@ func runStats(g *globals, c *conn, interval time.Duration, watch bool) error {
 			return nil
 		}
 		prev = cur
-		t.Reset(interval)
 	}
 }
 
@@ -102,7 +106,7 @@ func printStats(g *globals, s statsOutput, watch bool) error {
 	if watch {
 		fmt.Fprint(g.out, "\033[H\033[2J")
 	}
-	fmt.Fprintf(g.out, "rates over %s, sampled %s\n", time.Duration(s.Interval*float64(time.Second)), s.At.Local().Format(time.TimeOnly))
+	fmt.Fprintf(g.out, "rates over %s, sampled %s\n", time.Duration(s.Interval*float64(time.Second)).Round(time.Millisecond), s.At.Local().Format(time.TimeOnly))
 	header := []string{"NODE", "CONNECTIONS", "USERS", "DOCS", "CONNECTS/S", "PUSHES IN/S", "FRAMES OUT/S", "SLOW CONSUMERS"}
 	if g.output == outWide {
 		header = append(header, "DISCONNECTS/S", "BYTES OUT/S")

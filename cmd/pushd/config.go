@@ -53,6 +53,10 @@ type config struct {
 	LogFormat          string
 	LogLevel           string
 
+	// defaults names the flags left at their default (neither set on the
+	// command line nor by the environment).
+	defaults map[string]bool
+
 	// Security flags (docs/SECURITY.md).
 	JWTKeysDir          string
 	JWTAudience         string
@@ -103,6 +107,13 @@ variable shown next to it. See docs/ for the protocol and operations.`,
 			if err := cliutil.BindEnv(cmd.Flags(), envPrefix, lookupEnv); err != nil {
 				return err
 			}
+			cfg.defaults = map[string]bool{}
+			for _, f := range []string{"listen", "admin-listen"} {
+				cfg.defaults[f] = !cmd.Flags().Changed(f)
+			}
+			if cfg.Dev && cfg.defaults["listen"] {
+				cfg.Listen = devListen // a laptop node is not reachable from the network by default
+			}
 			if err := cfg.validate(); err != nil {
 				return err
 			}
@@ -116,7 +127,7 @@ variable shown next to it. See docs/ for the protocol and operations.`,
 	cmd.SetOut(stdout)
 	cmd.SetErr(stderr)
 	f := cmd.Flags()
-	f.StringVar(&cfg.Listen, "listen", ":8080", "public address: /ws, /healthz, /readyz, /metrics")
+	f.StringVar(&cfg.Listen, "listen", ":8080", "public address: /ws, /healthz, /readyz, /metrics (with --dev and not set: "+devListen+")")
 	f.StringVar(&cfg.AdminListen, "admin-listen", "127.0.0.1:6060", "admin address: pprof and /metrics; empty disables it")
 	f.StringVar(&cfg.NATSURL, "nats-url", "", "NATS server URL(s), comma separated; empty starts an embedded NATS server")
 	f.StringVar(&cfg.NATSEmbeddedListen, "nats-embedded-listen", "127.0.0.1:4222", "where the embedded NATS server listens for backends and pushctl")
@@ -170,6 +181,10 @@ variable shown next to it. See docs/ for the protocol and operations.`,
 	cliutil.AnnotateEnv(f, envPrefix)
 	return cmd
 }
+
+// devListen is where a dev node listens unless told otherwise: loopback only,
+// since it accepts anyone as any user.
+const devListen = "127.0.0.1:8080"
 
 // maxNodeID is the largest snowflake node number.
 const maxNodeID = 1023

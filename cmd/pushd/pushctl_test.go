@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -482,11 +483,11 @@ func TestPushctl(t *testing.T) {
 	t.Run("stats", func(t *testing.T) {
 		pc := pc.with()
 		pc.t = t
+		// Pushes published between the two samples of a long interval.
 		cmd, stdout, stderr := pc.command("", "stats", "-o", "json", "--interval", "1500ms")
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
-		time.Sleep(500 * time.Millisecond) // inside the sampling interval
 		for range 5 {
 			pc.ok("publish", "--user", "carol", "--wait", "50ms", "x")
 			expectPush(t, c2, "message", `"x"`)
@@ -494,13 +495,8 @@ func TestPushctl(t *testing.T) {
 		if err := cmd.Wait(); err != nil {
 			t.Fatalf("stats: %v: %s", err, stderr)
 		}
-		s := decode[struct {
-			At       time.Time    `json:"at"`
-			Interval float64      `json:"interval_seconds"`
-			Total    admin.Rate   `json:"total"`
-			Nodes    []admin.Rate `json:"nodes"`
-		}](t, stdout.String())
-		if s.Interval != 1.5 || len(s.Nodes) != 2 || s.Total.Node != -1 || s.Total.Connections < 5 || s.Nodes[1].Node != 2 ||
+		s := decode[statsDoc](t, stdout.String())
+		if s.Interval < 1.4 || s.Interval > 2 || len(s.Nodes) != 2 || s.Total.Node != -1 || s.Total.Connections < 5 || s.Nodes[1].Node != 2 ||
 			s.Nodes[1].PushesInPerSec <= 0 || s.Nodes[1].FramesOutPerSec <= 0 || s.Total.PushesInPerSec < s.Nodes[1].PushesInPerSec {
 			t.Fatalf("stats %+v", s)
 		}
@@ -510,18 +506,36 @@ func TestPushctl(t *testing.T) {
 		}
 		columnsAligned(t, strings.SplitN(out, "\n", 2)[1])
 
-		// --watch redraws until interrupted, then exits 0.
-		cmd, stdout, stderr = pc.command("", "stats", "--watch", "--interval", "200ms", "--timeout", "400ms")
+		// Rates are over the interval asked for, not the interval plus the
+		// time answers took to gather.
+		if r := pc.run("stats", "-o", "json", "--interval", "300ms"); r.code != 0 || r.took > 2*time.Second ||
+			decode[statsDoc](t, r.stdout).Interval > 0.6 {
+			t.Fatalf("stats --interval 300ms: exit %d after %s: %s", r.code, r.took, r.stdout)
+		}
+
+		// --watch redraws every interval until interrupted, then exits 0.
+		cmd, _, stderr = pc.command("", "stats", "--watch", "--interval", "200ms", "--timeout", "400ms")
+		var watched syncedBuffer
+		cmd.Stdout = &watched
+		started := time.Now()
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
-		time.Sleep(3 * time.Second) // let a few refreshes happen
+		eventually(t, func() error {
+			if n := strings.Count(watched.String(), "rates over"); n < 3 {
+				return fmt.Errorf("%d redraws so far", n)
+			}
+			return nil
+		})
+		if took := time.Since(started); took > 3*time.Second {
+			t.Fatalf("three redraws every 200ms took %s", took)
+		}
 		_ = cmd.Process.Signal(syscall.SIGINT)
 		if err := cmd.Wait(); err != nil {
 			t.Fatalf("stats --watch: %v: %s", err, stderr)
 		}
-		if n := strings.Count(stdout.String(), "\033[H\033[2J"); n < 2 || !strings.Contains(stdout.String(), "TOTAL") {
-			t.Fatalf("stats --watch refreshed %d times:\n%q", n, stdout)
+		if n := strings.Count(watched.String(), "\033[H\033[2J"); n < 3 || !strings.Contains(watched.String(), "TOTAL") {
+			t.Fatalf("stats --watch refreshed %d times:\n%q", n, watched.String())
 		}
 	})
 
@@ -699,6 +713,32 @@ func TestClientPublishCannotReachAdminSubjects(t *testing.T) {
 	if m, err := up.NextMsg(100 * time.Millisecond); err == nil {
 		t.Fatalf("unexpected upstream message on %s", m.Subject)
 	}
+}
+
+// statsDoc is pushctl stats' JSON.
+type statsDoc struct {
+	At       time.Time    `json:"at"`
+	Interval float64      `json:"interval_seconds"`
+	Total    admin.Rate   `json:"total"`
+	Nodes    []admin.Rate `json:"nodes"`
+}
+
+// syncedBuffer is a buffer a child process writes while the test reads.
+type syncedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncedBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncedBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
 
 // cmpSID orders session IDs numerically.

@@ -157,9 +157,9 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, onStart func(start
 	// Listeners first: health answers while the rest starts.
 	fr := &front{}
 	fr.leased.Store(true)
-	public, err := net.Listen("tcp", cfg.Listen)
+	public, err := listen(log, "listen", cfg.Listen, cfg.Dev && cfg.defaults["listen"])
 	if err != nil {
-		return fmt.Errorf("listen %s: %w", cfg.Listen, err)
+		return err
 	}
 	if tlsKeys != nil {
 		public = tls.NewListener(public, tlsKeys.ServerConfig())
@@ -183,9 +183,9 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, onStart func(start
 	var adminSrv *http.Server
 	adminAddr := ""
 	if cfg.AdminListen != "" {
-		al, err := net.Listen("tcp", cfg.AdminListen)
+		al, err := listen(log, "admin-listen", cfg.AdminListen, cfg.Dev && cfg.defaults["admin-listen"])
 		if err != nil {
-			return fmt.Errorf("admin listen %s: %w", cfg.AdminListen, err)
+			return err
 		}
 		adminAddr = al.Addr().String()
 		adminSrv = &http.Server{Handler: adminMux(metricsHandler), ReadHeaderTimeout: 5 * time.Second}
@@ -211,14 +211,23 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, onStart func(start
 
 	natsURL := cfg.NATSURL
 	if natsURL == "" {
-		ns, err := startEmbeddedNATS(cfg.NATSEmbeddedListen)
-		if err != nil {
-			return err
+		addr := cfg.NATSEmbeddedListen
+		if perr := portFree(addr); perr != nil {
+			if !cfg.Dev || !natsAlready(addr) {
+				return fmt.Errorf("--nats-embedded-listen %s: %v (set --nats-url to use a NATS server, or another --nats-embedded-listen)", addr, perr)
+			}
+			natsURL = "nats://" + addr
+			log.Info("dev mode: a NATS server already listens where the embedded one would; using it (another dev node's?)", "url", natsURL)
+		} else {
+			ns, err := startEmbeddedNATS(addr)
+			if err != nil {
+				return err
+			}
+			undo.add(ns.Shutdown)
+			defer ns.Shutdown()
+			natsURL = ns.ClientURL()
+			log.Info("embedded NATS server started", "url", natsURL)
 		}
-		undo.add(ns.Shutdown)
-		defer ns.Shutdown()
-		natsURL = ns.ClientURL()
-		log.Info("embedded NATS server started", "url", natsURL)
 	}
 	natsOpts := []nats.Option{
 		nats.Name("pushd " + cfg.NodeName),

@@ -7,6 +7,8 @@ import (
 	"crypto/rand"
 	"encoding/json"
 	"errors"
+	"io"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -607,5 +609,88 @@ func TestBrowserSeesEveryRefusal(t *testing.T) {
 	defer c.Close()
 	if code, reason := c.closeFrame(t, 5*time.Second); status != 101 || code != 1013 || !strings.HasPrefix(reason, "over_capacity: ") {
 		t.Fatalf("full node: status %d close %d %q, want 101 1013 over_capacity", status, code, reason)
+	}
+}
+
+// TestSecondDevNodeNeedsNoFlags: `pushd --dev` twice on one laptop. The
+// first listens on loopback only and embeds NATS; the second takes the next
+// free ports, joins the first one's NATS server and the next free node
+// number, and the two form a cluster.
+func TestSecondDevNodeNeedsNoFlags(t *testing.T) {
+	run := func() started {
+		ctx, cancel := context.WithCancel(context.Background())
+		ready, done := make(chan started, 1), make(chan error, 1)
+		cmd := newRootCmd(ctx, io.Discard, io.Discard, func(string) (string, bool) { return "", false }, func(s started) { ready <- s })
+		cmd.SetArgs([]string{"--dev", "--log-level", "error", "--drain-timeout", "200ms"})
+		go func() { done <- cmd.Execute() }()
+		t.Cleanup(func() { cancel(); <-done })
+		select {
+		case s := <-ready:
+			return s
+		case err := <-done:
+			t.Fatalf("pushd --dev: %v", err)
+		case <-time.After(15 * time.Second):
+			t.Fatal("pushd --dev did not start")
+		}
+		return started{}
+	}
+	a := run()
+	b := run()
+	for _, s := range []started{a, b} {
+		if host, _, _ := net.SplitHostPort(s.Listen); host != "127.0.0.1" {
+			t.Fatalf("dev node listens on %s, want loopback only", s.Listen)
+		}
+	}
+	if a.Listen == b.Listen || a.AdminListen == b.AdminListen || a.NodeID == b.NodeID {
+		t.Fatalf("two dev nodes share a listener or a number: %+v %+v", a, b)
+	}
+	if a.NATSURL != b.NATSURL {
+		t.Fatalf("second dev node uses NATS %s, want the first one's %s", b.NATSURL, a.NATSURL)
+	}
+	nc, err := nats.Connect(a.NATSURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	ca := dial(t, &testNode{started: a}, "alice")
+	cb := dial(t, &testNode{started: b}, "alice")
+	if rs := publish(t, nc, "push.user.alice", nil, `"both"`, 2); delivered(rs) != 2 {
+		t.Fatalf("reports %+v, want one session on each node", rs)
+	}
+	expectPush(t, ca, "message", `"both"`)
+	expectPush(t, cb, "message", `"both"`)
+}
+
+// TestTakenPortsAreReportedAtOnce: outside dev mode a taken address is an
+// error naming the flag, at once (the embedded NATS port once took 10s).
+func TestTakenPortsAreReportedAtOnce(t *testing.T) {
+	ns := pushtest.RunNATS(t)
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	addr := busy.Addr().String()
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--listen", addr, "--nats-url", ns.URL()}, "--listen " + addr},
+		{[]string{"--admin-listen", addr, "--nats-url", ns.URL()}, "--admin-listen " + addr},
+		{[]string{"--nats-embedded-listen", addr}, "--nats-embedded-listen " + addr},
+	} {
+		start := time.Now()
+		ctx, cancel := context.WithCancel(context.Background())
+		cmd := newRootCmd(ctx, io.Discard, io.Discard, func(string) (string, bool) { return "", false }, nil)
+		args := append([]string{"--jwt-secret", testSecret, "--node-id", "1", "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"}, tc.args...)
+		cmd.SetArgs(args)
+		err := cmd.Execute()
+		cancel()
+		if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), "address already in use") {
+			t.Fatalf("%v: %v, want an error naming %q", tc.args, err, tc.want)
+		}
+		if took := time.Since(start); took > 3*time.Second {
+			t.Fatalf("%v: refused after %s, want at once", tc.args, took)
+		}
 	}
 }

@@ -162,6 +162,25 @@ func checkWorkload(t *testing.T, r *rendered) {
 		if _, ok := env["PUSHD_NATS_URL"]; !ok {
 			t.Errorf("non-dev install without PUSHD_NATS_URL")
 		}
+		// pushd refuses to start without Consul and without a node number.
+		if _, consul := env["PUSHD_CONSUL_ADDR"]; !consul && env["PUSHD_NODE_ID"].Value == "" {
+			t.Errorf("non-dev install without Consul sets no PUSHD_NODE_ID")
+		}
+	}
+	// `kubectl exec deploy/pushd -- pushctl nodes` works as documented: the
+	// image is distroless, so the pod itself must point pushctl at NATS.
+	want := "nats://127.0.0.1:4222" // a dev node's embedded server
+	if e, ok := env["PUSHD_NATS_URL"]; ok {
+		want = e.Value
+	}
+	if got := env["PUSHCTL_NATS_URL"].Value; got != want {
+		t.Errorf("PUSHCTL_NATS_URL = %q, want the node's NATS %q", got, want)
+	}
+	if env["PUSHCTL_SUBJECT_PREFIX"].Value != env["PUSHD_SUBJECT_PREFIX"].Value {
+		t.Errorf("PUSHCTL_SUBJECT_PREFIX %q differs from the node's %q", env["PUSHCTL_SUBJECT_PREFIX"].Value, env["PUSHD_SUBJECT_PREFIX"].Value)
+	}
+	if (env["PUSHCTL_NATS_CREDS"].Value == "") != (env["PUSHD_NATS_CREDS"].Value == "") {
+		t.Errorf("PUSHCTL_NATS_CREDS %q but PUSHD_NATS_CREDS %q", env["PUSHCTL_NATS_CREDS"].Value, env["PUSHD_NATS_CREDS"].Value)
 	}
 
 	// Volumes referenced by mounts exist.

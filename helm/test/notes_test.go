@@ -61,7 +61,7 @@ func must(t *testing.T, err error) {
 
 func TestNotesTellHowToConnectAndPublish(t *testing.T) {
 	cases := map[string][]string{
-		"minimal-values.yaml":            {"ws://pushd.push.svc:80/ws?token=<JWT>", "port-forward svc/pushd", "nats pub push.user.<uid>", "pushctl publish", "grace period is 25s"},
+		"minimal-values.yaml":            {"ws://pushd.push.svc:80/ws?token=<JWT>", "port-forward svc/pushd", "nats pub push.user.<uid>", "pushctl publish", "exec deploy/pushd -- pushctl nodes", `{"type":"connect","token":"<JWT>"}`, "grace period is 25s"},
 		"production-values.yaml":         {"wss://push.example.com/ws?token=<JWT>", "nats pub push.user.<uid>", "--creds", "pushctl publish", "grace period is 55s"},
 		"hpa-servicemonitor-values.yaml": {"wss://push.example.com/ws?token=<JWT>", "A ServiceMonitor scrapes it", "pushd-dashboard"},
 		"dev-standalone-values.yaml":     {"WARNING: pushd.dev=true", "nats pub push.user.<uid>"},
@@ -73,6 +73,9 @@ func TestNotesTellHowToConnectAndPublish(t *testing.T) {
 				if !strings.Contains(notes, w) {
 					t.Errorf("NOTES lack %q:\n%s", w, notes)
 				}
+			}
+			if strings.Contains(notes, " env PUSHCTL_") {
+				t.Errorf("NOTES tell to run env in a distroless image:\n%s", notes)
 			}
 			if strings.Contains(notes, "<no value>") {
 				t.Errorf("NOTES reference a missing value:\n%s", notes)
