@@ -13,7 +13,9 @@ type Batch struct {
 }
 
 // NewBatch returns an empty batch for n.
-func (n *Node) NewBatch() *Batch { return &Batch{n: n} }
+func (n *Node) NewBatch() contract.Batch { return &Batch{n: n} }
+
+var _ contract.Deliverer = (*Node)(nil)
 
 // Deliver queues p like Node.Deliver, without starting any write.
 func (b *Batch) Deliver(p *contract.Push) contract.Report { return b.n.deliver(p, &b.held) }

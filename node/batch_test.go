@@ -11,7 +11,7 @@ import (
 // together.
 func TestBatchHoldsWritesUntilFlush(t *testing.T) {
 	n, _ := benchNode(t, 50)
-	b := n.NewBatch()
+	b := n.NewBatch().(*Batch)
 	for i := 0; i < 3; i++ {
 		if got := b.Deliver(&contract.Push{Target: contract.TargetAll, Event: "e", Data: []byte(`1`)}); got.Delivered != 50 {
 			t.Fatalf("delivered %+v, want 50", got)

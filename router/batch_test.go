@@ -48,7 +48,7 @@ func (h heldBatch) Deliver(*contract.Push) contract.Report {
 type heldBatcher struct{ *batchRecorder }
 
 func (h heldBatcher) Deliver(p *contract.Push) contract.Report { return heldBatch(h).Deliver(p) }
-func (h heldBatcher) NewBatch() Batch                          { return heldBatch(h) }
+func (h heldBatcher) NewBatch() contract.Batch                 { return heldBatch(h) }
 
 // TestBatchFlushesAfterTheBacklog checks that a worker delivers the messages
 // waiting in its queue before one flush, that a message with no backlog is
@@ -57,8 +57,11 @@ func TestBatchFlushesAfterTheBacklog(t *testing.T) {
 	ns := pushtest.RunNATS(t)
 	nc := ns.Connect(t)
 	rec := &batchRecorder{hold: make(chan struct{}), holding: make(chan struct{})}
-	r, err := New(Config{Conn: nc, Deliverer: heldBatcher{rec}, Workers: 1, BatchMessages: 4})
+	r, err := New(Config{Conn: nc, Workers: 1, BatchMessages: 4})
 	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Start(heldBatcher{rec}); err != nil {
 		t.Fatal(err)
 	}
 	defer r.Close()
@@ -83,8 +86,11 @@ func TestBatchDeliveriesBoundARun(t *testing.T) {
 	ns := pushtest.RunNATS(t)
 	nc := ns.Connect(t)
 	rec := &batchRecorder{hold: make(chan struct{}), holding: make(chan struct{})}
-	r, err := New(Config{Conn: nc, Deliverer: heldBatcher{rec}, Workers: 1, BatchDeliveries: 2})
+	r, err := New(Config{Conn: nc, Workers: 1, BatchDeliveries: 2})
 	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Start(heldBatcher{rec}); err != nil {
 		t.Fatal(err)
 	}
 	defer r.Close()
@@ -134,11 +140,14 @@ func (b *batchRecorder) wait(t *testing.T, want string) {
 func TestConcurrentSyncsSeeTheirSubscriptions(t *testing.T) {
 	ns := pushtest.RunNATS(t)
 	nc := ns.Connect(t)
-	r, err := New(Config{Conn: nc, Deliverer: &recorder{}})
+	r, err := New(Config{Conn: nc})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer r.Close()
+	if err := r.Start(&recorder{}); err != nil {
+		t.Fatal(err)
+	}
 	acc := ns.GlobalAccount()
 	const callers = 300
 	var wg sync.WaitGroup

@@ -24,41 +24,11 @@ const (
 	defaultBatchDeliveries = 1 << 20
 )
 
-// Deliverer delivers pushes to local sessions and reports how many matched
-// and got one.
-type Deliverer interface {
-	Deliver(p *contract.Push) contract.Report
-}
-
-// A Batcher is a Deliverer whose socket writes can wait for the end of a run
-// of pushes. Each worker delivers the messages waiting in its queue into its
-// own Batch and flushes it when the queue is empty or the batch is full: under
-// a backlog, a session that several pushes target gets them in one write; with
-// no backlog, every push is flushed at once.
-type Batcher interface {
-	Deliverer
-	NewBatch() Batch
-}
-
-// A Batch is one worker's run of deliveries, used by that worker only.
-type Batch interface {
-	Deliver(p *contract.Push) contract.Report
-	// Flush starts the writes queued since the last Flush.
-	Flush()
-}
-
-// unbatched is the Batch of a Deliverer that is not a Batcher.
-type unbatched struct{ Deliverer }
-
-func (unbatched) Flush() {}
-
 // Config configures a Router.
 type Config struct {
 	// Conn is the NATS connection. Required. The router installs its
 	// connection-state handlers on it.
 	Conn *nats.Conn
-	// Deliverer receives every push. Required.
-	Deliverer Deliverer
 	// Prefix is the subject prefix. Empty means "push".
 	Prefix string
 	// NodeID is reported in delivery reports.
@@ -71,7 +41,7 @@ type Config struct {
 	// and counted. Zero means 65536.
 	QueueLen int
 	// BatchMessages and BatchDeliveries bound a worker's run of queued
-	// messages between two flushes of a Batcher's batch (see Batcher): at most
+	// messages between two flushes of its batch (contract.Batch): at most
 	// that many messages, or that many session deliveries, whichever comes
 	// first. Zero means 256 messages and 1,048,576 deliveries (about 120 ms of
 	// fan-out on one core; measured against 262,144 it gave 28 instead of 13
@@ -100,15 +70,17 @@ type Router struct {
 
 	stop    chan struct{}
 	workers sync.WaitGroup
+	started bool
 	closed  bool
 
 	sync syncer
 }
 
-// New starts the dispatch workers and subscribes to the broadcast subject.
+// New returns a router on cfg.Conn. It receives nothing until Start; the
+// node, which needs the router to subscribe, is created in between.
 func New(cfg Config) (*Router, error) {
-	if cfg.Conn == nil || cfg.Deliverer == nil {
-		return nil, errors.New("pushd: router needs a NATS connection and a Deliverer")
+	if cfg.Conn == nil {
+		return nil, errors.New("pushd: router needs a NATS connection")
 	}
 	if cfg.Workers <= 0 {
 		cfg.Workers = runtime.GOMAXPROCS(0)
@@ -135,25 +107,45 @@ func New(cfg Config) (*Router, error) {
 		subs:     make(map[string]*nats.Subscription),
 		stop:     make(chan struct{}),
 	}
-	r.installHandlers()
 	for range cfg.Workers {
-		q := make(chan *nats.Msg, cfg.QueueLen)
-		r.queues = append(r.queues, q)
-		r.workers.Add(1)
-		go r.work(q)
+		r.queues = append(r.queues, make(chan *nats.Msg, cfg.QueueLen))
 	}
-	for _, subject := range []string{r.subjects.All(), r.subjects.NodeSessions(cfg.NodeID)} {
+	r.installHandlers()
+	return r, nil
+}
+
+// Start hands every push to d from now on: it starts the dispatch workers
+// and subscribes to the broadcast subject and to the node's sessions, and
+// returns once the server confirmed them. Call it once.
+func (r *Router) Start(d contract.Deliverer) error {
+	if d == nil {
+		return errors.New("pushd: router needs a Deliverer")
+	}
+	r.mu.Lock()
+	if r.started || r.closed {
+		r.mu.Unlock()
+		return errors.New("pushd: router started twice or closed")
+	}
+	r.started = true
+	r.mu.Unlock()
+	for _, q := range r.queues {
+		r.workers.Add(1)
+		go r.work(q, d.NewBatch())
+	}
+	for _, subject := range []string{r.subjects.All(), r.subjects.NodeSessions(r.cfg.NodeID)} {
 		if err := r.subscribe(subject); err != nil {
-			r.stopWorkers()
-			return nil, err
+			return err
 		}
 	}
-	// Broadcasts published once New returns must arrive.
+	// Broadcasts published once Start returns must arrive.
 	if err := r.nc.FlushTimeout(defaultSyncTimeout); err != nil {
 		r.log.Warn("broadcast subscription not confirmed", "err", err)
 	}
-	return r, nil
+	return nil
 }
+
+// Connected reports whether the NATS connection is up.
+func (r *Router) Connected() bool { return r.nc.IsConnected() }
 
 // Subjects is the router's subject scheme.
 func (r *Router) Subjects() contract.Subjects { return r.subjects }
@@ -199,7 +191,7 @@ func (r *Router) queue(subject string) chan *nats.Msg {
 
 // Subscribe starts receiving pushes to target (TargetUser or TargetDoc) for
 // key. It is idempotent. Broadcasts and the node's sessions are subscribed by
-// New.
+// Start.
 func (r *Router) Subscribe(target contract.Target, key string) error {
 	if target != contract.TargetUser && target != contract.TargetDoc {
 		return fmt.Errorf("pushd: router: cannot subscribe to %q subjects", target)
@@ -270,12 +262,8 @@ func (r *Router) PublishUpstream(doc, sid, user, event string, data []byte) erro
 	return r.nc.PublishMsg(m)
 }
 
-func (r *Router) work(q chan *nats.Msg) {
+func (r *Router) work(q chan *nats.Msg, b contract.Batch) {
 	defer r.workers.Done()
-	var b Batch = unbatched{r.cfg.Deliverer}
-	if bd, ok := r.cfg.Deliverer.(Batcher); ok {
-		b = bd.NewBatch()
-	}
 	var p contract.Push
 	for {
 		select {
@@ -301,7 +289,7 @@ func (r *Router) work(q chan *nats.Msg) {
 // handle decodes routing from subject and headers, delivers into b, and
 // answers a delivery report when the publisher asked for one and a session
 // here matched. It returns the number of sessions the push matched.
-func (r *Router) handle(m *nats.Msg, b Batch, p *contract.Push) int {
+func (r *Router) handle(m *nats.Msg, b contract.Batch, p *contract.Push) int {
 	target, key, ok := r.subjects.Parse(m.Subject)
 	if !ok {
 		return 0
@@ -360,12 +348,8 @@ func (r *Router) Close() error {
 	}
 	r.metrics.subscriptions.Set(0)
 	r.mu.Unlock()
-	r.stopWorkers()
-	r.sync.wait()
-	return errors.Join(errs...)
-}
-
-func (r *Router) stopWorkers() {
 	close(r.stop)
 	r.workers.Wait()
+	r.sync.wait()
+	return errors.Join(errs...)
 }

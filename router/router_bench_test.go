@@ -10,7 +10,10 @@ import (
 	"github.com/pushd/pushd/contract"
 )
 
+// countDeliverer counts body bytes; it is its own batch.
 type countDeliverer struct{ n int }
+
+func (c *countDeliverer) Flush() {}
 
 func (c *countDeliverer) Deliver(p *contract.Push) contract.Report {
 	c.n += len(p.Data)
@@ -34,11 +37,11 @@ func BenchmarkHandle(b *testing.B) {
 	} {
 		b.Run(tc.name, func(b *testing.B) {
 			d := &countDeliverer{}
-			r := &Router{subjects: contract.NewSubjects(""), cfg: Config{Deliverer: d}}
+			r := &Router{subjects: contract.NewSubjects("")}
 			var p contract.Push
 			b.ReportAllocs()
 			for b.Loop() {
-				r.handle(tc.msg, unbatched{d}, &p)
+				r.handle(tc.msg, d, &p)
 			}
 		})
 	}

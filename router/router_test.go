@@ -30,6 +30,13 @@ func (r *recorder) Deliver(p *contract.Push) contract.Report {
 	return contract.Report{Matched: r.n, Delivered: r.n - r.cut, CutOff: r.cut}
 }
 
+// NewBatch: the recorder writes nothing, so its batch is itself.
+func (r *recorder) NewBatch() contract.Batch { return recBatch{r} }
+
+type recBatch struct{ *recorder }
+
+func (recBatch) Flush() {}
+
 func (r *recorder) deliveries() []contract.Push {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -44,11 +51,17 @@ func TestRouterRoutesHeadersAndReports(t *testing.T) {
 	}
 	defer nc.Close()
 	rec := &recorder{n: 3, cut: 1}
-	r, err := New(Config{Conn: nc, Deliverer: rec, NodeID: 9, Workers: 2})
+	r, err := New(Config{Conn: nc, NodeID: 9, Workers: 2})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer r.Close()
+	if err := r.Start(rec); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Start(rec); err == nil {
+		t.Fatal("a second Start was accepted")
+	}
 	if err := r.Subscribe(contract.TargetUser, "alice"); err != nil {
 		t.Fatal(err)
 	}

@@ -27,46 +27,11 @@ import (
 	"github.com/pushd/pushd/router"
 )
 
-// The node and the router meet only here.
+// The node and the router meet here: each is the other's half of the seam.
 var (
-	_ node.Bus       = (*router.Router)(nil)
-	_ router.Batcher = (*lateDeliverer)(nil)
+	_ node.Bus           = (*router.Router)(nil)
+	_ contract.Deliverer = (*node.Node)(nil)
 )
-
-// lateDeliverer lets the router start before the node exists.
-type lateDeliverer struct{ n atomic.Pointer[node.Node] }
-
-func (l *lateDeliverer) Deliver(p *contract.Push) contract.Report {
-	if n := l.n.Load(); n != nil {
-		return n.Deliver(p)
-	}
-	return contract.Report{}
-}
-
-// NewBatch makes a router worker's batch, bound to the node once it exists.
-func (l *lateDeliverer) NewBatch() router.Batch { return &lateBatch{l: l} }
-
-type lateBatch struct {
-	l *lateDeliverer
-	b *node.Batch
-}
-
-func (lb *lateBatch) Deliver(p *contract.Push) contract.Report {
-	if lb.b == nil {
-		n := lb.l.n.Load()
-		if n == nil {
-			return contract.Report{}
-		}
-		lb.b = n.NewBatch()
-	}
-	return lb.b.Deliver(p)
-}
-
-func (lb *lateBatch) Flush() {
-	if lb.b != nil {
-		lb.b.Flush()
-	}
-}
 
 // front is the public HTTP surface. It is up before the node exists, so
 // /healthz answers while pushd waits for Consul; /ws and /readyz say
@@ -266,10 +231,8 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, onStart func(start
 		return fmt.Errorf("%w; set --node-id to a number no other node uses, or lease one with --consul-addr", err)
 	}
 
-	late := &lateDeliverer{}
 	rt, err := router.New(router.Config{
 		Conn:       nc,
-		Deliverer:  late,
 		Prefix:     cfg.SubjectPrefix,
 		NodeID:     nodeID,
 		Logger:     log.With("component", "router"),
@@ -307,9 +270,11 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, onStart func(start
 	if err != nil {
 		return err
 	}
-	late.n.Store(n)
 	n.Start()
 	undo.add(func() { _ = n.Close() })
+	if err := rt.Start(n); err != nil {
+		return err
+	}
 	// Set the lease state before and after publishing the node: a lease
 	// change in between reaches the node through one of the two.
 	n.SetLeased(fr.leased.Load())
