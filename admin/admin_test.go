@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/pushd/pushd/admin"
+	"github.com/pushd/pushd/cluster"
 	"github.com/pushd/pushd/contract"
 	"github.com/pushd/pushd/internal/pushtest"
 )
@@ -21,11 +22,23 @@ type memSource struct {
 	ghosts   []int64 // peers named in replies that never answer
 }
 
-func (m *memSource) NodeInfo() admin.NodeInfo {
-	return admin.NodeInfo{Address: "127.0.0.1:" + strconv.FormatInt(8000+m.id, 10), Version: "test", Sessions: len(m.sessions), Ready: true, Health: "ready"}
+func (m *memSource) ID() int64             { return m.id }
+func (m *memSource) Version() string       { return "test" }
+func (m *memSource) Ready() (bool, string) { return true, "" }
+func (m *memSource) Sessions() int         { return len(m.sessions) }
+func (m *memSource) Users() int            { return 3 }
+func (m *memSource) Docs() int             { return 0 }
+
+// Nodes: both test nodes know of each other, and of any in m.ghosts.
+func (m *memSource) Nodes() []int64 { return append([]int64{1, 2}, m.ghosts...) }
+
+func (m *memSource) Self() cluster.Member {
+	return cluster.Member{Node: m.id, Instance: "i" + strconv.FormatInt(m.id, 10), StartedAt: time.Now().Add(-time.Minute)}
 }
 
-func (m *memSource) Sessions(req admin.Request) ([]admin.SessionInfo, string, int) {
+func (m *memSource) Duplicate() (cluster.Member, bool) { return cluster.Member{}, false }
+
+func (m *memSource) SessionInfos(req contract.SessionFilter) ([]admin.SessionInfo, string, int) {
 	var match []admin.SessionInfo
 	for _, s := range m.sessions {
 		if req.User == "" || s.User == req.User {
@@ -36,14 +49,14 @@ func (m *memSource) Sessions(req admin.Request) ([]admin.SessionInfo, string, in
 	after, _ := strconv.ParseInt(req.Cursor, 10, 64)
 	match = slices.DeleteFunc(match, func(s admin.SessionInfo) bool { n, _ := strconv.ParseInt(s.SID, 10, 64); return n <= after })
 	next := ""
-	if len(match) > req.Limit {
-		match = match[:req.Limit]
+	if limit := req.PageSize(); len(match) > limit {
+		match = match[:limit]
 		next = match[len(match)-1].SID
 	}
 	return match, next, total
 }
 
-func (m *memSource) Session(sid string) (admin.SessionInfo, bool) {
+func (m *memSource) SessionInfo(sid string) (admin.SessionInfo, bool) {
 	for _, s := range m.sessions {
 		if s.SID == sid {
 			return s, true
@@ -63,11 +76,8 @@ func (m *memSource) Kick(sid, user, _ string) []string {
 	return out
 }
 
-// Peers: both test nodes know of each other, and of any in m.ghosts.
-func (m *memSource) Peers() []int64 { return append([]int64{1, 2}, m.ghosts...) }
-
-func (m *memSource) Stats() admin.Stats {
-	return admin.Stats{At: time.Now(), Connections: len(m.sessions), PushesReceived: uint64(10 * m.id)}
+func (m *memSource) Stats() contract.Stats {
+	return contract.Stats{At: time.Now(), Connections: len(m.sessions), PushesReceived: uint64(10 * m.id)}
 }
 
 func TestScatterGatherAcrossTwoServers(t *testing.T) {
@@ -80,7 +90,7 @@ func TestScatterGatherAcrossTwoServers(t *testing.T) {
 		src.sessions = append(src.sessions, admin.SessionInfo{SID: strconv.FormatInt(i, 10), User: "u" + strconv.FormatInt(i%3, 10), Node: src.id, Docs: []string{}})
 	}
 	for id, src := range srcs {
-		srv, err := admin.NewServer(admin.ServerConfig{Conn: ns.Connect(t), NodeID: id, Source: src})
+		srv, err := admin.NewServer(admin.ServerConfig{Conn: ns.Connect(t), Node: src, Cluster: src, Address: "127.0.0.1:" + strconv.FormatInt(8000+id, 10)})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -6,31 +6,49 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"time"
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/pushd/pushd/cluster"
 	"github.com/pushd/pushd/contract"
 )
 
-// Source is what a Server asks the node it runs in. cmd/pushd adapts
-// *node.Node to it.
-type Source interface {
-	// NodeInfo describes the node; the Server sets Reply.Node.
-	NodeInfo() NodeInfo
-	// Sessions returns one page of the sessions matching req.User, req.Doc,
-	// req.Limit and req.Cursor, ordered by session ID, with the cursor of the
-	// next page and how many match in all. It must use the node's indexes for
-	// user and doc filters.
-	Sessions(req Request) (sessions []SessionInfo, next string, total int)
-	// Session returns the session sid if the node holds it.
-	Session(sid string) (SessionInfo, bool)
+// Node is what a Server asks the node it runs in; *node.Node implements it.
+type Node interface {
+	// ID is the node's number.
+	ID() int64
+	// Version is the node's pushd version.
+	Version() string
+	// Ready reports whether the node accepts new sessions, and why not.
+	Ready() (bool, string)
+	// Sessions, Users and Docs count what the node holds now.
+	Sessions() int
+	Users() int
+	Docs() int
+	// SessionInfos returns one page of the sessions matching f, ordered by
+	// session ID, with the cursor of the next page and how many match in
+	// all, from the node's indexes for user and doc filters.
+	SessionInfos(f contract.SessionFilter) (sessions []contract.SessionInfo, next string, total int)
+	// SessionInfo returns the session sid if the node holds it.
+	SessionInfo(sid string) (contract.SessionInfo, bool)
 	// Kick closes session sid, or every session of user, with close code
 	// 4010 and reason, and returns the session IDs closed.
 	Kick(sid, user, reason string) []string
 	// Stats samples the node's counters.
-	Stats() Stats
-	// Peers are the live node numbers the node knows of, itself included.
-	Peers() []int64
+	Stats() contract.Stats
+}
+
+// Cluster is what a Server asks about the other live nodes;
+// *cluster.Cluster implements it.
+type Cluster interface {
+	// Nodes are the live node numbers this node knows of, itself included;
+	// nil while it cannot tell yet.
+	Nodes() []int64
+	// Self is this node as the others see it.
+	Self() cluster.Member
+	// Duplicate returns another live node using this node's number, if any.
+	Duplicate() (cluster.Member, bool)
 }
 
 // ServerConfig configures a Server.
@@ -39,10 +57,15 @@ type ServerConfig struct {
 	Conn *nats.Conn
 	// Prefix is the subject prefix; empty means "push".
 	Prefix string
-	// NodeID is the node's ID, put in every reply.
-	NodeID int64
-	// Source answers the requests. Required.
-	Source Source
+	// Node answers the requests. Required.
+	Node Node
+	// Cluster names the live peers and this node's instance. Required.
+	Cluster Cluster
+	// Address is the node's public listener, reported in "nodes".
+	Address string
+	// Subscriptions counts the node's push subscriptions on NATS; nil
+	// reports 0.
+	Subscriptions func() int
 	// Logger receives the server's logs. Nil means slog.Default().
 	Logger *slog.Logger
 }
@@ -60,8 +83,11 @@ type Server struct {
 // NewServer subscribes to every admin verb and returns once the
 // subscriptions are confirmed by the NATS server.
 func NewServer(cfg ServerConfig) (*Server, error) {
-	if cfg.Conn == nil || cfg.Source == nil {
-		return nil, errors.New("pushd: admin server needs a NATS connection and a Source")
+	if cfg.Conn == nil || cfg.Node == nil || cfg.Cluster == nil {
+		return nil, errors.New("pushd: admin server needs a NATS connection, a Node and a Cluster")
+	}
+	if cfg.Subscriptions == nil {
+		cfg.Subscriptions = func() int { return 0 }
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
@@ -114,32 +140,29 @@ func (s *Server) handle(verb string, m *nats.Msg) {
 	var req Request
 	if len(m.Data) > 0 {
 		if err := json.Unmarshal(m.Data, &req); err != nil {
-			s.respond(m, Reply{Node: s.cfg.NodeID, Error: "bad request: " + err.Error()})
+			s.respond(m, Reply{Node: s.cfg.Node.ID(), Error: "bad request: " + err.Error()})
 			return
 		}
 	}
-	if req.Node != nil && *req.Node != s.cfg.NodeID {
+	src := s.cfg.Node
+	if req.Node != nil && *req.Node != src.ID() {
 		return
 	}
-	me := Reply{Node: s.cfg.NodeID, Peers: s.cfg.Source.Peers()}
-	src := s.cfg.Source
+	me := Reply{Node: src.ID(), Peers: s.cfg.Cluster.Nodes()}
 	switch verb {
 	case VerbNodes:
-		info := src.NodeInfo()
+		info := s.nodeInfo()
 		info.Reply = me
 		s.respond(m, info)
 	case VerbSessions:
-		if req.Limit <= 0 {
-			req.Limit = DefaultLimit
-		}
-		req.Limit = min(req.Limit, MaxLimit)
-		list, next, total := src.Sessions(req)
+		f := contract.SessionFilter{User: req.User, Doc: req.Doc, Limit: req.Limit, Cursor: req.Cursor}
+		list, next, total := src.SessionInfos(f)
 		if list == nil {
 			list = []SessionInfo{}
 		}
 		s.respond(m, SessionsReply{Reply: me, Sessions: list, Next: next, Total: total})
 	case VerbSession:
-		info, ok := src.Session(req.SID)
+		info, ok := src.SessionInfo(req.SID)
 		s.respond(m, SessionReply{Reply: me, Found: ok, Session: info})
 	case VerbKick:
 		if req.SID == "" && req.User == "" {
@@ -156,9 +179,37 @@ func (s *Server) handle(verb string, m *nats.Msg) {
 		}
 		s.respond(m, KickReply{Reply: me, Closed: len(sids), SIDs: sids})
 	case VerbStats:
-		st := src.Stats()
-		st.Reply = me
-		s.respond(m, st)
+		s.respond(m, Stats{Reply: me, Stats: src.Stats()})
+	}
+}
+
+// nodeInfo describes the node: what it holds, whether it is ready, its
+// NATS connection and its place among the live nodes.
+func (s *Server) nodeInfo() NodeInfo {
+	n, self, nc := s.cfg.Node, s.cfg.Cluster.Self(), s.cfg.Conn
+	ready, health := n.Ready()
+	if ready {
+		health = "ready"
+	}
+	_, dup := s.cfg.Cluster.Duplicate()
+	return NodeInfo{
+		Address:       s.cfg.Address,
+		Version:       n.Version(),
+		StartedAt:     self.StartedAt,
+		UptimeSeconds: time.Since(self.StartedAt).Seconds(),
+		Sessions:      n.Sessions(),
+		Users:         n.Users(),
+		Docs:          n.Docs(),
+		Ready:         ready,
+		Health:        health,
+		NATS: NATSInfo{
+			Status:        nc.Status().String(),
+			Server:        nc.ConnectedUrlRedacted(),
+			Subscriptions: s.cfg.Subscriptions(),
+			Reconnects:    nc.Stats().Reconnects,
+		},
+		Instance:  self.Instance,
+		Duplicate: dup,
 	}
 }
 

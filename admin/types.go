@@ -1,6 +1,10 @@
 package admin
 
-import "time"
+import (
+	"time"
+
+	"github.com/pushd/pushd/contract"
+)
 
 // Admin verbs; the subject of a verb is <prefix>.admin.<verb>.
 const (
@@ -16,12 +20,12 @@ func Verbs() []string {
 	return []string{VerbNodes, VerbSessions, VerbSession, VerbKick, VerbStats}
 }
 
-// DefaultLimit is the page size of sessions when a request sets none.
-const DefaultLimit = 100
-
-// MaxLimit is the largest page a node returns, so a reply stays well under
-// NATS's default 1 MiB payload limit.
-const MaxLimit = 1000
+// DefaultLimit is the page size of sessions when a request sets none, and
+// MaxLimit the largest page a node returns.
+const (
+	DefaultLimit = contract.DefaultPageSize
+	MaxLimit     = contract.MaxPageSize
+)
 
 // Request is the body of every admin request. Fields a verb does not use are
 // ignored.
@@ -100,34 +104,8 @@ type NATSInfo struct {
 	Reconnects uint64 `json:"reconnects"`
 }
 
-// SessionInfo describes one session.
-type SessionInfo struct {
-	// SID is the session ID.
-	SID string `json:"sid"`
-	// User is the authenticated user.
-	User string `json:"user"`
-	// Node is the node holding the session.
-	Node int64 `json:"node"`
-	// Remote is the client's address as the node sees it.
-	Remote string `json:"remote"`
-	// Docs are the docs joined, never null.
-	Docs []string `json:"docs"`
-	// ConnectedAt is when the session opened.
-	ConnectedAt time.Time `json:"connected_at"`
-	// LastHeartbeat is the last heartbeat (ping); absent if none yet.
-	LastHeartbeat *time.Time `json:"last_heartbeat,omitempty"`
-	// LastSeen is the last frame of any kind from the client.
-	LastSeen time.Time `json:"last_seen"`
-	// MsgsIn and BytesIn count frames read from the client.
-	MsgsIn  uint64 `json:"msgs_in"`
-	BytesIn uint64 `json:"bytes_in"`
-	// MsgsOut and BytesOut count frames written to the client.
-	MsgsOut  uint64 `json:"msgs_out"`
-	BytesOut uint64 `json:"bytes_out"`
-	// QueueDepth and QueueBytes are what is queued and not yet written.
-	QueueDepth int `json:"queue_depth"`
-	QueueBytes int `json:"queue_bytes"`
-}
+// SessionInfo describes one session (the node's own vocabulary).
+type SessionInfo = contract.SessionInfo
 
 // SessionsReply answers "sessions": one node's page.
 type SessionsReply struct {
@@ -159,29 +137,10 @@ type KickReply struct {
 	SIDs []string `json:"sids"`
 }
 
-// Stats answers "stats": a node's counters at one instant. Counters only
-// grow while the node runs; rates come from two samples (see Rates).
+// Stats answers "stats": a node's counters at one instant (contract.Stats).
+// Counters only grow while the node runs; rates come from two samples (see
+// Rates).
 type Stats struct {
 	Reply
-	// At is when the sample was taken.
-	At time.Time `json:"at"`
-	// Connections, Users and Docs are gauges.
-	Connections int `json:"connections"`
-	Users       int `json:"users"`
-	Docs        int `json:"docs"`
-	// Accepted counts sessions that completed the handshake.
-	Accepted uint64 `json:"accepted"`
-	// Closed counts sessions closed for any reason; Kicked those an admin
-	// closed.
-	Closed uint64 `json:"closed"`
-	Kicked uint64 `json:"kicked"`
-	// PushesReceived counts NATS messages received for delivery.
-	PushesReceived uint64 `json:"pushes_received"`
-	// FramesWritten and BytesWritten count push frames written to sockets.
-	FramesWritten uint64 `json:"frames_written"`
-	BytesWritten  uint64 `json:"bytes_written"`
-	// SlowConsumers counts sessions cut off because they did not keep up.
-	SlowConsumers uint64 `json:"slow_consumers"`
-	// Upstream counts client publish frames forwarded to NATS.
-	Upstream uint64 `json:"upstream"`
+	contract.Stats
 }

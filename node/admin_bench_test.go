@@ -16,11 +16,12 @@ type nopBus struct{}
 func (nopBus) Subscribe(contract.Target, string) error                      { return nil }
 func (nopBus) Unsubscribe(contract.Target, string) error                    { return nil }
 func (nopBus) Sync(context.Context) error                                   { return nil }
+func (nopBus) Connected() bool                                              { return true }
 func (nopBus) PublishEvent(string, []byte) error                            { return nil }
 func (nopBus) PublishUpstream(string, string, string, string, []byte) error { return nil }
 
 // fillHub builds a node holding sessions sessions spread over users users,
-// without sockets, and returns it.
+// each writing to a discarding conn, and returns it.
 func fillHub(tb testing.TB, sessions, users int) *Node {
 	tb.Helper()
 	n, err := New(Config{NodeID: 7, Bus: nopBus{}, Dev: true})
@@ -31,6 +32,7 @@ func fillHub(tb testing.TB, sessions, users int) *Node {
 	for i := range sessions {
 		id := n.ids.Generate().Int64()
 		s := &session{node: n, id: id, sid: newSID(id), user: "user-" + strconv.Itoa(i%users), remote: "127.0.0.1:1", since: now}
+		s.t = &wsTransport{s: s, nc: &discardConn{}}
 		s.lastSeen.Store(now.UnixNano())
 		if err := n.register(s); err != nil {
 			tb.Fatal(err)
@@ -48,7 +50,7 @@ func fillHub(tb testing.TB, sessions, users int) *Node {
 
 func TestSessionInfosFiltersAndPages(t *testing.T) {
 	n := fillHub(t, 1000, 100)
-	infos, next, total := n.SessionInfos(SessionFilter{User: "user-3"})
+	infos, next, total := n.SessionInfos(contract.SessionFilter{User: "user-3"})
 	if len(infos) != 10 || total != 10 || next != "" {
 		t.Fatalf("user filter: %d infos, total %d, next %q; want 10, 10, \"\"", len(infos), total, next)
 	}
@@ -58,17 +60,17 @@ func TestSessionInfosFiltersAndPages(t *testing.T) {
 		}
 	}
 	// doc-0 is joined by sessions 0, 100, 200, ... (users user-0).
-	infos, _, total = n.SessionInfos(SessionFilter{Doc: "doc-0"})
+	infos, _, total = n.SessionInfos(contract.SessionFilter{Doc: "doc-0"})
 	if total != 10 || len(infos) != 10 || infos[0].Docs[0] != "doc-0" {
 		t.Fatalf("doc filter: %d infos, total %d", len(infos), total)
 	}
-	if infos, _, total = n.SessionInfos(SessionFilter{User: "user-1", Doc: "doc-0"}); total != 0 || len(infos) != 0 {
+	if infos, _, total = n.SessionInfos(contract.SessionFilter{User: "user-1", Doc: "doc-0"}); total != 0 || len(infos) != 0 {
 		t.Fatalf("user-1 in doc-0: %d", total)
 	}
 	seen := map[string]bool{}
 	cursor, pages := "", 0
 	for {
-		infos, next, total := n.SessionInfos(SessionFilter{Limit: 300, Cursor: cursor})
+		infos, next, total := n.SessionInfos(contract.SessionFilter{Limit: 300, Cursor: cursor})
 		if total != 1000 {
 			t.Fatalf("total %d, want 1000", total)
 		}
@@ -97,7 +99,7 @@ func TestSessionInfosFiltersAndPages(t *testing.T) {
 	if _, ok := n.SessionInfo("123"); ok {
 		t.Fatal("unknown sid found")
 	}
-	infos, _, _ = n.SessionInfos(SessionFilter{Limit: 1})
+	infos, _, _ = n.SessionInfos(contract.SessionFilter{Limit: 1})
 	if in, ok := n.SessionInfo(infos[0].SID); !ok || in.SID != infos[0].SID {
 		t.Fatalf("SessionInfo(%s) = %+v, %v", infos[0].SID, in, ok)
 	}
@@ -113,7 +115,7 @@ func BenchmarkSessionsByUser(b *testing.B) {
 	b.ResetTimer()
 	b.ReportAllocs()
 	for i := 0; b.Loop(); i++ {
-		infos, _, _ := n.SessionInfos(SessionFilter{User: "user-" + strconv.Itoa(i%10_000)})
+		infos, _, _ := n.SessionInfos(contract.SessionFilter{User: "user-" + strconv.Itoa(i%10_000)})
 		if len(infos) != 10 {
 			b.Fatalf("%d sessions, want 10", len(infos))
 		}
@@ -125,7 +127,7 @@ func BenchmarkSessionsPage(b *testing.B) {
 	n := fillHub(b, 100_000, 10_000)
 	b.ResetTimer()
 	for b.Loop() {
-		if infos, _, _ := n.SessionInfos(SessionFilter{}); len(infos) != DefaultSessionLimit {
+		if infos, _, _ := n.SessionInfos(contract.SessionFilter{}); len(infos) != contract.DefaultPageSize {
 			b.Fatalf("%d sessions", len(infos))
 		}
 	}

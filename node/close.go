@@ -31,7 +31,8 @@ type Reason string
 const (
 	ReasonClient           Reason = "client"
 	ReasonHeartbeatTimeout Reason = "heartbeat_timeout"
-	ReasonSlowConsumer     Reason = "slow_consumer"
+	ReasonSlowConsumer     Reason = "slow_consumer" // the outbound queue was full
+	ReasonWriteTimeout     Reason = "write_timeout" // a write blocked past WriteTimeout
 	ReasonKicked           Reason = "kicked"
 	ReasonDrain            Reason = "drain"
 	ReasonProtocolError    Reason = "protocol_error"

@@ -34,7 +34,7 @@ func benchNode(b testing.TB, subs int) (*Node, *discardConn) {
 	n := fillHub(b, subs, subs)
 	dc := &discardConn{}
 	for _, s := range n.hub.all() {
-		s.netConn = dc
+		s.t.(*wsTransport).nc = dc
 		if _, err := n.hub.docs.add("bench", s, func() error { return nil }); err != nil {
 			b.Fatal(err)
 		}

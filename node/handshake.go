@@ -1,19 +1,15 @@
 package node
 
 import (
-	"bufio"
 	"crypto/sha1"
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"net/url"
 	"strings"
 	"sync"
 	"time"
-
-	"github.com/lxzan/gws"
 
 	"github.com/pushd/pushd/auth"
 	"github.com/pushd/pushd/contract"
@@ -120,24 +116,24 @@ func (n *Node) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		n.refuse(w, r, refuseTooManySessions, "too many sessions for this user on this node")
 		return
 	}
-	conn, pc, err := n.upgrade(w, r)
+	t, err := n.upgradeWS(w, r)
 	if err != nil {
 		if present {
 			n.admit.releaseUser(who.user)
 		}
 		n.admit.releaseConn()
-		n.metrics.handshakeFailures.WithLabelValues("upgrade").Inc()
+		n.metrics.handshakeFailures.inc("upgrade")
 		return
 	}
-	s := n.newSession(conn, pc, !present)
+	s := n.newWSSession(t, !present)
 	switch {
 	case s == nil: // draining began meanwhile
 		if present {
 			n.admit.releaseUser(who.user)
 		}
 		n.admit.releaseConn()
-		_ = conn.WriteClose(uint16(CloseServiceRestart), []byte("draining: node is not accepting connections"+n.drainHint()))
-		_ = conn.NetConn().Close()
+		_ = t.conn.WriteClose(uint16(CloseServiceRestart), []byte("draining: node is not accepting connections"+n.drainHint()))
+		_ = t.nc.Close()
 	case present:
 		n.activate(s, who, "", false)
 	default:
@@ -216,7 +212,7 @@ func authMessage(err error) string {
 // upgrade and a close frame whose reason is "<code>: <message>". It is
 // logged at info, rate-limited.
 func (n *Node) refuse(w http.ResponseWriter, r *http.Request, why refusal, message string) {
-	n.metrics.handshakeFailures.WithLabelValues(why.metric).Inc()
+	n.metrics.handshakeFailures.inc(why.metric)
 	n.refusals.log("handshake refused", "reason", why.code, "remote", r.RemoteAddr, "message", message)
 	if r.Header.Get("Origin") != "" && upgradeRequest(r) && closeAfterUpgrade(w, r, why.close, why.code+": "+message) {
 		return
@@ -356,41 +352,6 @@ func matchOrigin(patterns []string, origin string) bool {
 	return false
 }
 
-// upgrade hijacks r's connection and completes the WebSocket handshake with
-// gws. Plain TCP sockets are wrapped so their sessions can park.
-func (n *Node) upgrade(w http.ResponseWriter, r *http.Request) (*gws.Conn, *parkConn, error) {
-	hj, ok := w.(http.Hijacker)
-	if !ok {
-		return nil, nil, errors.New("pushd: connection cannot be hijacked")
-	}
-	netConn, brw, err := hj.Hijack()
-	if err != nil {
-		return nil, nil, err
-	}
-	// Bytes the HTTP server read past the request (a client may send its
-	// first frame right behind the handshake) belong to the WebSocket stream.
-	var prefix []byte
-	if k := brw.Reader.Buffered(); k > 0 {
-		prefix, _ = brw.Reader.Peek(k)
-		prefix = append([]byte(nil), prefix...)
-	}
-	var c net.Conn = netConn
-	var pc *parkConn
-	if tcp, ok := netConn.(*net.TCPConn); ok && n.poller != nil {
-		if pc, err = newParkConn(tcp, prefix); err == nil {
-			c = pc
-		}
-	}
-	if pc == nil && len(prefix) > 0 {
-		c = &prefixConn{Conn: netConn, prefix: prefix}
-	}
-	conn, err := n.upgrader.UpgradeFromConn(c, bufio.NewReaderSize(c, n.cfg.ReadBufferSize), r)
-	if err != nil {
-		return nil, nil, err
-	}
-	return conn, pc, nil
-}
-
 // pendingSessions are upgraded sessions waiting for their connect frame.
 // They are in no index (no push reaches them) but Drain, Close and the
 // sweeper's auth deadline must find them.
@@ -456,7 +417,7 @@ func (n *Node) connect(s *session, f *ClientFrame) {
 
 // refuseSession closes a pending session that will not become one.
 func (n *Node) refuseSession(s *session, why refusal, message string) {
-	n.metrics.handshakeFailures.WithLabelValues(why.metric).Inc()
+	n.metrics.handshakeFailures.inc(why.metric)
 	n.refusals.log("handshake refused", "reason", why.code, "remote", s.remote, "message", message)
 	s.closeWith(why.close, why.code+": "+message, ReasonUnauthenticated)
 }

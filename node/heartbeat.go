@@ -63,7 +63,7 @@ func (n *Node) sweep() {
 			}
 			clear(tokenExpired)
 			for _, s := range stuck {
-				n.slowConsumer(s) // a write blocked past WriteTimeout: the peer stopped reading
+				n.slowConsumer(s, ReasonWriteTimeout) // a write blocked past WriteTimeout: the peer stopped reading
 			}
 			clear(stuck)
 			n.ipLimiter.prune(ns)

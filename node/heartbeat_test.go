@@ -8,7 +8,7 @@ import (
 func TestHeartbeatIntervalRisesAndFallsBack(t *testing.T) {
 	n := &Node{cfg: Config{PingInterval: 10 * time.Second, PingIntervalMax: 40 * time.Second, HealthyPings: 3, PingGrace: 4 * time.Second}}
 	n.cfg.setDefaults()
-	n.metrics = newMetrics(nil, func() float64 { return 0 })
+	n.metrics = newMetrics(n)
 	s := &session{}
 	s.interval.Store(int64(n.cfg.PingInterval))
 	now := time.Unix(1_000_000, 0)

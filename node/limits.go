@@ -200,7 +200,7 @@ func (n *Node) admitFrame(s *session, now int64, size int) bool {
 		return true
 	}
 	s.limited++
-	n.metrics.rateLimited.Inc()
+	n.metrics.rateLimited.inc()
 	if s.limited == 1 {
 		f := encodeError(errRateLimited, "too many frames: slow down (frames or bytes per second over the limit)", ref{})
 		s.enqueue(f)

@@ -6,90 +6,114 @@ import (
 	"github.com/pushd/pushd/contract"
 )
 
-// metrics are the node's Prometheus collectors (docs/METRICS.md).
-type metrics struct {
-	connections       prometheus.Gauge
-	accepted          prometheus.Counter
-	closed            *prometheus.CounterVec
-	handshakeFailures *prometheus.CounterVec
-	users             prometheus.Gauge
-	docs              prometheus.Gauge
-	pushes            *prometheus.CounterVec
-	pushesRefused     *prometheus.CounterVec
-	framesWritten     prometheus.Counter
-	bytesWritten      prometheus.Counter
-	slowConsumers     prometheus.Counter
-	upstream          prometheus.Counter
-	heartbeat         prometheus.Histogram
-	latency           prometheus.Histogram
-	draining          prometheus.Gauge
-	leaseHeld         prometheus.Gauge
-	rateLimited       prometheus.Counter
-	joinsRefused      *prometheus.CounterVec
-	refreshes         *prometheus.CounterVec
-	parked            prometheus.GaugeFunc
+// targets index counters by push target on the delivery path.
+var targets = []string{string(contract.TargetUser), string(contract.TargetDoc), string(contract.TargetAll), string(contract.TargetSession)}
+
+func targetIndex(t contract.Target) int {
+	switch t {
+	case contract.TargetUser:
+		return 0
+	case contract.TargetDoc:
+		return 1
+	case contract.TargetAll:
+		return 2
+	}
+	return 3
 }
 
-// newMetrics makes the node's collectors; parked reads the parked-session count.
-func newMetrics(reg prometheus.Registerer, parked func() float64) *metrics {
+// metrics are the node's counters and its Prometheus collector
+// (docs/METRICS.md). Counters are atomics the node increments and Stats
+// reads; gauges are read from the node at scrape time; the two histograms
+// are Prometheus histograms, observed on their paths.
+type metrics struct {
+	accepted          *counter
+	closed            *counterSet // by Reason
+	handshakeFailures *counterSet
+	pushes            *counterSet // by target
+	pushesRefused     *counterSet
+	framesWritten     *counter
+	bytesWritten      *counter
+	slowConsumers     *counter
+	upstream          *counter
+	rateLimited       *counter
+	joinsRefused      *counterSet
+	refreshes         *counterSet
+
+	heartbeat prometheus.Histogram
+	latency   prometheus.Histogram
+
+	counters []interface {
+		describe(chan<- *prometheus.Desc)
+		collect(chan<- prometheus.Metric)
+	}
+	gauges []prometheus.Collector
+}
+
+// newMetrics makes the node's metrics; the gauges read n at scrape time.
+func newMetrics(n *Node) *metrics {
 	m := &metrics{
-		connections: prometheus.NewGauge(prometheus.GaugeOpts{Name: "pushd_connections", Help: "WebSocket sessions open now."}),
-		accepted:    prometheus.NewCounter(prometheus.CounterOpts{Name: "pushd_connections_accepted_total", Help: "Sessions that completed the handshake."}),
-		closed: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "pushd_connections_closed_total",
-			Help: "Sessions closed, by reason."}, []string{"reason"}),
-		handshakeFailures: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "pushd_handshake_failures_total",
-			Help: "Upgrades refused, by reason."}, []string{"reason"}),
-		users: prometheus.NewGauge(prometheus.GaugeOpts{Name: "pushd_users", Help: "Distinct users with a session on this node."}),
-		docs:  prometheus.NewGauge(prometheus.GaugeOpts{Name: "pushd_docs", Help: "Distinct docs joined by a session on this node."}),
-		pushes: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "pushd_pushes_received_total",
-			Help: "NATS messages received for delivery, by target kind."}, []string{"target"}),
-		framesWritten: prometheus.NewCounter(prometheus.CounterOpts{Name: "pushd_frames_written_total", Help: "Push frames handed to sockets."}),
-		bytesWritten:  prometheus.NewCounter(prometheus.CounterOpts{Name: "pushd_bytes_written_total", Help: "Bytes of push frames written to sockets."}),
-		slowConsumers: prometheus.NewCounter(prometheus.CounterOpts{Name: "pushd_slow_consumers_total",
-			Help: "Sessions cut off because their outbound queue overflowed or a write timed out."}),
-		upstream: prometheus.NewCounter(prometheus.CounterOpts{Name: "pushd_upstream_messages_total", Help: "Client publish frames forwarded to NATS."}),
+		accepted: newCounter("pushd_connections_accepted_total", "Sessions that completed the handshake."),
+		closed: newCounterSet("pushd_connections_closed_total", "Sessions closed, by reason.", "reason",
+			string(ReasonClient), string(ReasonHeartbeatTimeout), string(ReasonSlowConsumer), string(ReasonWriteTimeout), string(ReasonKicked),
+			string(ReasonDrain), string(ReasonProtocolError), string(ReasonTokenExpired), string(ReasonRateLimited), string(ReasonError)),
+		handshakeFailures: newCounterSet("pushd_handshake_failures_total", "Upgrades refused, and upgraded connections whose connect frame was refused or never came, by reason.", "reason",
+			"unauthorized", "bad_request", "draining", "not_leased", "duplicate_node_id", "over_capacity",
+			"too_many_sessions", "forbidden_origin", "rate_limited", "starting", "upgrade"),
+		pushes:        newCounterSet("pushd_pushes_received_total", "NATS messages received for delivery, by target kind.", "target", targets...),
+		pushesRefused: newCounterSet("pushd_pushes_refused_total", "Pushes delivered to no session on purpose, by reason (too_large).", "reason", contract.RefusedTooLarge),
+		framesWritten: newCounter("pushd_frames_written_total", "Push frames handed to sockets."),
+		bytesWritten:  newCounter("pushd_bytes_written_total", "Bytes of push frames written to sockets."),
+		slowConsumers: newCounter("pushd_slow_consumers_total", "Sessions cut off because their outbound queue overflowed or a write timed out."),
+		upstream:      newCounter("pushd_upstream_messages_total", "Client publish frames forwarded to NATS."),
+		rateLimited:   newCounter("pushd_upstream_rate_limited_total", "Client frames dropped because the session was over its frames or bytes per second limit."),
+		joinsRefused: newCounterSet("pushd_joins_refused_total", "Join frames refused, by reason.", "reason",
+			errForbidden, errTooManyDocs, errInvalidDoc, errTokenExpired, errTokenInvalid),
+		refreshes: newCounterSet("pushd_token_refreshes_total", "Refresh frames, by result.", "result", "ok", "error"),
 		heartbeat: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "pushd_heartbeat_interval_seconds",
 			Help: "Heartbeat interval returned to clients in pong.", Buckets: []float64{1, 5, 10, 20, 40, 60, 90, 120, 300}}),
 		latency: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "pushd_delivery_latency_seconds",
 			Help:    "From the publisher's Push-Timestamp header to the socket write.",
 			Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5}}),
-		draining:  prometheus.NewGauge(prometheus.GaugeOpts{Name: "pushd_draining", Help: "1 while the node drains for shutdown."}),
-		leaseHeld: prometheus.NewGauge(prometheus.GaugeOpts{Name: "pushd_registry_lease_held", Help: "1 while the node holds its node-ID lease."}),
 	}
-	m.pushesRefused = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "pushd_pushes_refused_total",
-		Help: "Pushes delivered to no session on purpose, by reason (too_large)."}, []string{"reason"})
-	m.pushesRefused.WithLabelValues(contract.RefusedTooLarge)
-	m.rateLimited = prometheus.NewCounter(prometheus.CounterOpts{Name: "pushd_upstream_rate_limited_total",
-		Help: "Client frames dropped because the session was over its frames or bytes per second limit."})
-	m.joinsRefused = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "pushd_joins_refused_total",
-		Help: "Join frames refused, by reason."}, []string{"reason"})
-	m.refreshes = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "pushd_token_refreshes_total",
-		Help: "Refresh frames, by result."}, []string{"result"})
-	for _, r := range []string{errForbidden, errTooManyDocs, errInvalidDoc, errTokenExpired, errTokenInvalid} {
-		m.joinsRefused.WithLabelValues(r)
+	m.counters = append(m.counters, m.accepted, m.closed, m.handshakeFailures, m.pushes, m.pushesRefused, m.framesWritten,
+		m.bytesWritten, m.slowConsumers, m.upstream, m.rateLimited, m.joinsRefused, m.refreshes)
+	gauge := func(name, help string, f func() float64) {
+		m.gauges = append(m.gauges, prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, f))
 	}
-	for _, r := range []string{"ok", "error"} {
-		m.refreshes.WithLabelValues(r)
-	}
-	for _, r := range []Reason{ReasonClient, ReasonHeartbeatTimeout, ReasonSlowConsumer, ReasonKicked, ReasonDrain, ReasonProtocolError, ReasonTokenExpired, ReasonRateLimited, ReasonError} {
-		m.closed.WithLabelValues(string(r))
-	}
-	for _, t := range []contract.Target{contract.TargetUser, contract.TargetDoc, contract.TargetAll, contract.TargetSession} {
-		m.pushes.WithLabelValues(string(t))
-	}
-	// Every reason exists from the start, so dashboards and alerts see zeros
-	// rather than missing series.
-	for _, r := range []string{"unauthorized", "bad_request", "draining", "not_leased", "duplicate_node_id", "over_capacity",
-		"too_many_sessions", "forbidden_origin", "rate_limited", "upgrade"} {
-		m.handshakeFailures.WithLabelValues(r)
-	}
-	m.parked = prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "pushd_sessions_parked",
-		Help: "Sessions idle between frames whose socket the poller watches, with no read goroutine."}, parked)
-	m.leaseHeld.Set(1)
-	if reg != nil {
-		reg.MustRegister(m.connections, m.accepted, m.closed, m.handshakeFailures, m.users, m.docs, m.pushes, m.pushesRefused,
-			m.framesWritten, m.bytesWritten, m.slowConsumers, m.upstream, m.heartbeat, m.latency, m.draining, m.leaseHeld,
-			m.rateLimited, m.joinsRefused, m.refreshes, m.parked)
-	}
+	gauge("pushd_connections", "Sessions open now.", func() float64 { return float64(n.Sessions()) })
+	gauge("pushd_users", "Distinct users with a session on this node.", func() float64 { return float64(n.Users()) })
+	gauge("pushd_docs", "Distinct docs joined by a session on this node.", func() float64 { return float64(n.Docs()) })
+	gauge("pushd_sessions_parked", "Sessions idle between frames whose socket the poller watches, with no read goroutine.",
+		func() float64 { return float64(n.parkedSessions.Load()) })
+	gauge("pushd_draining", "1 while the node drains for shutdown.", func() float64 { return b2f(n.draining.Load()) })
+	gauge("pushd_registry_lease_held", "1 while the node holds its node-ID lease.", func() float64 { return b2f(n.leased.Load()) })
+	m.gauges = append(m.gauges, m.heartbeat, m.latency)
 	return m
+}
+
+// Describe implements prometheus.Collector.
+func (m *metrics) Describe(ch chan<- *prometheus.Desc) {
+	for _, c := range m.counters {
+		c.describe(ch)
+	}
+	for _, g := range m.gauges {
+		g.Describe(ch)
+	}
+}
+
+// Collect implements prometheus.Collector.
+func (m *metrics) Collect(ch chan<- prometheus.Metric) {
+	for _, c := range m.counters {
+		c.collect(ch)
+	}
+	for _, g := range m.gauges {
+		g.Collect(ch)
+	}
+}
+
+func b2f(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
 }

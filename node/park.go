@@ -38,7 +38,7 @@ var errWouldBlock = errors.New("pushd: read would block")
 // parkConn is the net.Conn gws reads from.
 type parkConn struct {
 	net.Conn
-	s      *session
+	w      *wsTransport
 	raw    syscall.RawConn
 	prefix []byte // bytes the HTTP server read past the handshake
 	frames frameTracker
@@ -126,15 +126,15 @@ func (c *parkConn) wake() {
 // finds nothing and parks again.
 func (c *parkConn) resume() {
 	if c.state.CompareAndSwap(parked, reading) {
-		c.s.node.parkedSessions.Add(-1)
-		go c.s.readLoop()
+		c.w.s.node.parkedSessions.Add(-1)
+		go c.w.readLoop()
 	}
 }
 
 // park gives the read side to the poller. It reports false when the caller
 // must go on reading itself: the session is closing or cannot be polled.
 func (c *parkConn) park() bool {
-	n := c.s.node
+	n := c.w.s.node
 	if !c.polled && (c.noPark.Load() || n.poller.register(c) != nil) {
 		c.noPark.Store(true)
 		return false
@@ -152,119 +152,4 @@ func (c *parkConn) park() bool {
 		return false
 	}
 	return true // woken meanwhile: another goroutine reads now
-}
-
-// readLoop runs gws's ReadLoop until the session ends or parks. It owns the
-// session's read side and, at the session's end, its place in Node.readers.
-func (s *session) readLoop() {
-	for s.readUntilPark() {
-		if s.pc.park() {
-			return
-		}
-	}
-	s.node.readers.Done()
-}
-
-// readUntilPark reports whether ReadLoop stopped to park (true) or returned
-// because the session ended.
-func (s *session) readUntilPark() (park bool) {
-	if s.pc != nil {
-		defer func() {
-			if r := recover(); r != nil {
-				if _, ok := r.(parkSignal); !ok {
-					panic(r)
-				}
-				park = true
-			}
-		}()
-	}
-	s.conn.ReadLoop()
-	return false
-}
-
-// startReading starts the session's read side: parked at once when it can
-// (an idle client costs no goroutine from its first moment), else a goroutine.
-func (s *session) startReading() {
-	if s.pc == nil || len(s.pc.prefix) > 0 || !s.pc.park() {
-		go s.readLoop()
-	}
-}
-
-// wakeReader makes a parked session read until its end; see parkConn.wake.
-func (s *session) wakeReader() {
-	if s.pc != nil {
-		s.pc.wake()
-	}
-}
-
-// prefixConn serves bytes already read before those of its Conn.
-type prefixConn struct {
-	net.Conn
-	prefix []byte
-}
-
-func (c *prefixConn) Read(p []byte) (int, error) {
-	if len(c.prefix) > 0 {
-		return readPrefix(&c.prefix, p), nil
-	}
-	return c.Conn.Read(p)
-}
-
-// readPrefix moves the first bytes of *prefix into p.
-func readPrefix(prefix *[]byte, p []byte) int {
-	n := copy(p, *prefix)
-	*prefix = (*prefix)[n:]
-	return n
-}
-
-// frameTracker follows frame boundaries in the client's byte stream (RFC 6455
-// section 5.2) so a reader parks only between frames. It reads headers only and
-// skips payloads by count; validating frames is gws's job, and a frame gws
-// rejects ends the session before the tracker could matter.
-type frameTracker struct {
-	need  uint64 // payload bytes left in the current frame
-	plen  uint64 // payload length being read from the header
-	hlen  uint8  // header bytes seen of the current frame
-	hwant uint8  // the header's full length, once its second byte is seen
-	ext   uint8  // the extended payload length's size: 0, 2 or 8
-}
-
-// between reports whether the bytes fed so far end exactly at a frame's end.
-func (t *frameTracker) between() bool { return t.need == 0 && t.hlen == 0 }
-
-func (t *frameTracker) feed(b []byte) {
-	for len(b) > 0 {
-		if t.need > 0 {
-			k := t.need
-			if uint64(len(b)) < k {
-				k = uint64(len(b))
-			}
-			t.need -= k
-			b = b[k:]
-			continue
-		}
-		c := b[0]
-		b = b[1:]
-		switch {
-		case t.hlen == 1:
-			switch l := c & 0x7f; l {
-			case 126:
-				t.ext = 2
-			case 127:
-				t.ext = 8
-			default:
-				t.ext, t.plen = 0, uint64(l)
-			}
-			t.hwant = 2 + t.ext
-			if c&0x80 != 0 {
-				t.hwant += 4 // masking key
-			}
-		case t.hlen >= 2 && t.hlen < 2+t.ext:
-			t.plen = t.plen<<8 | uint64(c)
-		}
-		t.hlen++
-		if t.hlen >= 2 && t.hlen == t.hwant {
-			t.need, t.plen, t.hlen, t.hwant = t.plen, 0, 0, 0
-		}
-	}
 }

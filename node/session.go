@@ -1,34 +1,37 @@
 package node
 
 import (
-	"net"
 	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/lxzan/gws"
 )
 
-// session is one client WebSocket connection.
+// session is one client, whatever carries its frames. It owns its outbound
+// queue (queue.go), its heartbeat and token-expiry state (the sweeper reads
+// it), its joins and its rate limits; its transport only writes frames and
+// ends the connection (transport.go).
 type session struct {
-	node    *Node
-	id      int64
-	sid     string
-	user    string
-	conn    *gws.Conn
-	pc      *parkConn // the connection gws reads, when the session may park
-	netConn net.Conn  // the socket, for writes
-	remote  string
-	since   time.Time
+	node   *Node
+	t      transport
+	remote string
+	since  time.Time
+	// startReading starts the transport's read side, once.
+	startReading func()
+
+	// id, sid and user are set when the session is activated (open.go) and
+	// never change after; a pending session has none yet.
+	id   int64
+	sid  string
+	user string
 
 	// lastSeen is the UnixNano of the last frame of any kind from the client.
 	lastSeen atomic.Int64
 	// interval is the heartbeat interval (ns) currently granted; the sweeper
-	// reads it, the read goroutine writes it.
+	// reads it, the read side writes it.
 	interval atomic.Int64
-	// lastBeat and healthy are touched only by the read goroutine.
+	// lastBeat and healthy are the adaptive heartbeat's state; read side only.
 	lastBeat   int64
 	healthy    int
 	badFrames  int
@@ -39,7 +42,7 @@ type session struct {
 	msgsOut    atomic.Uint64
 	bytesOut   atomic.Uint64
 	lastBeatAt atomic.Int64
-	// writeStarted is the UnixNano at which the socket write in flight
+	// writeStarted is the UnixNano at which the transport write in flight
 	// began, 0 when none is; the sweeper cuts off writes older than
 	// WriteTimeout.
 	writeStarted atomic.Int64
@@ -48,8 +51,8 @@ type session struct {
 	// for dev sessions); refresh moves it, the sweeper enforces it.
 	expires atomic.Int64
 	// grants are the doc patterns of the current token; unrestricted sessions
-	// (dev ?user=, or a node without keys) may join any doc. Both, and the
-	// rate-limit state below, are touched only by the read goroutine.
+	// (dev users, or a node without keys) may join any doc. Both, and the
+	// rate-limit state below, are touched by the read side only.
 	grants       []string
 	unrestricted bool
 	frames       bucket
@@ -57,7 +60,7 @@ type session struct {
 	strikes      bucket // dropped frames; see admitFrame
 	limited      int    // frames dropped in a row
 	// connSlot and userSlot are set while the session holds the admission
-	// slots it must release (limits.go). Touched by the read goroutine only.
+	// slots it must release (limits.go); read side only.
 	connSlot, userSlot bool
 	// pending is set while an upgraded connection waits for its connect
 	// frame (handshake.go): it has no user, no ID and no index entry.
@@ -73,12 +76,15 @@ type session struct {
 	outBytes int
 	writing  bool // a writer runs, or a Batch will start one
 	corked   bool // frames queue but are not written (see cork)
-	// lastWrite is the UnixNano of the last socket write, for WriteCoalesce;
-	// only the (single) running writer touches it.
+	// lastWrite is the UnixNano of the last write, for WriteCoalesce; only
+	// the (single) running writer touches it.
 	lastWrite int64
-	// closeAfter is a close frame to write once out is flushed.
-	closeAfter *frame
-	dead       bool
+	// ending is set once a close is queued: the writer ends the transport
+	// with endCode and endReason after what is already queued.
+	ending    bool
+	endCode   CloseCode
+	endReason string
+	dead      bool
 }
 
 func newSID(id int64) string { return strconv.FormatInt(id, 10) }
@@ -102,9 +108,9 @@ func (s *session) setReason(r Reason) {
 	s.reason.CompareAndSwap(nil, &r)
 }
 
-func (s *session) endReason() Reason {
+func (s *session) endReasonOr(def Reason) Reason {
 	if r := s.reason.Load(); r != nil {
 		return *r
 	}
-	return ReasonClient
+	return def
 }

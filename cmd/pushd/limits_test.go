@@ -498,6 +498,10 @@ func TestBlockedWriteIsCutOffAfterWriteTimeout(t *testing.T) {
 	if err := nc.Flush(); err != nil {
 		t.Fatal(err)
 	}
-	metricIs(t, n, `pushd_connections_closed_total{reason="slow_consumer"}`, 1)
+	// A write blocked past --write-timeout is its own reason, not a full
+	// queue: the queue (64 MiB) never filled.
+	metricIs(t, n, `pushd_connections_closed_total{reason="write_timeout"}`, 1)
+	metricIs(t, n, `pushd_connections_closed_total{reason="slow_consumer"}`, 0)
+	metricIs(t, n, "pushd_slow_consumers_total", 1)
 	metricIs(t, n, "pushd_connections", 0)
 }

@@ -38,7 +38,6 @@ var (
 // "starting" until then.
 type front struct {
 	node   atomic.Pointer[node.Node]
-	nc     atomic.Pointer[nats.Conn]
 	leased atomic.Bool
 }
 
@@ -55,9 +54,6 @@ func (f *front) readyz(w http.ResponseWriter, _ *http.Request) {
 	ok, why := false, "starting"
 	if n := f.node.Load(); n != nil {
 		ok, why = n.Ready()
-		if nc := f.nc.Load(); ok && (nc == nil || !nc.IsConnected()) {
-			ok, why = false, "nats_disconnected"
-		}
 	}
 	if !ok {
 		http.Error(w, "not ready: "+why, http.StatusServiceUnavailable)
@@ -208,7 +204,6 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, onStart func(start
 		return fmt.Errorf("connect to NATS at %s: %w", natsURL, err)
 	}
 	undo.add(nc.Close)
-	fr.nc.Store(nc)
 
 	// The node number must be no other live node's, wherever it came from:
 	// sessions IDs minted under one number by two nodes collide.
@@ -284,7 +279,15 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, onStart func(start
 		return err
 	}
 	undo.add(func() { _ = cl.Close() })
-	ctl, err := startAdmin(log, cfg.SubjectPrefix, n, rt, nc, cl, public.Addr().String())
+	ctl, err := admin.NewServer(admin.ServerConfig{
+		Conn:          nc,
+		Prefix:        cfg.SubjectPrefix,
+		Node:          n,
+		Cluster:       cl,
+		Address:       public.Addr().String(),
+		Subscriptions: rt.Subscriptions,
+		Logger:        log.With("component", "admin"),
+	})
 	if err != nil {
 		return err
 	}

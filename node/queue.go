@@ -1,11 +1,11 @@
 package node
 
-import (
-	"errors"
-	"net"
-	"os"
-	"time"
-)
+import "time"
+
+// A session's outbound queue. Fan-out only ever appends to it (enqueue never
+// blocks on the client); one writer goroutine per session, started when the
+// queue turns non-empty and gone when it is empty again, hands the queued
+// frames to the transport. An idle session costs no goroutine.
 
 // enqueued is what became of a frame handed to a session.
 type enqueued uint8
@@ -17,7 +17,7 @@ const (
 )
 
 // enqueue queues f for the session and starts a writer if none is running. It
-// never blocks on the socket: a session whose queue is already at its limits
+// never blocks on the client: a session whose queue is already at its limits
 // is cut off as a slow consumer.
 //
 // The limits bound the backlog, not one frame: a frame is queued whenever the
@@ -35,14 +35,14 @@ func (s *session) enqueue(f *frame) enqueued { return s.enqueueHeld(f, nil) }
 func (s *session) enqueueHeld(f *frame, held *[]*session) enqueued {
 	n := len(f.bytes())
 	s.mu.Lock()
-	if s.dead || s.closeAfter != nil {
+	if s.dead || s.ending {
 		s.mu.Unlock()
 		return closing
 	}
 	cfg := &s.node.cfg
 	if s.outBytes >= cfg.MaxQueuedBytes || len(s.out) >= cfg.MaxQueuedFrames {
 		s.mu.Unlock()
-		s.node.slowConsumer(s)
+		s.node.slowConsumer(s, ReasonSlowConsumer)
 		return cutOff
 	}
 	f.retain()
@@ -59,6 +59,13 @@ func (s *session) enqueueHeld(f *frame, held *[]*session) enqueued {
 		s.node.startWriter(s)
 	}
 	return queued
+}
+
+// reply queues f, which the caller built for this session alone, and drops
+// the caller's reference.
+func (s *session) reply(f *frame) {
+	s.enqueue(f)
+	f.release()
 }
 
 // cork holds the session's writes: frames queue up but no writer starts,
@@ -91,22 +98,20 @@ func (s *session) uncork(first *frame) {
 	}
 }
 
-// closeWith queues a close frame behind what is already queued, so a kicked
-// or drained client still receives the pushes sent before. The writer closes
-// the socket after writing it.
+// closeWith ends the session after what is already queued, so a kicked or
+// drained client still receives the pushes sent before: the writer ends the
+// transport with code and reason once the queue is written.
 func (s *session) closeWith(code CloseCode, reason string, why Reason) {
 	if !s.closing.CompareAndSwap(false, true) {
 		return
 	}
 	s.setReason(why)
-	cf := closeFrame(code, reason)
 	s.mu.Lock()
 	if s.dead {
 		s.mu.Unlock()
-		cf.release()
 		return
 	}
-	s.closeAfter = cf
+	s.ending, s.endCode, s.endReason = true, code, reason
 	start := !s.writing && !s.corked
 	s.writing = s.writing || start
 	s.mu.Unlock()
@@ -115,35 +120,24 @@ func (s *session) closeWith(code CloseCode, reason string, why Reason) {
 	}
 }
 
-// abort closes the socket at once, dropping what is queued; for slow
+// abort ends the session at once, dropping what is queued: for slow
 // consumers, whose queue nobody will read.
 func (s *session) abort(code CloseCode, reason string, why Reason) {
 	if !s.closing.CompareAndSwap(false, true) {
 		return
 	}
 	s.setReason(why)
-	cf := closeFrame(code, reason)
-	// A short deadline: the peer is not reading, so the close frame is a courtesy.
-	_ = s.netConn.SetWriteDeadline(time.Now().Add(10 * time.Millisecond))
-	_, _ = s.netConn.Write(cf.bytes())
-	cf.release()
-	s.closeConn()
+	s.t.abort(code, reason)
 }
 
-// closeConn closes the socket; a parked reader wakes to see it.
-func (s *session) closeConn() {
-	_ = s.netConn.Close()
-	s.wakeReader()
-}
-
-// writeLoop drains the session's queue. It runs only while there is work, so
-// an idle session costs no goroutine.
+// writeLoop drains the session's queue into its transport. It runs only
+// while there is work.
 func (s *session) writeLoop() {
 	cfg := &s.node.cfg
 	if d := cfg.WriteCoalesce; d > 0 && s.lastWrite != 0 && time.Now().UnixNano()-s.lastWrite < int64(d) {
 		time.Sleep(d) // streaming session: let more pushes join this write
 	}
-	var bufs net.Buffers
+	m := s.node.metrics
 	for {
 		s.mu.Lock()
 		batch := s.out
@@ -153,14 +147,11 @@ func (s *session) writeLoop() {
 			return
 		}
 		if len(batch) == 0 {
-			if cf := s.closeAfter; cf != nil && !s.dead {
-				s.closeAfter = nil
+			if s.ending && !s.dead {
 				s.dead = true
+				code, reason := s.endCode, s.endReason
 				s.mu.Unlock()
-				_ = s.netConn.SetWriteDeadline(time.Now().Add(closeFrameWriteTimeout))
-				_, _ = s.netConn.Write(cf.bytes())
-				cf.release()
-				s.finishClose()
+				s.t.end(code, reason)
 				s.mu.Lock()
 			}
 			s.writing = false
@@ -175,22 +166,11 @@ func (s *session) writeLoop() {
 
 		var err error
 		if !dead {
-			// No write deadline: setting one per write costs ~5% of a
-			// broadcast. The sweeper cuts off a write blocked past
-			// WriteTimeout instead (writeStarted).
+			// No deadline per write: setting one costs ~5% of a broadcast.
+			// The sweeper cuts off a write blocked past WriteTimeout instead
+			// (writeStarted).
 			s.writeStarted.Store(time.Now().UnixNano())
-			if len(batch) == 1 {
-				// The common case (one push per session, as in a broadcast):
-				// a plain write, without building an iovec.
-				_, err = s.netConn.Write(batch[0].bytes())
-			} else {
-				bufs = bufs[:0]
-				for _, f := range batch {
-					bufs = append(bufs, f.bytes())
-				}
-				w := bufs // WriteTo consumes the slice header it is given
-				_, err = w.WriteTo(s.netConn)
-			}
+			err = s.t.write(batch)
 			s.writeStarted.Store(0)
 		}
 		n := len(batch)
@@ -198,7 +178,7 @@ func (s *session) writeLoop() {
 		s.lastWrite = now
 		for i, f := range batch {
 			if f.sent != 0 && err == nil && !dead {
-				s.node.metrics.latency.Observe(float64(now-f.sent) / 1e9)
+				m.latency.Observe(float64(now-f.sent) / 1e9)
 			}
 			f.release()
 			batch[i] = nil
@@ -214,33 +194,14 @@ func (s *session) writeLoop() {
 			continue
 		}
 		if err != nil {
-			if errors.Is(err, os.ErrDeadlineExceeded) {
-				s.node.slowConsumer(s)
-			}
-			s.closeConn()
+			s.t.close()
 			continue
 		}
 		s.msgsOut.Add(uint64(n))
 		s.bytesOut.Add(uint64(size))
-		s.node.metrics.framesWritten.Add(float64(n))
-		s.node.metrics.bytesWritten.Add(float64(size))
+		m.framesWritten.add(uint64(n))
+		m.bytesWritten.add(uint64(size))
 	}
-}
-
-// finishClose ends the socket after our close frame was written. Closing a
-// socket with unread client data makes the kernel send a reset, which can
-// destroy the close frame in flight (a flooding client would never learn its
-// close code). So shut down only our side (FIN), and let the read loop drain
-// until the peer closes or closeFrameWriteTimeout passes; then gws closes it.
-func (s *session) finishClose() {
-	if cw, ok := s.netConn.(interface{ CloseWrite() error }); ok {
-		if cw.CloseWrite() == nil {
-			_ = s.netConn.SetReadDeadline(time.Now().Add(closeFrameWriteTimeout))
-			s.wakeReader() // a parked reader would never see the deadline
-			return
-		}
-	}
-	s.closeConn()
 }
 
 // dropQueueLocked releases every queued frame. Lock must be held.
@@ -251,8 +212,35 @@ func (s *session) dropQueueLocked() {
 	}
 	s.out = s.out[:0]
 	s.outBytes = 0
-	if s.closeAfter != nil {
-		s.closeAfter.release()
-		s.closeAfter = nil
+	s.ending = false
+}
+
+// startWriter runs the session's writer; the node waits for it at Close.
+func (n *Node) startWriter(s *session) {
+	n.writers.Add(1)
+	go func() {
+		defer n.writers.Done()
+		s.writeLoop()
+	}()
+}
+
+// slowConsumer cuts s off: its queue overflowed (ReasonSlowConsumer) or a
+// write blocked past WriteTimeout (ReasonWriteTimeout).
+func (n *Node) slowConsumer(s *session, why Reason) {
+	if s.closing.Load() {
+		return
 	}
+	n.metrics.slowConsumers.inc()
+	reason := "slow consumer: outbound queue full"
+	if why == ReasonWriteTimeout {
+		reason = "slow consumer: write timed out"
+	}
+	n.log.Info("slow consumer cut off", "sid", s.sid, "user", s.user, "reason", why)
+	// Off the caller's goroutine: fan-out calls this under a hub read lock,
+	// and the courtesy close may wait for its (short) write deadline.
+	n.writers.Add(1)
+	go func() {
+		defer n.writers.Done()
+		s.abort(CloseSlowConsumer, reason, why)
+	}()
 }
