@@ -9,22 +9,29 @@ import (
 	"github.com/pushd/pushd/auth"
 )
 
-// Defaults for Config fields left at zero.
+// Defaults for Config fields left at zero. They are exported so the flags
+// of cmd/pushd show them without restating them.
 const (
-	defaultPingInterval      = 20 * time.Second
-	defaultPingIntervalMax   = 120 * time.Second
-	defaultHealthyPings      = 3
-	defaultPingGrace         = 10 * time.Second
-	defaultSweepInterval     = time.Second
-	defaultMaxFrameSize      = 16 << 10
+	DefaultPingInterval       = 20 * time.Second
+	DefaultPingIntervalMax    = 120 * time.Second
+	DefaultHealthyPings       = 3
+	DefaultPingGrace          = 10 * time.Second
+	DefaultSweepInterval      = time.Second
+	DefaultMaxFrameSize       = 16 << 10
+	DefaultMaxQueuedBytes     = 256 << 10
+	DefaultMaxPushSize        = 1 << 20
+	DefaultWriteTimeout       = 10 * time.Second
+	DefaultAuthTimeout        = 5 * time.Second
+	DefaultDrainTimeout       = 10 * time.Second
+	DefaultMaxDocsPerSession  = 100
+	DefaultMaxSessionsPerUser = 32
+	DefaultMaxConnections     = 100_000
+	DefaultUpstreamRate       = 50       // frames per second per session
+	DefaultUpstreamBytesRate  = 64 << 10 // bytes per second per session
+
 	defaultReadBufferSize    = 256
-	defaultMaxQueuedBytes    = 256 << 10
 	defaultMaxQueuedFrames   = 1024
-	defaultMaxPushSize       = 1 << 20
-	defaultWriteTimeout      = 10 * time.Second
 	defaultHandshakeTimeout  = 5 * time.Second
-	defaultAuthTimeout       = 5 * time.Second
-	defaultDrainTimeout      = 10 * time.Second
 	closeFrameWriteTimeout   = time.Second
 	maxConsecutiveBadFrames  = 20
 	defaultSessionShardCount = 64
@@ -168,10 +175,10 @@ func limitDefault(v, def int) int {
 
 func (c *Config) setDefaults() {
 	if c.PingInterval <= 0 {
-		c.PingInterval = defaultPingInterval
+		c.PingInterval = DefaultPingInterval
 	}
 	if c.PingIntervalMax <= 0 {
-		c.PingIntervalMax = defaultPingIntervalMax
+		c.PingIntervalMax = DefaultPingIntervalMax
 	}
 	if c.PingIntervalMax < c.PingInterval {
 		c.PingIntervalMax = c.PingInterval
@@ -180,50 +187,50 @@ func (c *Config) setDefaults() {
 		c.PingIntervalStep = c.PingInterval
 	}
 	if c.HealthyPings <= 0 {
-		c.HealthyPings = defaultHealthyPings
+		c.HealthyPings = DefaultHealthyPings
 	}
 	if c.PingGrace <= 0 {
-		c.PingGrace = defaultPingGrace
+		c.PingGrace = DefaultPingGrace
 	}
 	if c.SweepInterval <= 0 {
-		c.SweepInterval = defaultSweepInterval
+		c.SweepInterval = DefaultSweepInterval
 	}
 	if c.MaxFrameSize <= 0 {
-		c.MaxFrameSize = defaultMaxFrameSize
+		c.MaxFrameSize = DefaultMaxFrameSize
 	}
 	if c.ReadBufferSize <= 0 {
 		c.ReadBufferSize = defaultReadBufferSize
 	}
 	if c.MaxQueuedBytes <= 0 {
-		c.MaxQueuedBytes = defaultMaxQueuedBytes
+		c.MaxQueuedBytes = DefaultMaxQueuedBytes
 	}
 	if c.MaxQueuedFrames <= 0 {
 		c.MaxQueuedFrames = defaultMaxQueuedFrames
 	}
 	if c.MaxPushSize <= 0 {
-		c.MaxPushSize = defaultMaxPushSize
+		c.MaxPushSize = DefaultMaxPushSize
 	}
 	if c.WriteTimeout <= 0 {
-		c.WriteTimeout = defaultWriteTimeout
+		c.WriteTimeout = DefaultWriteTimeout
 	}
 	if c.HandshakeTimeout <= 0 {
 		c.HandshakeTimeout = defaultHandshakeTimeout
 	}
 	if c.AuthTimeout <= 0 {
-		c.AuthTimeout = defaultAuthTimeout
+		c.AuthTimeout = DefaultAuthTimeout
 	}
 	if c.DrainTimeout <= 0 {
-		c.DrainTimeout = defaultDrainTimeout
+		c.DrainTimeout = DefaultDrainTimeout
 	}
 	if c.JoinAuthorization == "" {
 		c.JoinAuthorization = JoinRequired
 	}
-	c.MaxDocsPerSession = limitDefault(c.MaxDocsPerSession, defaultMaxDocsPerSession)
-	c.MaxSessionsPerUser = limitDefault(c.MaxSessionsPerUser, defaultMaxSessionsPerUser)
-	c.MaxConnections = limitDefault(c.MaxConnections, defaultMaxConnections)
-	c.UpstreamBytesRate = limitDefault(c.UpstreamBytesRate, defaultUpstreamBytesRate)
+	c.MaxDocsPerSession = limitDefault(c.MaxDocsPerSession, DefaultMaxDocsPerSession)
+	c.MaxSessionsPerUser = limitDefault(c.MaxSessionsPerUser, DefaultMaxSessionsPerUser)
+	c.MaxConnections = limitDefault(c.MaxConnections, DefaultMaxConnections)
+	c.UpstreamBytesRate = limitDefault(c.UpstreamBytesRate, DefaultUpstreamBytesRate)
 	if c.UpstreamRate == 0 {
-		c.UpstreamRate = defaultUpstreamRate
+		c.UpstreamRate = DefaultUpstreamRate
 	}
 	if c.UpstreamBurst <= 0 {
 		c.UpstreamBurst = max(1, int(2*c.UpstreamRate))

@@ -7,16 +7,8 @@ import (
 	"time"
 )
 
-// Defaults of the abuse limits (docs/SECURITY.md). Negative Config values
-// turn a limit off.
-const (
-	defaultMaxDocsPerSession  = 100
-	defaultMaxSessionsPerUser = 32
-	defaultMaxConnections     = 100_000
-	defaultUpstreamRate       = 50       // frames per second per session
-	defaultUpstreamBytesRate  = 64 << 10 // bytes per second per session
-	maxTrackedIPs             = 100_000  // per-IP handshake buckets kept at most
-)
+// maxTrackedIPs is how many per-IP handshake buckets are kept at most.
+const maxTrackedIPs = 100_000
 
 // JoinAuthorization says whether joining a doc needs a grant.
 type JoinAuthorization string

@@ -39,8 +39,10 @@ func (c *config) validateSecurity() error {
 	return nil
 }
 
-// nodeLimits copies the security flags into a node config. Flags use 0 for
-// "off"; node.Config uses negative values for that and 0 for the default.
+// nodeLimits copies the security flags into a node config. The flags'
+// defaults are node's own (node.Default*); a flag set to 0 turns its limit
+// off, which node.Config spells with a negative value (its zero means the
+// default), so 0 becomes -1 here and nowhere else.
 func (c *config) nodeLimits(nc *node.Config) {
 	off := func(v int) int {
 		if v == 0 {
