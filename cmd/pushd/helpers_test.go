@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -156,104 +154,26 @@ func answers(nc *nats.Conn, subject string, h nats.Header, wait time.Duration) (
 	}
 }
 
-func ctxT(t *testing.T) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	t.Cleanup(cancel)
-	return ctx
-}
+func ctxT(t *testing.T) context.Context { return pushtest.Ctx(t) }
 
 // dial opens a dev session for user.
 func dial(t *testing.T, n *testNode, user string) *client.Client {
 	t.Helper()
-	c, err := client.Dial(ctxT(t), n.wsURL(), client.Options{User: user})
-	if err != nil {
-		t.Fatalf("dial %s: %v", user, err)
-	}
-	t.Cleanup(func() { _ = c.Close() })
-	return c
+	return pushtest.Dial(t, n.wsURL(), user)
 }
 
 type report = contract.Report
 
-// publish sends a push with a reply subject and collects delivery reports
-// until want nodes answered (or 2s passed when want is 0).
-func publish(t *testing.T, nc *nats.Conn, subject string, hdr nats.Header, data string, want int) []report {
-	t.Helper()
-	inbox := nats.NewInbox()
-	sub, err := nc.SubscribeSync(inbox)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = sub.Unsubscribe() }()
-	if err := nc.PublishMsg(&nats.Msg{Subject: subject, Reply: inbox, Header: hdr, Data: []byte(data)}); err != nil {
-		t.Fatal(err)
-	}
-	var out []report
-	wait := 5 * time.Second
-	if want == 0 {
-		wait = 300 * time.Millisecond // no node should answer: bounded wait for a non-event
-	}
-	deadline := time.Now().Add(wait)
-	for want == 0 || len(out) < want {
-		m, err := sub.NextMsg(time.Until(deadline))
-		if errors.Is(err, nats.ErrTimeout) || errors.Is(err, nats.ErrNoResponders) {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		var r report
-		if err := json.Unmarshal(m.Data, &r); err != nil {
-			t.Fatalf("bad delivery report %q: %v", m.Data, err)
-		}
-		out = append(out, r)
-	}
-	if len(out) != want {
-		t.Fatalf("%s: got %d delivery reports %+v, want %d", subject, len(out), out, want)
-	}
-	return out
-}
-
-func delivered(rs []report) int {
-	n := 0
-	for _, r := range rs {
-		n += r.Delivered
-	}
-	return n
-}
-
-// expectPush reads the next push and checks its event and data.
-func expectPush(t *testing.T, c *client.Client, event, data string) client.Frame {
-	t.Helper()
-	f, err := c.Next(ctxT(t))
-	if err != nil {
-		t.Fatalf("%s: waiting for push %q: %v", c.SID(), event, err)
-	}
-	if f.Event != event || (data != "" && string(f.Data) != data) {
-		t.Fatalf("%s: got push event=%q data=%s, want event=%q data=%s", c.SID(), f.Event, f.Data, event, data)
-	}
-	return f
-}
-
-// marker sends a session push and checks it is the next push c sees, proving
-// c received nothing else in between.
-func marker(t *testing.T, nc *nats.Conn, c *client.Client) {
-	t.Helper()
-	ev := "marker-" + strconv.FormatInt(time.Now().UnixNano(), 36)
-	publish(t, nc, sessionSubject(c.SID()), nats.Header{"Push-Event": []string{ev}}, `{}`, 1)
-	expectPush(t, c, ev, "")
-}
-
-// sessionSubject is where a backend publishes to session sid.
-func sessionSubject(sid string) string { return contract.NewSubjects("").Session(sid) }
-
-func hdr(kv ...string) nats.Header {
-	h := nats.Header{}
-	for i := 0; i+1 < len(kv); i += 2 {
-		h.Set(kv[i], kv[i+1])
-	}
-	return h
-}
+// The wire-level helpers are shared with the other packages' tests.
+var (
+	publish        = pushtest.Publish
+	delivered      = pushtest.Delivered
+	expectPush     = pushtest.ExpectPush
+	marker         = pushtest.Marker
+	sessionSubject = pushtest.SessionSubject
+	hdr            = pushtest.Header
+	closeCode      = pushtest.CloseCode
+)
 
 func httpGet(t *testing.T, url string) (int, string) {
 	t.Helper()
@@ -281,14 +201,6 @@ func metric(t *testing.T, n *testNode, name string) float64 {
 		}
 	}
 	t.Fatalf("metric %s not found", name)
-	return 0
-}
-
-func closeCode(err error) uint16 {
-	var ce *client.CloseError
-	if errors.As(err, &ce) {
-		return ce.Code
-	}
 	return 0
 }
 

@@ -196,19 +196,19 @@ func TestTenThousandJoins(t *testing.T) {
 	nc := ns.Connect(t)
 	n := startPushd(t, ns.URL(), "--dev", "--upstream-rate", "0", "--upstream-bytes-rate", "0")
 	bystander := dial(t, n, "bystander")
-	c := rawDial(t, n.Listen, "?user=joiner", nil)
-	c.textFrame(t) // hello
+	c := pushtest.RawDial(t, n.Listen, "?user=joiner", nil)
+	c.TextFrame(t) // hello
 	// 10,000 joins in bursts of 500, each burst's replies read before the
 	// next: the flood is the point, not the outbound queue (1,024 frames),
 	// which a client that falls 1,024 replies behind would overflow.
 	for burst := 0; burst < 20; burst++ {
 		for i := burst * 500; i < (burst+1)*500; i++ {
-			if err := c.text(`{"type":"join","doc":"d-` + itoa(i) + `"}`); err != nil {
+			if err := c.Text(`{"type":"join","doc":"d-` + itoa(i) + `"}`); err != nil {
 				t.Fatal(err)
 			}
 		}
 		for range 500 {
-			c.textFrame(t)
+			c.TextFrame(t)
 		}
 	}
 	eventually(t, func() error {
@@ -283,7 +283,7 @@ func TestOriginCheck(t *testing.T) {
 			}
 			// A browser (it sends Origin) cannot read an HTTP status: a
 			// refused one is upgraded and closed with 4004 and the reason.
-			c, status, err := rawUpgrade(tc.n.Listen, q, nil, "Origin: "+tc.origin)
+			c, status, err := pushtest.RawUpgrade(tc.n.Listen, q, nil, "Origin: "+tc.origin)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -292,12 +292,12 @@ func TestOriginCheck(t *testing.T) {
 				t.Fatalf("status %d, want 101", status)
 			}
 			if tc.want == 101 {
-				if f := c.textFrame(t); !strings.Contains(f, `"hello"`) {
+				if f := c.TextFrame(t); !strings.Contains(f, `"hello"`) {
 					t.Fatalf("first frame %s", f)
 				}
 				return
 			}
-			code, reason := c.closeFrame(t, 5*time.Second)
+			code, reason := c.CloseFrame(t, 5*time.Second)
 			if int(code) != tc.want || !strings.HasPrefix(reason, "forbidden_origin: origin "+tc.origin) {
 				t.Fatalf("close %d %q, want %d forbidden_origin", code, reason, tc.want)
 			}
@@ -359,39 +359,39 @@ func TestRawFrameAbuse(t *testing.T) {
 	ns := pushtest.RunNATS(t)
 	nc := ns.Connect(t)
 	n := startPushd(t, ns.URL(), "--dev", "--max-frame-size", "4096")
-	bystander := rawDial(t, n.Listen, "?user=bystander", nil)
-	bystander.textFrame(t)
+	bystander := pushtest.RawDial(t, n.Listen, "?user=bystander", nil)
+	bystander.TextFrame(t)
 	for _, tc := range []struct {
 		name string
-		send func(c *rawConn) error
+		send func(c *pushtest.RawConn) error
 		want uint16
 	}{
-		{"declared 1 GiB frame, no payload", func(c *rawConn) error { return c.frameHeader(true, false, 0x1, 1<<30, nil) }, 1009},
-		{"declared 2^63 frame", func(c *rawConn) error { return c.frameHeader(true, false, 0x1, 1<<63-1, nil) }, 1009},
-		{"fragments past the limit", func(c *rawConn) error {
-			if err := c.frame(false, false, 0x1, []byte(strings.Repeat("a", 3000))); err != nil {
+		{"declared 1 GiB frame, no payload", func(c *pushtest.RawConn) error { return c.FrameHeader(true, false, 0x1, 1<<30, nil) }, 1009},
+		{"declared 2^63 frame", func(c *pushtest.RawConn) error { return c.FrameHeader(true, false, 0x1, 1<<63-1, nil) }, 1009},
+		{"fragments past the limit", func(c *pushtest.RawConn) error {
+			if err := c.Frame(false, false, 0x1, []byte(strings.Repeat("a", 3000))); err != nil {
 				return err
 			}
-			return c.frame(false, false, 0x0, []byte(strings.Repeat("a", 3000)))
+			return c.Frame(false, false, 0x0, []byte(strings.Repeat("a", 3000)))
 		}, 1009},
-		{"continuation without a start", func(c *rawConn) error { return c.frame(true, false, 0x0, []byte(`x`)) }, 1002},
-		{"invalid UTF-8", func(c *rawConn) error {
-			return c.frame(true, false, 0x1, []byte("{\"type\":\"ping\",\"x\":\"\xff\xfe\"}"))
+		{"continuation without a start", func(c *pushtest.RawConn) error { return c.Frame(true, false, 0x0, []byte(`x`)) }, 1002},
+		{"invalid UTF-8", func(c *pushtest.RawConn) error {
+			return c.Frame(true, false, 0x1, []byte("{\"type\":\"ping\",\"x\":\"\xff\xfe\"}"))
 		}, 1007},
-		{"compressed frame without the extension", func(c *rawConn) error {
+		{"compressed frame without the extension", func(c *pushtest.RawConn) error {
 			// A deflate bomb: 4 KiB of zeros inflating to far more. Compression is off, so RSV1 is a protocol error.
-			return c.frame(true, true, 0x1, make([]byte, 4000))
+			return c.Frame(true, true, 0x1, make([]byte, 4000))
 		}, 1002},
-		{"unknown opcode", func(c *rawConn) error { return c.frame(true, false, 0x3, []byte(`x`)) }, 1002},
-		{"oversized ping", func(c *rawConn) error { return c.frame(true, false, 0x9, make([]byte, 200)) }, 1002},
+		{"unknown opcode", func(c *pushtest.RawConn) error { return c.Frame(true, false, 0x3, []byte(`x`)) }, 1002},
+		{"oversized ping", func(c *pushtest.RawConn) error { return c.Frame(true, false, 0x9, make([]byte, 200)) }, 1002},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			c := rawDial(t, n.Listen, "?user=mallory", nil)
-			c.textFrame(t) // hello
+			c := pushtest.RawDial(t, n.Listen, "?user=mallory", nil)
+			c.TextFrame(t) // hello
 			if err := tc.send(c); err != nil {
 				t.Fatal(err)
 			}
-			if got := c.closeCode(t, 5*time.Second); got != tc.want {
+			if got := c.CloseCode(t, 5*time.Second); got != tc.want {
 				t.Fatalf("close code %d, want %d", got, tc.want)
 			}
 		})
@@ -399,30 +399,30 @@ func TestRawFrameAbuse(t *testing.T) {
 	// A fragmented message that never ends is not activity: the heartbeat
 	// sweeper closes the session (here on a node with a short interval).
 	quick := startPushd(t, ns.URL(), "--dev", "--ping-interval", "300ms", "--ping-grace", "300ms", "--heartbeat-sweep", "50ms")
-	f := rawDial(t, quick.Listen, "?user=mallory", nil)
-	f.textFrame(t)
-	if err := f.frame(false, false, 0x1, []byte(`{"type":"pi`)); err != nil {
+	f := pushtest.RawDial(t, quick.Listen, "?user=mallory", nil)
+	f.TextFrame(t)
+	if err := f.Frame(false, false, 0x1, []byte(`{"type":"pi`)); err != nil {
 		t.Fatal(err)
 	}
-	if got := f.closeCode(t, 5*time.Second); got != 4002 {
+	if got := f.CloseCode(t, 5*time.Second); got != 4002 {
 		t.Fatalf("endless fragment: close %d, want 4002", got)
 	}
 	// Unmasked client frames are refused.
-	c := rawDial(t, n.Listen, "?user=mallory", nil)
-	c.textFrame(t)
+	c := pushtest.RawDial(t, n.Listen, "?user=mallory", nil)
+	c.TextFrame(t)
 	_, _ = c.Write([]byte{0x81, 0x02, '{', '}'})
-	if got := c.closeCode(t, 5*time.Second); got != 1002 {
+	if got := c.CloseCode(t, 5*time.Second); got != 1002 {
 		t.Fatalf("unmasked frame: close %d, want 1002", got)
 	}
 	// The bystander, heartbeating, still gets pushes.
-	if err := bystander.text(`{"type":"ping"}`); err != nil {
+	if err := bystander.Text(`{"type":"ping"}`); err != nil {
 		t.Fatal(err)
 	}
-	if f := bystander.textFrame(t); !strings.Contains(f, "pong") {
+	if f := bystander.TextFrame(t); !strings.Contains(f, "pong") {
 		t.Fatalf("bystander: %s", f)
 	}
 	publish(t, nc, "push.user.bystander", nats.Header{"Push-Event": {"after"}}, `1`, 1)
-	if f := bystander.textFrame(t); !strings.Contains(f, `"event":"after"`) {
+	if f := bystander.TextFrame(t); !strings.Contains(f, `"event":"after"`) {
 		t.Fatalf("bystander push: %s", f)
 	}
 	eventually(t, func() error {
@@ -440,7 +440,7 @@ func TestSeveralSlowConsumersAreCutOff(t *testing.T) {
 	// Five clients that upgrade and never read a byte: their socket buffers fill, then their queues.
 	const slow = 5
 	for i := range slow {
-		rawDial(t, n.Listen, "?user=slow"+itoa(i), nil)
+		pushtest.RawDial(t, n.Listen, "?user=slow"+itoa(i), nil)
 	}
 	fast := dial(t, n, "fast")
 	payload := []byte(`"` + strings.Repeat("p", 32<<10) + `"`)

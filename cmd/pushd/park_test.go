@@ -15,12 +15,12 @@ import (
 
 // openIdle opens n raw sessions (no goroutine on the test's side) and reads
 // each one's hello.
-func openIdle(t *testing.T, node *testNode, n int) []*rawConn {
+func openIdle(t *testing.T, node *testNode, n int) []*pushtest.RawConn {
 	t.Helper()
-	conns := make([]*rawConn, n)
+	conns := make([]*pushtest.RawConn, n)
 	for i := range conns {
-		conns[i] = rawDial(t, node.Listen, fmt.Sprintf("?user=idle%d", i), nil)
-		if hello := conns[i].textFrame(t); !strings.Contains(hello, `"type":"hello"`) {
+		conns[i] = pushtest.RawDial(t, node.Listen, fmt.Sprintf("?user=idle%d", i), nil)
+		if hello := conns[i].TextFrame(t); !strings.Contains(hello, `"type":"hello"`) {
 			t.Fatalf("first frame %s, want hello", hello)
 		}
 	}
@@ -54,12 +54,12 @@ func TestIdleSessionsHoldNoGoroutine(t *testing.T) {
 
 	// A frame wakes its session, which answers and parks again.
 	for _, c := range conns[:50] {
-		if err := c.text(`{"type":"ping"}`); err != nil {
+		if err := c.Text(`{"type":"ping"}`); err != nil {
 			t.Fatal(err)
 		}
 	}
 	for _, c := range conns[:50] {
-		if f := c.textFrame(t); !strings.Contains(f, `"type":"pong"`) {
+		if f := c.TextFrame(t); !strings.Contains(f, `"type":"pong"`) {
 			t.Fatalf("got %s, want pong", f)
 		}
 	}
@@ -70,7 +70,7 @@ func TestIdleSessionsHoldNoGoroutine(t *testing.T) {
 		t.Fatalf("broadcast delivered %d, want %d", got, n)
 	}
 	for _, c := range conns {
-		if f := c.textFrame(t); !strings.Contains(f, `"event":"wake"`) {
+		if f := c.TextFrame(t); !strings.Contains(f, `"event":"wake"`) {
 			t.Fatalf("got %s, want the push", f)
 		}
 	}
@@ -86,7 +86,7 @@ func TestIdleSessionsHoldNoGoroutine(t *testing.T) {
 	if _, err := c.Write(frame[5:]); err != nil {
 		t.Fatal(err)
 	}
-	if f := c.textFrame(t); !strings.Contains(f, `"type":"pong"`) {
+	if f := c.TextFrame(t); !strings.Contains(f, `"type":"pong"`) {
 		t.Fatalf("got %s, want pong", f)
 	}
 	metricIs(t, node, "pushd_sessions_parked", n)
@@ -122,11 +122,11 @@ func TestFrameBehindTheHandshakeIsRead(t *testing.T) {
 			if err != nil || resp.StatusCode != http.StatusSwitchingProtocols {
 				t.Fatalf("upgrade: %v %v", resp, err)
 			}
-			c := &rawConn{Conn: nc, br: br}
-			if f := c.textFrame(t); !strings.Contains(f, `"type":"hello"`) {
+			c := pushtest.NewRawConn(nc, br)
+			if f := c.TextFrame(t); !strings.Contains(f, `"type":"hello"`) {
 				t.Fatalf("got %s, want hello", f)
 			}
-			if f := c.textFrame(t); !strings.Contains(f, `"type":"pong"`) {
+			if f := c.TextFrame(t); !strings.Contains(f, `"type":"pong"`) {
 				t.Fatalf("got %s, want pong for the frame sent with the request", f)
 			}
 		})
@@ -145,13 +145,15 @@ func TestParkingCanBeTurnedOff(t *testing.T) {
 	if grew := metric(t, node, "go_goroutines") - before; grew < n*9/10 {
 		t.Fatalf("%d sessions added %v goroutines, want one each", n, grew)
 	}
-	if err := conns[0].text(`{"type":"ping"}`); err != nil {
+	if err := conns[0].Text(`{"type":"ping"}`); err != nil {
 		t.Fatal(err)
 	}
-	if f := conns[0].textFrame(t); !strings.Contains(f, `"type":"pong"`) {
+	if f := conns[0].TextFrame(t); !strings.Contains(f, `"type":"pong"`) {
 		t.Fatalf("got %s, want pong", f)
 	}
 }
 
 // maskedText is a masked client text frame.
-func maskedText(s string) []byte { return maskedFrame(true, false, 0x1, uint64(len(s)), []byte(s)) }
+func maskedText(s string) []byte {
+	return pushtest.MaskedFrame(true, false, 0x1, uint64(len(s)), []byte(s))
+}

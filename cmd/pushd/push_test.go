@@ -374,8 +374,8 @@ func TestHelloComesFirstUnderAPushFlood(t *testing.T) {
 		}
 	}()
 	for i := range 60 {
-		c := rawDial(t, n.Listen, "?user=early", nil)
-		if first := c.textFrame(t); !strings.HasPrefix(first, `{"type":"hello"`) {
+		c := pushtest.RawDial(t, n.Listen, "?user=early", nil)
+		if first := c.TextFrame(t); !strings.HasPrefix(first, `{"type":"hello"`) {
 			t.Fatalf("session %d: first frame %s, want hello", i, first)
 		}
 		_ = c.Close()

@@ -192,15 +192,15 @@ func TestRefreshAndTokenExpiry(t *testing.T) {
 func TestRefreshedFrameCarriesExp(t *testing.T) {
 	ns := pushtest.RunNATS(t)
 	n := startPushd(t, ns.URL(), "--jwt-secret", testSecret)
-	c := rawDial(t, n.Listen, "?token="+token(t, "alice", time.Hour), nil)
-	if hello := c.textFrame(t); !strings.Contains(hello, `"type":"hello"`) {
+	c := pushtest.RawDial(t, n.Listen, "?token="+token(t, "alice", time.Hour), nil)
+	if hello := c.TextFrame(t); !strings.Contains(hello, `"type":"hello"`) {
 		t.Fatalf("hello %s", hello)
 	}
 	exp := time.Now().Add(2 * time.Hour).Unix()
-	if err := c.text(`{"type":"refresh","token":"` + signed(t, jwt.MapClaims{"sub": "alice", "exp": exp}) + `"}`); err != nil {
+	if err := c.Text(`{"type":"refresh","token":"` + signed(t, jwt.MapClaims{"sub": "alice", "exp": exp}) + `"}`); err != nil {
 		t.Fatal(err)
 	}
-	if got, want := c.textFrame(t), fmt.Sprintf(`{"type":"refreshed","exp":%d}`, exp); got != want {
+	if got, want := c.TextFrame(t), fmt.Sprintf(`{"type":"refreshed","exp":%d}`, exp); got != want {
 		t.Fatalf("got %s, want %s", got, want)
 	}
 }

@@ -416,15 +416,15 @@ func TestGracefulShutdownSends1012(t *testing.T) {
 func TestPongEchoesPingPayload(t *testing.T) {
 	ns := pushtest.RunNATS(t)
 	n := startPushd(t, ns.URL(), "--dev")
-	c := rawDial(t, n.Listen, "?user=pinger", nil)
-	if f := c.textFrame(t); !strings.Contains(f, `"hello"`) {
+	c := pushtest.RawDial(t, n.Listen, "?user=pinger", nil)
+	if f := c.TextFrame(t); !strings.Contains(f, `"hello"`) {
 		t.Fatalf("first frame %s, want hello", f)
 	}
 	for _, payload := range [][]byte{nil, []byte("abcd"), []byte(strings.Repeat("x", 125))} {
-		if err := c.frame(true, false, 0x9, payload); err != nil {
+		if err := c.Frame(true, false, 0x9, payload); err != nil {
 			t.Fatal(err)
 		}
-		op, p, err := c.next(5 * time.Second)
+		op, p, err := c.Next(5 * time.Second)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -511,10 +511,10 @@ func TestConnectFrameAuthentication(t *testing.T) {
 	ns := pushtest.RunNATS(t)
 	nc := ns.Connect(t)
 	n := startPushd(t, ns.URL(), "--jwt-secret", testSecret, "--auth-timeout", "300ms", "--max-sessions-per-user", "1")
-	connect := func(frame string) *rawConn {
-		c := rawDial(t, n.Listen, "", nil)
+	connect := func(frame string) *pushtest.RawConn {
+		c := pushtest.RawDial(t, n.Listen, "", nil)
 		if frame != "" {
-			if err := c.text(frame); err != nil {
+			if err := c.Text(frame); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -523,17 +523,17 @@ func TestConnectFrameAuthentication(t *testing.T) {
 
 	c := connect(`{"type":"connect","token":"` + token(t, "alice", time.Hour) + `","id":"c1"}`)
 	var hello client.Frame
-	if err := json.Unmarshal([]byte(c.textFrame(t)), &hello); err != nil || hello.Type != "hello" || hello.User != "alice" || hello.ID != "c1" {
+	if err := json.Unmarshal([]byte(c.TextFrame(t)), &hello); err != nil || hello.Type != "hello" || hello.User != "alice" || hello.ID != "c1" {
 		t.Fatalf("hello %+v, %v", hello, err)
 	}
 	publish(t, nc, "push.user.alice", nil, `"in"`, 1)
-	if f := c.textFrame(t); !strings.Contains(f, `"data":"in"`) {
+	if f := c.TextFrame(t); !strings.Contains(f, `"data":"in"`) {
 		t.Fatalf("push %s", f)
 	}
-	if err := c.text(`{"type":"connect","token":"x"}`); err != nil {
+	if err := c.Text(`{"type":"connect","token":"x"}`); err != nil {
 		t.Fatal(err)
 	}
-	if f := c.textFrame(t); !strings.Contains(f, `"code":"unknown_type"`) {
+	if f := c.TextFrame(t); !strings.Contains(f, `"code":"unknown_type"`) {
 		t.Fatalf("a second connect frame: %s", f)
 	}
 
@@ -551,7 +551,7 @@ func TestConnectFrameAuthentication(t *testing.T) {
 		{"over the user's session limit", `{"type":"connect","token":"` + token(t, "alice", time.Hour) + `"}`, 4009, "too_many_sessions: "},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			code, reason := connect(tc.frame).closeFrame(t, 5*time.Second)
+			code, reason := connect(tc.frame).CloseFrame(t, 5*time.Second)
 			if code != tc.code || !strings.HasPrefix(reason, tc.reason) {
 				t.Fatalf("closed %d %q, want %d %q...", code, reason, tc.code, tc.reason)
 			}
@@ -559,11 +559,11 @@ func TestConnectFrameAuthentication(t *testing.T) {
 	}
 
 	dev := startPushd(t, ns.URL(), "--dev")
-	d := rawDial(t, dev.Listen, "", nil)
-	if err := d.text(`{"type":"connect","user":"carol"}`); err != nil {
+	d := pushtest.RawDial(t, dev.Listen, "", nil)
+	if err := d.Text(`{"type":"connect","user":"carol"}`); err != nil {
 		t.Fatal(err)
 	}
-	if f := d.textFrame(t); !strings.Contains(f, `"user":"carol"`) {
+	if f := d.TextFrame(t); !strings.Contains(f, `"user":"carol"`) {
 		t.Fatalf("dev connect: %s", f)
 	}
 }
@@ -587,12 +587,12 @@ func TestBrowserSeesEveryRefusal(t *testing.T) {
 		{"bad user", "?token=" + token(t, "a.>", time.Hour), 4003, "invalid_user: ", 400},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			c, status, err := rawUpgrade(n.Listen, tc.query, nil, origin)
+			c, status, err := pushtest.RawUpgrade(n.Listen, tc.query, nil, origin)
 			if err != nil {
 				t.Fatal(err)
 			}
 			defer c.Close()
-			if code, reason := c.closeFrame(t, 5*time.Second); status != 101 || code != tc.code || !strings.HasPrefix(reason, tc.reason) {
+			if code, reason := c.CloseFrame(t, 5*time.Second); status != 101 || code != tc.code || !strings.HasPrefix(reason, tc.reason) {
 				t.Fatalf("browser: status %d, close %d %q; want 101, %d %q...", status, code, reason, tc.code, tc.reason)
 			}
 			if status, body := handshake(t, n.wsURL()+tc.query, nil); status != tc.status || !strings.Contains(body, strings.TrimSuffix(tc.reason, ": ")) {
@@ -601,13 +601,13 @@ func TestBrowserSeesEveryRefusal(t *testing.T) {
 		})
 	}
 	// The node's one connection slot taken: the next browser hears 1013.
-	_ = rawDial(t, n.Listen, "?token="+token(t, "alice", time.Hour), nil)
-	c, status, err := rawUpgrade(n.Listen, "?token="+token(t, "bob", time.Hour), nil, origin)
+	_ = pushtest.RawDial(t, n.Listen, "?token="+token(t, "alice", time.Hour), nil)
+	c, status, err := pushtest.RawUpgrade(n.Listen, "?token="+token(t, "bob", time.Hour), nil, origin)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	if code, reason := c.closeFrame(t, 5*time.Second); status != 101 || code != 1013 || !strings.HasPrefix(reason, "over_capacity: ") {
+	if code, reason := c.CloseFrame(t, 5*time.Second); status != 101 || code != 1013 || !strings.HasPrefix(reason, "over_capacity: ") {
 		t.Fatalf("full node: status %d close %d %q, want 101 1013 over_capacity", status, code, reason)
 	}
 }

@@ -58,8 +58,8 @@ func TestTLSWithHotReload(t *testing.T) {
 	n := startPushd(t, ns.URL(), "--dev", "--tls-cert", cert, "--tls-key", key, "--keys-reload-interval", "50ms")
 	insecure := &tls.Config{InsecureSkipVerify: true} //nolint:gosec // self-signed test certificate, checked by name below
 
-	old := rawDial(t, n.Listen, "?user=alice", insecure)
-	if hello := old.textFrame(t); !strings.Contains(hello, `"user":"alice"`) {
+	old := pushtest.RawDial(t, n.Listen, "?user=alice", insecure)
+	if hello := old.TextFrame(t); !strings.Contains(hello, `"user":"alice"`) {
 		t.Fatalf("hello over TLS: %s", hello)
 	}
 	cn := func() string {
@@ -91,14 +91,14 @@ func TestTLSWithHotReload(t *testing.T) {
 		return nil
 	})
 	// The connection made before the rotation is untouched.
-	if err := old.text(`{"type":"ping"}`); err != nil {
+	if err := old.Text(`{"type":"ping"}`); err != nil {
 		t.Fatal(err)
 	}
-	if f := old.textFrame(t); !strings.Contains(f, "pong") {
+	if f := old.TextFrame(t); !strings.Contains(f, "pong") {
 		t.Fatalf("old connection: %s", f)
 	}
 	publish(t, nc, "push.user.alice", nil, `"over tls"`, 1)
-	if f := old.textFrame(t); !strings.Contains(f, `"over tls"`) {
+	if f := old.TextFrame(t); !strings.Contains(f, `"over tls"`) {
 		t.Fatalf("push over TLS: %s", f)
 	}
 	// TLS 1.1 is refused.

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/pushd/pushd/internal/pushtest"
 )
 
 // TestTLSMemoryCost measures what an idle TLS session costs a pushd process
@@ -81,13 +83,13 @@ func measure(t *testing.T, bin, mode, cert, key string, conns int) (rss0, heap0,
 		return vmRSS(t, cmd.Process.Pid), int64(metric(t, admNode, "go_memstats_heap_inuse_bytes"))
 	}
 	rss0, heap0 = settle()
-	var open []*rawConn
+	var open []*pushtest.RawConn
 	for i := range conns {
-		c, status, err := rawUpgrade(addr, "?user=u"+strconv.Itoa(i), tlsCfg)
+		c, status, err := pushtest.RawUpgrade(addr, "?user=u"+strconv.Itoa(i), tlsCfg)
 		if err != nil || status != 101 {
 			t.Fatalf("session %d: %v %d", i, err, status)
 		}
-		if _, _, err := c.next(10 * time.Second); err != nil { // hello
+		if _, _, err := c.Next(10 * time.Second); err != nil { // hello
 			t.Fatal(err)
 		}
 		open = append(open, c)

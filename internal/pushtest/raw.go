@@ -1,4 +1,4 @@
-package main
+package pushtest
 
 import (
 	"bufio"
@@ -12,19 +12,23 @@ import (
 	"time"
 )
 
-// rawConn is a WebSocket client written by hand, for frames no well-behaved
+// RawConn is a WebSocket client written by hand, for frames no well-behaved
 // library would send.
-type rawConn struct {
+type RawConn struct {
 	net.Conn
 	br *bufio.Reader
 }
 
-// rawDial upgrades a plain (or, with tlsCfg, TLS) connection to addr with
-// path and query q and returns it after the 101; it fails the test for any
-// other status.
-func rawDial(t *testing.T, addr, q string, tlsCfg *tls.Config, header ...string) *rawConn {
+// NewRawConn wraps a connection whose upgrade the caller did by hand; br
+// holds what was read past the response.
+func NewRawConn(c net.Conn, br *bufio.Reader) *RawConn { return &RawConn{Conn: c, br: br} }
+
+// RawDial upgrades a plain (or, with tlsCfg, TLS) connection to addr with
+// path /ws and query q and returns it after the 101; it fails the test for
+// any other status. header lines ("Origin: x") are added to the request.
+func RawDial(t testing.TB, addr, q string, tlsCfg *tls.Config, header ...string) *RawConn {
 	t.Helper()
-	c, status, err := rawUpgrade(addr, q, tlsCfg, header...)
+	c, status, err := RawUpgrade(addr, q, tlsCfg, header...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -36,7 +40,9 @@ func rawDial(t *testing.T, addr, q string, tlsCfg *tls.Config, header ...string)
 	return c
 }
 
-func rawUpgrade(addr, q string, tlsCfg *tls.Config, header ...string) (*rawConn, int, error) {
+// RawUpgrade sends an upgrade request like RawDial and returns the
+// connection and the response status, whatever it is.
+func RawUpgrade(addr, q string, tlsCfg *tls.Config, header ...string) (*RawConn, int, error) {
 	var nc net.Conn
 	var err error
 	if tlsCfg != nil {
@@ -64,25 +70,25 @@ func rawUpgrade(addr, q string, tlsCfg *tls.Config, header ...string) (*rawConn,
 		return nil, 0, err
 	}
 	_ = nc.SetDeadline(time.Time{})
-	return &rawConn{Conn: nc, br: br}, resp.StatusCode, nil
+	return &RawConn{Conn: nc, br: br}, resp.StatusCode, nil
 }
 
-// frame writes one masked client frame; rsv1 marks it compressed.
-func (c *rawConn) frame(fin, rsv1 bool, opcode byte, payload []byte) error {
-	return c.frameHeader(fin, rsv1, opcode, uint64(len(payload)), payload)
+// Frame writes one masked client frame; rsv1 marks it compressed.
+func (c *RawConn) Frame(fin, rsv1 bool, opcode byte, payload []byte) error {
+	return c.FrameHeader(fin, rsv1, opcode, uint64(len(payload)), payload)
 }
 
-// frameHeader writes a frame header declaring length and then payload,
+// FrameHeader writes a frame header declaring length and then payload,
 // which may be shorter than length (a lie the server must not trust).
-func (c *rawConn) frameHeader(fin, rsv1 bool, opcode byte, length uint64, payload []byte) error {
+func (c *RawConn) FrameHeader(fin, rsv1 bool, opcode byte, length uint64, payload []byte) error {
 	_ = c.SetWriteDeadline(time.Now().Add(5 * time.Second))
-	_, err := c.Write(maskedFrame(fin, rsv1, opcode, length, payload))
+	_, err := c.Write(MaskedFrame(fin, rsv1, opcode, length, payload))
 	return err
 }
 
-// maskedFrame is a client frame: a header declaring length, then payload
+// MaskedFrame is a client frame: a header declaring length, then payload
 // masked.
-func maskedFrame(fin, rsv1 bool, opcode byte, length uint64, payload []byte) []byte {
+func MaskedFrame(fin, rsv1 bool, opcode byte, length uint64, payload []byte) []byte {
 	b := []byte{opcode, 0x80}
 	if fin {
 		b[0] |= 0x80
@@ -108,11 +114,11 @@ func maskedFrame(fin, rsv1 bool, opcode byte, length uint64, payload []byte) []b
 	return b
 }
 
-// text sends one text frame.
-func (c *rawConn) text(s string) error { return c.frame(true, false, 0x1, []byte(s)) }
+// Text sends one text frame.
+func (c *RawConn) Text(s string) error { return c.Frame(true, false, 0x1, []byte(s)) }
 
-// next reads one server frame.
-func (c *rawConn) next(timeout time.Duration) (byte, []byte, error) {
+// Next reads one server frame: its opcode and payload.
+func (c *RawConn) Next(timeout time.Duration) (byte, []byte, error) {
 	_ = c.SetReadDeadline(time.Now().Add(timeout))
 	var h [2]byte
 	if _, err := io.ReadFull(c.br, h[:]); err != nil {
@@ -143,21 +149,21 @@ func (c *rawConn) next(timeout time.Duration) (byte, []byte, error) {
 	return h[0] & 0x0F, p, nil
 }
 
-// closeCode reads frames until a close frame and returns its code; 0 means
+// CloseCode reads frames until a close frame and returns its code; 0 means
 // the socket ended without one.
-func (c *rawConn) closeCode(t *testing.T, timeout time.Duration) uint16 {
+func (c *RawConn) CloseCode(t testing.TB, timeout time.Duration) uint16 {
 	t.Helper()
-	code, _ := c.closeFrame(t, timeout)
+	code, _ := c.CloseFrame(t, timeout)
 	return code
 }
 
-// closeFrame reads frames until a close frame and returns its code and
+// CloseFrame reads frames until a close frame and returns its code and
 // reason; code 0 means the socket ended without one.
-func (c *rawConn) closeFrame(t *testing.T, timeout time.Duration) (uint16, string) {
+func (c *RawConn) CloseFrame(t testing.TB, timeout time.Duration) (uint16, string) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for {
-		op, p, err := c.next(time.Until(deadline))
+		op, p, err := c.Next(time.Until(deadline))
 		if err != nil {
 			if ne, ok := err.(net.Error); ok && ne.Timeout() {
 				t.Fatalf("no close within %s", timeout)
@@ -173,11 +179,11 @@ func (c *rawConn) closeFrame(t *testing.T, timeout time.Duration) (uint16, strin
 	}
 }
 
-// textFrame reads frames until a text frame and returns it.
-func (c *rawConn) textFrame(t *testing.T) string {
+// TextFrame reads frames until a text frame and returns it.
+func (c *RawConn) TextFrame(t testing.TB) string {
 	t.Helper()
 	for {
-		op, p, err := c.next(10 * time.Second)
+		op, p, err := c.Next(10 * time.Second)
 		if err != nil {
 			t.Fatalf("reading a text frame: %v", err)
 		}

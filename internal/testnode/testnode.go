@@ -1,0 +1,151 @@
+// Package testnode runs pushd nodes in process for tests: a router on a real
+// NATS server, the node on it, and an httptest server in front, wired the
+// way cmd/pushd wires them. Tests of node behaviour use it instead of the
+// whole binary.
+package testnode
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+
+	"github.com/pushd/pushd/node"
+	"github.com/pushd/pushd/router"
+)
+
+// Node is one node under test.
+type Node struct {
+	*node.Node
+	// Router is the node's router, on its own NATS connection.
+	Router *router.Router
+	// Server serves the node's WebSocket endpoint at /ws.
+	Server *httptest.Server
+	// Registry holds the node's and the router's metrics.
+	Registry *prometheus.Registry
+
+	nc      *nats.Conn
+	stopped bool
+}
+
+// drainTimeout is short: stopping a node at cleanup spreads its closes over
+// it.
+const drainTimeout = 300 * time.Millisecond
+
+// Start runs a node with cfg on the NATS server at natsURL until the test
+// ends. cfg.Bus and cfg.Registerer are filled in; a nil cfg.Logger discards
+// logs; a zero DrainTimeout is 300ms.
+func Start(t testing.TB, natsURL string, cfg node.Config) *Node {
+	t.Helper()
+	nc, err := nats.Connect(natsURL, nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond))
+	if err != nil {
+		t.Fatalf("testnode: connect to NATS: %v", err)
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if cfg.DrainTimeout == 0 {
+		cfg.DrainTimeout = drainTimeout
+	}
+	reg := prometheus.NewRegistry()
+	rt, err := router.New(router.Config{Conn: nc, NodeID: cfg.NodeID, Logger: cfg.Logger, Registerer: reg})
+	if err != nil {
+		nc.Close()
+		t.Fatalf("testnode: router: %v", err)
+	}
+	cfg.Bus, cfg.Registerer = rt, reg
+	n, err := node.New(cfg)
+	if err != nil {
+		_ = rt.Close()
+		nc.Close()
+		t.Fatalf("testnode: node: %v", err)
+	}
+	n.Start()
+	if err := rt.Start(n); err != nil {
+		_ = n.Close()
+		_ = rt.Close()
+		nc.Close()
+		t.Fatalf("testnode: router start: %v", err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/ws", n)
+	tn := &Node{Node: n, Router: rt, Server: httptest.NewServer(mux), Registry: reg, nc: nc}
+	t.Cleanup(tn.Stop)
+	return tn
+}
+
+// Stop drains the node and shuts it down, as SIGTERM does; cleanup calls it
+// too, and a second call does nothing.
+func (n *Node) Stop() {
+	if n.stopped {
+		return
+	}
+	n.stopped = true
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_ = n.Drain(ctx)
+	_ = n.Router.Close()
+	_ = n.nc.Drain()
+	n.nc.Close()
+	n.Server.Close()
+	_ = n.Close()
+}
+
+// Addr is the node's listener, host:port.
+func (n *Node) Addr() string { return strings.TrimPrefix(n.Server.URL, "http://") }
+
+// WSURL is the node's WebSocket endpoint.
+func (n *Node) WSURL() string { return "ws://" + n.Addr() + "/ws" }
+
+// Metric is the value of one series, named as on /metrics:
+// `pushd_connections` or `pushd_connections_closed_total{reason="client"}`.
+// A series that does not exist fails the test.
+func (n *Node) Metric(t testing.TB, series string) float64 {
+	t.Helper()
+	name, labels, _ := strings.Cut(strings.TrimSuffix(series, "}"), "{")
+	families, err := n.Registry.Gather()
+	if err != nil {
+		t.Fatalf("testnode: gather metrics: %v", err)
+	}
+	for _, f := range families {
+		if f.GetName() != name {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			if labelString(m) == labels {
+				return value(m)
+			}
+		}
+	}
+	t.Fatalf("testnode: no series %s", series)
+	return 0
+}
+
+func labelString(m *dto.Metric) string {
+	var parts []string
+	for _, l := range m.GetLabel() {
+		parts = append(parts, fmt.Sprintf("%s=%q", l.GetName(), l.GetValue()))
+	}
+	return strings.Join(parts, ",")
+}
+
+func value(m *dto.Metric) float64 {
+	switch {
+	case m.Counter != nil:
+		return m.Counter.GetValue()
+	case m.Gauge != nil:
+		return m.Gauge.GetValue()
+	case m.Histogram != nil:
+		return float64(m.Histogram.GetSampleCount())
+	}
+	return 0
+}
