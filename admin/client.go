@@ -292,6 +292,10 @@ type PublishResult struct {
 	Nodes int `json:"nodes"`
 	// Reports are the nodes' delivery reports, ordered by node; never null.
 	Reports []contract.Report `json:"reports"`
+	// Stream and Seq say where history stored the push (user and doc pushes
+	// with history on): its position, which clients see as "seq".
+	Stream string `json:"stream,omitempty"`
+	Seq    string `json:"seq,omitempty"`
 }
 
 // Publish sends m on its push subject with a reply inbox and collects
@@ -312,11 +316,23 @@ func (c *Client) Publish(ctx context.Context, m Message, wait time.Duration) (Pu
 	if wait <= 0 {
 		wait = c.timeout
 	}
+	// Reports go to the Push-Report header's subject; the NATS reply is
+	// answered by JetStream with where it stored the push (user and doc
+	// pushes, when history is on), or by the nodes otherwise.
+	hdr.Set(contract.HeaderReport, reportToReply)
 	msgs, _, err := c.collect(ctx, &nats.Msg{Subject: res.Subject, Header: hdr, Data: m.Data}, wait, c.known, nil)
 	if err != nil && !errors.Is(err, ErrNoNodes) {
 		return res, err
 	}
 	for _, msg := range msgs {
+		var ack struct {
+			Stream string `json:"stream"`
+			Seq    uint64 `json:"seq"`
+		}
+		if json.Unmarshal(msg.Data, &ack) == nil && ack.Stream != "" {
+			res.Stream, res.Seq = ack.Stream, strconv.FormatUint(ack.Seq, 10)
+			continue
+		}
 		var r contract.Report
 		if err := json.Unmarshal(msg.Data, &r); err != nil {
 			return res, fmt.Errorf("bad delivery report %q: %w", msg.Data, err)
@@ -370,6 +386,9 @@ func (c *Client) collect(ctx context.Context, m *nats.Msg, wait time.Duration, e
 	}
 	defer func() { _ = sub.Unsubscribe() }()
 	m.Reply = inbox
+	if m.Header.Get(contract.HeaderReport) == reportToReply {
+		m.Header.Set(contract.HeaderReport, inbox)
+	}
 	if err := c.nc.PublishMsg(m); err != nil {
 		return nil, nil, fmt.Errorf("publish on %s: %w", m.Subject, err)
 	}
@@ -403,9 +422,12 @@ func (c *Client) collect(ctx context.Context, m *nats.Msg, wait time.Duration, e
 		case err != nil:
 			return out, keys(expected), err
 		}
-		var who Reply
-		if json.Unmarshal(r.Data, &who) == nil {
-			answered[who.Node] = true
+		var who struct {
+			Node  *int64  `json:"node"`
+			Peers []int64 `json:"peers"`
+		}
+		if json.Unmarshal(r.Data, &who) == nil && who.Node != nil {
+			answered[*who.Node] = true
 			for _, p := range who.Peers {
 				expected[p] = true
 			}
@@ -426,6 +448,9 @@ func keys(m map[int64]bool) []int64 {
 	slices.Sort(out)
 	return out
 }
+
+// reportToReply in a Push-Report header stands for collect's reply inbox.
+const reportToReply = "\x00reply"
 
 func sidNum(sid string) int64 {
 	n, err := strconv.ParseInt(sid, 10, 64)

@@ -1,6 +1,9 @@
 package contract
 
-import "strconv"
+import (
+	"errors"
+	"strconv"
+)
 
 // Target is what a push is addressed to; it is also the kind token of its
 // subject (docs/NATS.md).
@@ -24,6 +27,20 @@ const (
 	HeaderSession        = "Push-Session"
 	HeaderUser           = "Push-User"
 	HeaderNode           = "Push-Node"
+	// HeaderReport names the subject delivery reports go to. A NATS reply
+	// subject works too for pushes kept out of history (broadcast, session,
+	// or history off); for a stored push JetStream answers the reply with
+	// its PubAck.
+	HeaderReport = "Push-Report"
+	// HeaderReceipt asks every session that gets the push to acknowledge it
+	// and names the subject the receipts go to (docs/NATS.md).
+	HeaderReceipt = "Push-Receipt"
+)
+
+// JetStream's headers on a stored push republished to the nodes.
+const (
+	HeaderStreamSequence = "Nats-Sequence"      // the push's position in its stream
+	HeaderLastSequence   = "Nats-Last-Sequence" // the position of the previous push on the same subject, 0 if none
 )
 
 // DefaultEvent is the event name of a push without a Push-Event header.
@@ -46,8 +63,42 @@ type Push struct {
 	TraceID string
 	// SentUnixNano is the Push-Timestamp header, zero when absent.
 	SentUnixNano int64
+	// Seq is the push's position in its subject's history (a JetStream
+	// stream sequence: increasing per subject, not contiguous); zero for a
+	// push kept out of history.
+	Seq uint64
+	// PrevSeq is the position of the push before it on the same subject,
+	// zero when none is known: a node that delivered PrevSeq last missed
+	// nothing in between.
+	PrevSeq uint64
+	// Receipt is the subject receipts go to when the publisher asked for
+	// them (Push-Receipt); empty otherwise.
+	Receipt string
 	// Data is the NATS body; the node never decodes it.
 	Data []byte
+}
+
+// Errors of a resume; match them with errors.Is.
+var (
+	// ErrNoHistory means history is off or unavailable: no positions, no
+	// replay (clients are told recovered:false).
+	ErrNoHistory = errors.New("pushd: history is unavailable")
+	// ErrAheadOfHistory means a position is ahead of everything the history
+	// holds: a client's "since" from the future.
+	ErrAheadOfHistory = errors.New("pushd: position is ahead of the history")
+)
+
+// Replay is what a subject's history holds after a position.
+type Replay struct {
+	// Pushes are the pushes after the position, in order.
+	Pushes []Push
+	// Recovered says the pushes are all of them: history reached back to
+	// the position. False means some may be missing (trimmed, expired, a
+	// reset stream, or more than a replay may carry): the client must
+	// refetch its state.
+	Recovered bool
+	// Position is the subject's position once the pushes are delivered.
+	Position uint64
 }
 
 // ParseTimestamp reads a Push-Timestamp: a Unix time in nanoseconds,

@@ -76,6 +76,26 @@ func (s Subjects) Event(kind string) string { return s.prefix + ".events." + kin
 // Upstream is the subject clients' publish frames for doc go to.
 func (s Subjects) Upstream(doc string) string { return s.prefix + ".up.doc." + doc }
 
+// Seq is where the history stream republishes a stored push to target and
+// key, with its position in headers (docs/NATS.md); nodes subscribe there
+// instead of For(target, key) while history is available.
+func (s Subjects) Seq(target Target, key string) string {
+	return s.prefix + ".seq." + string(target) + "." + key
+}
+
+// HistoryBeat is the subject node publishes its history heartbeat for one
+// stream on (target TargetUser or TargetDoc); the stream stores it and
+// republishes it under Seq, which proves the stream alive.
+func (s Subjects) HistoryBeat(target Target, node int64) string {
+	return s.prefix + ".history." + string(target) + "." + strconv.FormatInt(node, 10)
+}
+
+// HistoryBeats is the subscription that takes node's republished history
+// heartbeats of both streams.
+func (s Subjects) HistoryBeats(node int64) string {
+	return s.prefix + ".seq.history.*." + strconv.FormatInt(node, 10)
+}
+
 // NodeHeartbeat is where node publishes its heartbeat.
 func (s Subjects) NodeHeartbeat(node int64) string {
 	return s.prefix + ".nodes.heartbeat." + strconv.FormatInt(node, 10)
@@ -104,6 +124,10 @@ func (s Subjects) Parse(subject string) (target Target, key string, ok bool) {
 	rest = rest[1:]
 	if rest == string(TargetAll) {
 		return TargetAll, "", true
+	}
+	// A push republished by the history stream: <prefix>.seq.<kind>.<key>.
+	if r, ok := strings.CutPrefix(rest, "seq."); ok && (strings.HasPrefix(r, "user.") || strings.HasPrefix(r, "doc.")) {
+		rest = r
 	}
 	kind, key, found := strings.Cut(rest, ".")
 	if !found || key == "" {

@@ -13,10 +13,18 @@ import (
 // directly in the hub.
 type nopBus struct{}
 
-func (nopBus) Subscribe(contract.Target, string) error                      { return nil }
-func (nopBus) Unsubscribe(contract.Target, string) error                    { return nil }
-func (nopBus) Sync(context.Context) error                                   { return nil }
-func (nopBus) Connected() bool                                              { return true }
+func (nopBus) Subscribe(contract.Target, string) error   { return nil }
+func (nopBus) Unsubscribe(contract.Target, string) error { return nil }
+func (nopBus) Sync(context.Context) error                { return nil }
+func (nopBus) Connected() bool                           { return true }
+func (nopBus) PublishReceipt(string, []byte) error       { return nil }
+func (nopBus) Position(contract.Target) (uint64, bool)   { return 0, false }
+func (nopBus) Replay(context.Context, contract.Target, string, uint64) (contract.Replay, error) {
+	return contract.Replay{}, contract.ErrNoHistory
+}
+func (nopBus) Range(context.Context, contract.Target, string, uint64, uint64) ([]contract.Push, error) {
+	return nil, contract.ErrNoHistory
+}
 func (nopBus) PublishEvent(string, []byte) error                            { return nil }
 func (nopBus) PublishUpstream(string, string, string, string, []byte) error { return nil }
 

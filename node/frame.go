@@ -22,6 +22,13 @@ type frame struct {
 	off  int    // where the header starts in buf
 	sent int64  // publisher timestamp (UnixNano) for the latency metric; 0 if unknown
 	refs atomic.Int32
+	// A push with a position: seq and prev (the position of the push before
+	// it on the same subject) and its subject's key (subjectKey), by which a
+	// resuming session holds it back (recover.go).
+	seq, prev uint64
+	subject   string
+	// receipt is set when the publisher asked for receipts.
+	receipt *receipt
 }
 
 var framePool = sync.Pool{New: func() any { return &frame{buf: make([]byte, maxHeader, 512)} }}
@@ -32,6 +39,7 @@ func newFrame() *frame {
 	f.buf = f.buf[:maxHeader]
 	f.off = 0
 	f.sent = 0
+	f.seq, f.prev, f.subject, f.receipt = 0, 0, "", nil
 	f.refs.Store(1)
 	return f
 }

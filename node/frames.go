@@ -54,6 +54,8 @@ func (n *Node) receive(s *session, b []byte, text bool) {
 		n.leave(s, &f)
 	case typePublish:
 		n.publish(s, &f)
+	case typeAck:
+		n.ack(s, &f)
 	default:
 		n.bad(s, r, errUnknownType, "unknown frame type "+quote(f.Type))
 		return
@@ -71,6 +73,9 @@ func (n *Node) bad(s *session, r ref, code, message string) {
 	}
 }
 
+// join joins s to f.Doc. With f.Since, the position of the last push of
+// the doc the client processed, the pushes it missed follow joined, then the
+// live ones, with no gap and no duplicate (recover.go).
 func (n *Node) join(s *session, f *ClientFrame) {
 	doc := f.Doc
 	r := ref{id: f.ID, doc: doc}
@@ -79,13 +84,20 @@ func (n *Node) join(s *session, f *ClientFrame) {
 		n.bad(s, r, errInvalidDoc, "doc id: "+err.Error())
 		return
 	}
-	if s.joined(doc) {
-		s.reply(encodeReply(typeJoined, r))
-		return
-	}
 	if code, msg := n.authorizeJoin(s, doc, f.Token); code != "" {
 		n.metrics.joinsRefused.inc(code)
 		n.bad(s, r, code, msg)
+		return
+	}
+	if f.Since.Bad != "" {
+		n.bad(s, r, errBadSince, sinceMessage(f.Since, nil))
+		return
+	}
+	joined := func(at resumed) *frame { return encodeJoined(r, at) }
+	if s.joined(doc) {
+		var at resumed
+		at.position, at.known = n.bus.Position(contract.TargetDoc)
+		s.reply(joined(at))
 		return
 	}
 	if limit := n.cfg.MaxDocsPerSession; limit > 0 && s.docCount() >= limit {
@@ -93,8 +105,12 @@ func (n *Node) join(s *session, f *ClientFrame) {
 		n.bad(s, r, errTooManyDocs, "this session has joined "+strconv.Itoa(limit)+" docs, the limit; leave one first")
 		return
 	}
+	if f.Since.Set {
+		s.holdLive(subjectKey(contract.TargetDoc, doc))
+	}
 	first, err := n.hub.docs.add(doc, s, func() error { return n.bus.Subscribe(contract.TargetDoc, doc) })
 	if err != nil {
+		s.unhold(subjectKey(contract.TargetDoc, doc))
 		s.reply(encodeError(errUnavailable, "cannot join now: "+err.Error(), r))
 		return
 	}
@@ -106,7 +122,20 @@ func (n *Node) join(s *session, f *ClientFrame) {
 		_ = n.bus.Sync(ctx)
 		cancel()
 	}
-	s.reply(encodeReply(typeJoined, r))
+	if !f.Since.Set {
+		var at resumed
+		at.position, at.known = n.bus.Position(contract.TargetDoc)
+		s.reply(joined(at))
+		return
+	}
+	replay, at, err := n.resume(s, contract.TargetDoc, doc, f.Since.N)
+	if err != nil { // a since ahead of the history: no join, no data
+		s.unhold(subjectKey(contract.TargetDoc, doc))
+		n.leaveDoc(s, doc)
+		n.bad(s, r, errBadSince, sinceMessage(f.Since, err))
+		return
+	}
+	n.release(s, contract.TargetDoc, doc, joined, replay, at, false)
 }
 
 // authorizeJoin returns an error code and message when s may not join doc:
@@ -165,8 +194,16 @@ func (n *Node) refresh(s *session, f *ClientFrame) {
 }
 
 func (n *Node) leave(s *session, f *ClientFrame) {
-	doc := f.Doc
-	r := ref{id: f.ID, doc: doc}
+	r := ref{id: f.ID, doc: f.Doc}
+	if !n.leaveDoc(s, f.Doc) {
+		s.reply(encodeError(errNotJoined, "not joined to doc "+quote(f.Doc), r))
+		return
+	}
+	s.reply(encodeReply(typeLeft, r))
+}
+
+// leaveDoc takes s out of doc; it reports false when s had not joined it.
+func (n *Node) leaveDoc(s *session, doc string) bool {
 	s.mu.Lock()
 	i := slices.Index(s.docs, doc)
 	if i >= 0 {
@@ -174,11 +211,10 @@ func (n *Node) leave(s *session, f *ClientFrame) {
 	}
 	s.mu.Unlock()
 	if i < 0 {
-		s.reply(encodeError(errNotJoined, "not joined to doc "+quote(doc), r))
-		return
+		return false
 	}
 	n.hub.docs.remove(doc, s, func() { n.unsubscribe(contract.TargetDoc, doc) })
-	s.reply(encodeReply(typeLeft, r))
+	return true
 }
 
 // publish forwards a client's publish frame to backends. A frame with an id

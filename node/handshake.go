@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -135,10 +136,20 @@ func (n *Node) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		_ = t.conn.WriteClose(uint16(CloseServiceRestart), []byte("draining: node is not accepting connections"+n.drainHint()))
 		_ = t.nc.Close()
 	case present:
-		n.activate(s, who, "", false)
+		n.activate(s, who, "", false, querySince(r))
 	default:
 		s.startReading()
 	}
+}
+
+// querySince is the since of a request's query (?since=): the position of
+// the last user push a client processed.
+func querySince(r *http.Request) Position {
+	var p Position
+	if v := r.URL.Query().Get("since"); v != "" {
+		_ = p.UnmarshalJSON([]byte(strconv.Quote(v)))
+	}
+	return p
 }
 
 // creds is what a client presents to authenticate: a token, or on a dev node
@@ -412,7 +423,7 @@ func (n *Node) connect(s *session, f *ClientFrame) {
 		n.admit.releaseUser(who.user) // closed meanwhile (drain, auth deadline)
 		return
 	}
-	n.activate(s, who, f.ID, true)
+	n.activate(s, who, f.ID, true, f.Since)
 }
 
 // refuseSession closes a pending session that will not become one.

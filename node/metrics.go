@@ -38,6 +38,10 @@ type metrics struct {
 	rateLimited       *counter
 	joinsRefused      *counterSet
 	refreshes         *counterSet
+	resumes           *counterSet
+	replayed          *counter
+	seamReads         *counter
+	receipts          *counterSet
 
 	heartbeat prometheus.Histogram
 	latency   prometheus.Histogram
@@ -69,6 +73,12 @@ func newMetrics(n *Node) *metrics {
 		joinsRefused: newCounterSet("pushd_joins_refused_total", "Join frames refused, by reason.", "reason",
 			errForbidden, errTooManyDocs, errInvalidDoc, errTokenExpired, errTokenInvalid),
 		refreshes: newCounterSet("pushd_token_refreshes_total", "Refresh frames, by result.", "result", "ok", "error"),
+		resumes: newCounterSet("pushd_resumes_total", "Sessions resuming a subject (since on connect or join), by result.", "result",
+			"recovered", "not_recovered", "bad_since", "seam_not_closed"),
+		replayed:  newCounter("pushd_resume_pushes_total", "Pushes replayed to resuming sessions."),
+		seamReads: newCounter("pushd_resume_seam_reads_total", "Reads of pushes that fell between a resuming session's replay and its first live push."),
+		receipts: newCounterSet("pushd_receipts_total", "Receipts: acked (published to the publisher's subject) or dropped (owed by a session past its bound of 256).", "result",
+			"acked", "dropped"),
 		heartbeat: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "pushd_heartbeat_interval_seconds",
 			Help: "Heartbeat interval returned to clients in pong.", Buckets: []float64{1, 5, 10, 20, 40, 60, 90, 120, 300}}),
 		latency: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "pushd_delivery_latency_seconds",
@@ -76,7 +86,7 @@ func newMetrics(n *Node) *metrics {
 			Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5}}),
 	}
 	m.counters = append(m.counters, m.accepted, m.closed, m.handshakeFailures, m.pushes, m.pushesRefused, m.framesWritten,
-		m.bytesWritten, m.slowConsumers, m.upstream, m.rateLimited, m.joinsRefused, m.refreshes)
+		m.bytesWritten, m.slowConsumers, m.upstream, m.rateLimited, m.joinsRefused, m.refreshes, m.resumes, m.replayed, m.seamReads, m.receipts)
 	gauge := func(name, help string, f func() float64) {
 		m.gauges = append(m.gauges, prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, f))
 	}

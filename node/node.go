@@ -35,6 +35,19 @@ type Bus interface {
 	PublishEvent(kind string, body []byte) error
 	// PublishUpstream forwards a client's publish frame for doc.
 	PublishUpstream(doc, sid, user, event string, data []byte) error
+	// PublishReceipt publishes a session's receipt for a push on subject.
+	PublishReceipt(subject string, body []byte) error
+
+	// Position is where target's history stands for a client joining now;
+	// ok is false without history.
+	Position(target contract.Target) (position uint64, ok bool)
+	// Replay returns what a session resuming target and key from since
+	// missed. It is called once the session's subscription is in place.
+	// contract.ErrNoHistory: no history now; contract.ErrAheadOfHistory: a
+	// since from the future.
+	Replay(ctx context.Context, target contract.Target, key string, since uint64) (contract.Replay, error)
+	// Range returns the pushes to target and key with after < seq <= through.
+	Range(ctx context.Context, target contract.Target, key string, after, through uint64) ([]contract.Push, error)
 }
 
 // Node holds client sessions and delivers pushes to them. Its jobs are in

@@ -62,10 +62,12 @@ func (n *Node) enter(s *session, pending bool) bool {
 
 // activate makes s, authenticated as who and holding a session slot of
 // who.user, a session: it mints its ID, registers it, waits for its
-// subscriptions and writes hello (echoing id, the connect frame's). Unless
-// reading (a session that connected with its first frame runs on its read
-// side already), it then starts the read side.
-func (n *Node) activate(s *session, who identity, id string, reading bool) {
+// subscriptions and writes hello (echoing id, the connect frame's), with the
+// user's position. A client that connects with since (the position of the
+// last user push it processed) gets the user pushes it missed right after
+// hello (recover.go). Unless reading (a session that connected with its
+// first frame runs on its read side already), it then starts the read side.
+func (n *Node) activate(s *session, who identity, id string, reading bool, since Position) {
 	num := n.ids.Generate().Int64()
 	s.id, s.sid, s.user = num, newSID(num), who.user
 	s.grants, s.userSlot = who.grants, true
@@ -75,6 +77,10 @@ func (n *Node) activate(s *session, who identity, id string, reading bool) {
 	// registered queue up but are not written, and hello goes in front of
 	// them (PROTOCOL.md promises hello first).
 	s.cork()
+	resuming := since.Set && since.Bad == ""
+	if resuming {
+		s.holdLive(subjectKey(contract.TargetUser, who.user))
+	}
 	start := func() {
 		if !reading {
 			s.startReading()
@@ -101,9 +107,28 @@ func (n *Node) activate(s *session, who identity, id string, reading bool) {
 	}
 	cancel()
 	n.metrics.accepted.inc()
-	hello := encodeHello(s.sid, n.cfg.NodeID, s.user, ms(n.cfg.PingInterval), ms(n.cfg.PingInterval+n.cfg.PingGrace), id)
-	s.uncork(hello)
-	hello.release()
+	hello := func(at resumed) *frame {
+		return encodeHello(s.sid, n.cfg.NodeID, s.user, ms(n.cfg.PingInterval), ms(n.cfg.PingInterval+n.cfg.PingGrace), id, at)
+	}
+	var bad error
+	if resuming {
+		replay, at, err := n.resume(s, contract.TargetUser, s.user, since.N)
+		if err != nil { // a since ahead of the history: no replay
+			bad = err
+			at = resumed{}
+			at.position, at.known = n.bus.Position(contract.TargetUser)
+		}
+		n.release(s, contract.TargetUser, s.user, hello, replay, at, true)
+	} else {
+		var at resumed
+		at.position, at.known = n.bus.Position(contract.TargetUser)
+		f := hello(at)
+		s.uncork(f)
+		f.release()
+	}
+	if since.Bad != "" || bad != nil {
+		s.reply(encodeError(errBadSince, sinceMessage(since, bad), ref{id: id}))
+	}
 	n.publishEvent("connect", s, "", time.Time{})
 	n.log.Debug("session open", "sid", s.sid, "user", s.user, "remote", s.remote)
 	start()

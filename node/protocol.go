@@ -25,6 +25,7 @@ const (
 	typeRefresh   = "refresh"
 	typeRefreshed = "refreshed"
 	typePublished = "published"
+	typeAck       = "ack"
 )
 
 // Error codes sent in error frames.
@@ -40,6 +41,8 @@ const (
 	errRateLimited  = "rate_limited"
 	errTokenExpired = "token_expired"
 	errTokenInvalid = "token_invalid"
+	errBadSince     = "bad_since"
+	errBadSeq       = "bad_seq"
 )
 
 // ClientFrame is a frame a client sends. Unknown fields are ignored so clients
@@ -56,6 +59,42 @@ type ClientFrame struct {
 	User string `json:"user,omitempty"`
 	// ID is the client's own correlation ID, echoed in the reply.
 	ID string `json:"id,omitempty"`
+	// Since is the position a client resumes from (connect, join).
+	Since Position `json:"since,omitempty"`
+	// Seq is the position of the push an ack acknowledges.
+	Seq Position `json:"seq,omitempty"`
+}
+
+// Position is a push's position as a client sends it back: a decimal
+// string, as the node sends it (positions do not fit a JavaScript number),
+// or a JSON number from clients that insist. Set says it was given.
+type Position struct {
+	N   uint64
+	Set bool
+	// Bad holds what was sent when it is not a position.
+	Bad string
+}
+
+// UnmarshalJSON accepts "123" or 123; anything else is kept in Bad for a
+// bad_since or bad_seq error rather than failing the whole frame.
+func (p *Position) UnmarshalJSON(b []byte) error {
+	*p = Position{Set: true}
+	raw := string(b)
+	if len(b) >= 2 && b[0] == '"' {
+		var s string
+		if err := json.Unmarshal(b, &s); err != nil {
+			p.Bad = raw
+			return nil
+		}
+		raw = s
+	}
+	n, err := strconv.ParseUint(raw, 10, 64)
+	if err != nil {
+		p.Bad = raw
+		return nil
+	}
+	p.N = n
+	return nil
 }
 
 // maxFrameIDLength bounds a client frame's id: it is echoed back.
@@ -110,6 +149,15 @@ func encodePush(p *contract.Push) *frame {
 		b = append(b, `,"doc":`...)
 		b = appendString(b, p.Key)
 	}
+	if p.Seq != 0 {
+		b = strconv.AppendUint(append(b, `,"seq":"`...), p.Seq, 10)
+		b = append(b, '"')
+		f.seq, f.prev, f.subject = p.Seq, p.PrevSeq, subjectKey(p.Target, p.Key)
+	}
+	if p.Receipt != "" {
+		b = append(b, `,"ack":true`...)
+		f.receipt = &receipt{subject: p.Receipt, id: p.ID, target: p.Target, key: p.Key}
+	}
 	b = append(b, `,"event":`...)
 	b = appendString(b, p.Event)
 	if p.ID != "" {
@@ -130,7 +178,7 @@ func encodePush(p *contract.Push) *frame {
 	return f
 }
 
-func encodeHello(sid string, nodeID int64, user string, intervalMS, timeoutMS int64, id string) *frame {
+func encodeHello(sid string, nodeID int64, user string, intervalMS, timeoutMS int64, id string, at resumed) *frame {
 	f := newFrame()
 	b := append(f.buf, `{"type":"hello","sid":"`...)
 	b = append(b, sid...)
@@ -139,6 +187,7 @@ func encodeHello(sid string, nodeID int64, user string, intervalMS, timeoutMS in
 	b = append(b, `,"user":`...)
 	b = appendString(b, user)
 	b = appendHeartbeat(append(b, ','), intervalMS, timeoutMS)
+	b = at.append(b)
 	f.buf = append(appendRef(b, ref{id: id}), '}')
 	f.seal(opText)
 	return f
@@ -158,6 +207,36 @@ func appendHeartbeat(b []byte, intervalMS, timeoutMS int64) []byte {
 	b = strconv.AppendInt(b, intervalMS, 10)
 	b = append(b, `,"ping_timeout":`...)
 	return strconv.AppendInt(b, timeoutMS, 10)
+}
+
+// resumed is where a reply leaves a client on a subject: the subject's
+// position, and, for a client that resumed, whether it got everything.
+type resumed struct {
+	position  uint64
+	known     bool // history gave a position
+	resuming  bool // the client sent since
+	recovered bool
+}
+
+// append adds "seq" and "recovered" to a hello or joined.
+func (r resumed) append(b []byte) []byte {
+	if r.known {
+		b = strconv.AppendUint(append(b, `,"seq":"`...), r.position, 10)
+		b = append(b, '"')
+	}
+	if r.resuming {
+		b = strconv.AppendBool(append(b, `,"recovered":`...), r.recovered)
+	}
+	return b
+}
+
+// encodeJoined builds joined, with the doc's position.
+func encodeJoined(r ref, at resumed) *frame {
+	f := newFrame()
+	b := at.append(append(f.buf, `{"type":"joined"`...))
+	f.buf = append(appendRef(b, r), '}')
+	f.seal(opText)
+	return f
 }
 
 // encodeReply builds a reply that carries nothing but its type and ref:

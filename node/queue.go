@@ -45,6 +45,13 @@ func (s *session) enqueueHeld(f *frame, held *[]*session) enqueued {
 		s.node.slowConsumer(s, ReasonSlowConsumer)
 		return cutOff
 	}
+	if s.holdLocked(f) {
+		s.mu.Unlock()
+		return queued
+	}
+	if f.receipt != nil {
+		s.oweLocked(f)
+	}
 	f.retain()
 	s.out = append(s.out, f)
 	s.outBytes += n
@@ -66,6 +73,40 @@ func (s *session) enqueueHeld(f *frame, held *[]*session) enqueued {
 func (s *session) reply(f *frame) {
 	s.enqueue(f)
 	f.release()
+}
+
+// queueAndUnlock queues frames, taking over the caller's references: at the
+// front of the queue when front is set (a corked session's first frames),
+// else at its end; then starts writing unless corked. Lock must be held; it
+// is released.
+func (s *session) queueAndUnlock(frames []*frame, front bool) {
+	if s.dead {
+		s.mu.Unlock()
+		for _, f := range frames {
+			f.release()
+		}
+		return
+	}
+	size := 0
+	for _, f := range frames {
+		size += len(f.bytes())
+		if f.receipt != nil {
+			s.oweLocked(f)
+		}
+	}
+	if front {
+		s.out = append(frames, s.out...)
+		s.corked = false
+	} else {
+		s.out = append(s.out, frames...)
+	}
+	s.outBytes += size
+	start := !s.writing && !s.corked
+	s.writing = s.writing || start
+	s.mu.Unlock()
+	if start {
+		s.node.startWriter(s)
+	}
 }
 
 // cork holds the session's writes: frames queue up but no writer starts,
@@ -204,7 +245,7 @@ func (s *session) writeLoop() {
 	}
 }
 
-// dropQueueLocked releases every queued frame. Lock must be held.
+// dropQueueLocked releases every queued and held frame. Lock must be held.
 func (s *session) dropQueueLocked() {
 	for i, f := range s.out {
 		f.release()
@@ -213,6 +254,12 @@ func (s *session) dropQueueLocked() {
 	s.out = s.out[:0]
 	s.outBytes = 0
 	s.ending = false
+	for k, h := range s.holding {
+		for _, f := range h.frames {
+			f.release()
+		}
+		delete(s.holding, k)
+	}
 }
 
 // startWriter runs the session's writer; the node waits for it at Close.

@@ -85,6 +85,11 @@ type session struct {
 	endCode   CloseCode
 	endReason string
 	dead      bool
+	// holding are the subjects the session resumes, with the live pushes
+	// held back meanwhile (recover.go); nil when it resumes none.
+	holding map[string]*held
+	// owes are the receipts the session owes, oldest first (receipts.go).
+	owes []owed
 }
 
 func newSID(id int64) string { return strconv.FormatInt(id, 10) }

@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/pushd/pushd/contract"
+	"github.com/pushd/pushd/history"
 )
 
 // Defaults for Config fields left at zero.
@@ -49,6 +50,10 @@ type Config struct {
 	// last-client p99); 1 flushes after every message.
 	BatchMessages   int
 	BatchDeliveries int
+	// History, when set, gives pushes their positions and fills gaps
+	// (history.go); nil means history is off and the router subscribes to
+	// the plain subjects.
+	History *history.History
 	// Logger receives the router's logs. Nil means slog.Default().
 	Logger *slog.Logger
 	// Registerer receives the router's metrics. Nil means not registered.
@@ -65,8 +70,15 @@ type Router struct {
 	seed     maphash.Seed
 	queues   []chan *nats.Msg
 
-	mu   sync.Mutex
-	subs map[string]*nats.Subscription
+	// hist is the history (nil when off); states its per-subject state.
+	hist   *history.History
+	states states
+
+	mu sync.Mutex
+	// subs maps a push subject (<prefix>.<kind>.<key>) to the subscription
+	// that carries it now: the republished subject while history is on.
+	subs   map[string]*nats.Subscription
+	histOn bool
 
 	stop    chan struct{}
 	workers sync.WaitGroup
@@ -110,6 +122,8 @@ func New(cfg Config) (*Router, error) {
 	for range cfg.Workers {
 		r.queues = append(r.queues, make(chan *nats.Msg, cfg.QueueLen))
 	}
+	r.states.init()
+	r.hist = cfg.History
 	r.installHandlers()
 	return r, nil
 }
@@ -127,6 +141,11 @@ func (r *Router) Start(d contract.Deliverer) error {
 		return errors.New("pushd: router started twice or closed")
 	}
 	r.started = true
+	if r.hist != nil {
+		r.histOn = r.hist.Available()
+		r.metrics.historyMode.Set(b2f(r.histOn))
+		r.hist.Notify(r.setHistory)
+	}
 	r.mu.Unlock()
 	for _, q := range r.queues {
 		r.workers.Add(1)
@@ -169,6 +188,9 @@ func (r *Router) installHandlers() {
 		r.metrics.connected.Set(1)
 		r.metrics.reconnects.Inc()
 		r.log.Info("NATS reconnected; subscriptions restored", "server", nc.ConnectedUrlRedacted(), "subscriptions", r.Subscriptions())
+		if r.hist != nil {
+			r.checkPositions() // what was stored while we were away
+		}
 	})
 	r.nc.SetClosedHandler(func(*nats.Conn) { r.metrics.connected.Set(0) })
 	r.nc.SetErrorHandler(func(_ *nats.Conn, sub *nats.Subscription, err error) {
@@ -196,23 +218,38 @@ func (r *Router) Subscribe(target contract.Target, key string) error {
 	if target != contract.TargetUser && target != contract.TargetDoc {
 		return fmt.Errorf("pushd: router: cannot subscribe to %q subjects", target)
 	}
-	return r.subscribe(r.subjects.For(target, key))
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	logical := r.subjects.For(target, key)
+	actual := r.actual(target, key)
+	if actual != logical {
+		if _, ok := r.subs[logical]; !ok {
+			r.states.reset(actual, target, key)
+		}
+	}
+	return r.subscribeLocked(logical, actual)
 }
 
 func (r *Router) subscribe(subject string) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	return r.subscribeLocked(subject, subject)
+}
+
+// subscribeLocked subscribes to actual for the push subject logical, whose
+// worker it feeds. Lock must be held.
+func (r *Router) subscribeLocked(logical, actual string) error {
 	if r.closed {
 		return errors.New("pushd: router closed")
 	}
-	if _, ok := r.subs[subject]; ok {
+	if _, ok := r.subs[logical]; ok {
 		return nil
 	}
-	sub, err := r.nc.ChanSubscribe(subject, r.queue(subject))
+	sub, err := r.nc.ChanSubscribe(actual, r.queue(logical))
 	if err != nil {
-		return fmt.Errorf("pushd: subscribe %s: %w", subject, err)
+		return fmt.Errorf("pushd: subscribe %s: %w", actual, err)
 	}
-	r.subs[subject] = sub
+	r.subs[logical] = sub
 	r.metrics.subscriptions.Inc()
 	return nil
 }
@@ -227,11 +264,18 @@ func (r *Router) Unsubscribe(target contract.Target, key string) error {
 		return nil
 	}
 	delete(r.subs, subject)
+	r.states.remove(sub.Subject)
 	r.metrics.subscriptions.Dec()
 	if err := sub.Unsubscribe(); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
 		return fmt.Errorf("pushd: unsubscribe %s: %w", subject, err)
 	}
 	return nil
+}
+
+// PublishReceipt publishes a session's receipt for a push that asked for
+// one, on the subject the publisher named.
+func (r *Router) PublishReceipt(subject string, body []byte) error {
+	return r.nc.Publish(subject, body)
 }
 
 // Subscriptions is the number of subscriptions held.
@@ -290,29 +334,53 @@ func (r *Router) work(q chan *nats.Msg, b contract.Batch) {
 // answers a delivery report when the publisher asked for one and a session
 // here matched. It returns the number of sessions the push matched.
 func (r *Router) handle(m *nats.Msg, b contract.Batch, p *contract.Push) int {
+	if m.Sub == nil && m.Header.Get(checkHeader) != "" {
+		return r.check(m.Subject, b)
+	}
 	target, key, ok := r.subjects.Parse(m.Subject)
 	if !ok {
 		return 0
 	}
-	*p = contract.Push{Target: target, Key: key, Event: contract.DefaultEvent, Data: m.Data}
-	if h := m.Header; h != nil {
-		if v := h.Get(contract.HeaderEvent); v != "" {
-			p.Event = v
-		}
-		p.ID = h.Get(contract.HeaderID)
-		p.ExcludeSession = h.Get(contract.HeaderExcludeSession)
-		p.TraceID = h.Get(contract.HeaderTraceID)
-		p.SentUnixNano = contract.ParseTimestamp(h.Get(contract.HeaderTimestamp))
+	r.decode(p, target, key, m.Header, m.Data)
+	var rep contract.Report
+	gap := 0
+	if p.Seq != 0 && r.hist != nil {
+		rep, gap = r.chain(m.Subject, p, b)
+	} else {
+		rep = b.Deliver(p)
 	}
-	rep := b.Deliver(p)
-	if m.Reply != "" && rep.Matched > 0 {
+	to := m.Header.Get(contract.HeaderReport)
+	if to == "" && p.Seq == 0 {
+		to = m.Reply // a stored push's reply got JetStream's PubAck
+	}
+	if to != "" && rep.Matched > 0 {
 		rep.Node = r.cfg.NodeID
-		if err := m.Respond(appendReport(make([]byte, 0, 96), &rep)); err != nil {
+		if err := r.nc.Publish(to, appendReport(make([]byte, 0, 96), &rep)); err != nil {
 			r.log.Debug("delivery report not sent", "err", err)
 		}
 	}
 	p.Data = nil
-	return rep.Matched
+	return rep.Matched + gap
+}
+
+// decode fills p from a push's target, key, headers and body.
+func (r *Router) decode(p *contract.Push, target contract.Target, key string, h nats.Header, data []byte) {
+	*p = contract.Push{Target: target, Key: key, Event: contract.DefaultEvent, Data: data}
+	if h == nil {
+		return
+	}
+	if v := h.Get(contract.HeaderEvent); v != "" {
+		p.Event = v
+	}
+	p.ID = h.Get(contract.HeaderID)
+	p.ExcludeSession = h.Get(contract.HeaderExcludeSession)
+	p.TraceID = h.Get(contract.HeaderTraceID)
+	p.SentUnixNano = contract.ParseTimestamp(h.Get(contract.HeaderTimestamp))
+	p.Receipt = h.Get(contract.HeaderReceipt)
+	if v := h.Get(contract.HeaderStreamSequence); v != "" {
+		p.Seq = parseSeq(v)
+		p.PrevSeq = parseSeq(h.Get(contract.HeaderLastSequence))
+	}
 }
 
 // appendReport encodes a delivery report as encoding/json would, without

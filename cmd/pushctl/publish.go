@@ -145,6 +145,9 @@ func runPublish(g *globals, c *conn, m admin.Message, f publishFlags) error {
 	} else {
 		fmt.Fprintf(g.out, "delivered to %d of %d matching session(s) on %d node(s) (subject %s, id %s)\n",
 			res.Delivered, res.Matched, res.Nodes, res.Subject, res.ID)
+		if res.Seq != "" {
+			fmt.Fprintf(g.out, "stored in history at seq %s (stream %s)\n", res.Seq, res.Stream)
+		}
 		if why := undelivered(res, len(m.Data)); why != "" && res.Matched > 0 {
 			fmt.Fprintln(g.out, why)
 		}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/pushd/pushd/history"
 	"github.com/pushd/pushd/internal/cliutil"
 	"github.com/pushd/pushd/node"
 )
@@ -53,6 +54,19 @@ type config struct {
 	ParkIdle           bool
 	LogFormat          string
 	LogLevel           string
+
+	// History flags (docs/OPERATIONS.md, "History").
+	History                bool
+	HistoryReplicas        int
+	HistoryStorage         string
+	HistoryMaxBytes        int64
+	HistoryUserMaxMsgs     int64
+	HistoryUserMaxAge      time.Duration
+	HistoryDocMaxMsgs      int64
+	HistoryDocMaxAge       time.Duration
+	HistoryDuplicateWindow time.Duration
+	ReplayMaxMsgs          int
+	ReplayMaxBytes         int
 
 	// defaults names the flags left at their default (neither set on the
 	// command line nor by the environment).
@@ -160,6 +174,17 @@ variable shown next to it. See docs/ for the protocol and operations.`,
 	f.DurationVar(&cfg.WriteTimeout, "write-timeout", node.DefaultWriteTimeout, "a socket write slower than this cuts the client off")
 	f.DurationVar(&cfg.WriteCoalesce, "write-coalesce", 0, "a session written to less than this ago waits this long before its next write, so streamed pushes share one writev (0: off)")
 	f.BoolVar(&cfg.ParkIdle, "park-idle-sessions", true, "a session idle between frames holds no read goroutine: one epoll poller watches its socket (Linux, plain TCP)")
+	f.BoolVar(&cfg.History, "history", true, "keep user and doc pushes in NATS JetStream so clients resume without loss; needs a JetStream-enabled NATS (live delivery goes on without it)")
+	f.IntVar(&cfg.HistoryReplicas, "history-replicas", 1, "replicas of each history stream (3 on a production NATS cluster)")
+	f.StringVar(&cfg.HistoryStorage, "history-storage", "file", "history stream storage: file or memory (the embedded NATS of --dev uses memory)")
+	f.Int64Var(&cfg.HistoryMaxBytes, "history-max-bytes", history.DefaultMaxBytes, "bytes each history stream keeps at most, oldest pushes first out (-1: no limit); size it never to be reached")
+	f.Int64Var(&cfg.HistoryUserMaxMsgs, "history-user-max-msgs", history.DefaultMaxMsgsPerSubject, "pushes kept per user")
+	f.DurationVar(&cfg.HistoryUserMaxAge, "history-user-max-age", history.DefaultMaxAge, "how long a user push is kept")
+	f.Int64Var(&cfg.HistoryDocMaxMsgs, "history-doc-max-msgs", history.DefaultMaxMsgsPerSubject, "pushes kept per doc")
+	f.DurationVar(&cfg.HistoryDocMaxAge, "history-doc-max-age", history.DefaultMaxAge, "how long a doc push is kept")
+	f.DurationVar(&cfg.HistoryDuplicateWindow, "history-duplicate-window", history.DefaultDuplicateWindow, "how long a Nats-Msg-Id de-duplicates a retried publish")
+	f.IntVar(&cfg.ReplayMaxMsgs, "replay-max-msgs", history.DefaultReplayMaxMsgs, "pushes one resume replays at most; a client further behind is told recovered:false")
+	f.IntVar(&cfg.ReplayMaxBytes, "replay-max-bytes", history.DefaultReplayMaxBytes, "bytes one resume replays at most")
 	f.StringVar(&cfg.LogFormat, "log-format", "", "log format: json or text (default: text on a terminal, json otherwise)")
 	f.StringVar(&cfg.LogLevel, "log-level", "info", "log level: debug, info, warn, error")
 	f.StringVar(&cfg.JWTKeysDir, "jwt-keys-dir", "", "directory of token keys for rotation: <kid>.pem public keys and *.json JWKS files")
@@ -208,6 +233,12 @@ func (c *config) validate() error {
 	}
 	if c.DrainTimeout <= 0 {
 		return errors.New("--drain-timeout must be positive")
+	}
+	if c.HistoryStorage != "file" && c.HistoryStorage != "memory" {
+		return fmt.Errorf("--history-storage %q: want file or memory", c.HistoryStorage)
+	}
+	if c.HistoryReplicas < 1 || c.HistoryReplicas > 5 || c.HistoryUserMaxMsgs < 1 || c.HistoryDocMaxMsgs < 1 || c.ReplayMaxMsgs < 1 || c.ReplayMaxBytes < 1 {
+		return errors.New("--history-replicas (1..5), --history-*-max-msgs, --replay-max-msgs and --replay-max-bytes must be positive")
 	}
 	if c.MaxPushSize <= 0 {
 		return fmt.Errorf("--max-push-size %d: want a positive number of bytes", c.MaxPushSize)

@@ -264,7 +264,8 @@ func TestSubjectInjectionThroughIDs(t *testing.T) {
 	mu.Unlock()
 	for _, s := range subjects {
 		ok := strings.HasPrefix(s, "push.events.") || strings.HasPrefix(s, "push.session.") || strings.HasPrefix(s, "push.admin") ||
-			strings.HasPrefix(s, "push.nodes.") // heartbeats and number claims
+			strings.HasPrefix(s, "push.nodes.") || // heartbeats and number claims
+			strings.HasPrefix(s, "push.history.") // history heartbeats
 		if !ok {
 			t.Errorf("node published on %q", s)
 		}

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"os"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -22,6 +23,7 @@ import (
 	"github.com/pushd/pushd/admin"
 	"github.com/pushd/pushd/cluster"
 	"github.com/pushd/pushd/contract"
+	"github.com/pushd/pushd/history"
 	"github.com/pushd/pushd/node"
 	"github.com/pushd/pushd/registry"
 	"github.com/pushd/pushd/router"
@@ -38,6 +40,7 @@ var (
 // "starting" until then.
 type front struct {
 	node   atomic.Pointer[node.Node]
+	hist   atomic.Pointer[history.History]
 	leased atomic.Bool
 }
 
@@ -50,16 +53,32 @@ func (f *front) serveWS(w http.ResponseWriter, r *http.Request) {
 	n.ServeHTTP(w, r)
 }
 
+// readyz answers 200 when the node accepts sessions, else 503, with a JSON
+// body saying why not and how history is doing: {"ready":true,
+// "history":"available"} ("unavailable": live delivery goes on, resumes are
+// not recovered; "off": --history=false).
 func (f *front) readyz(w http.ResponseWriter, _ *http.Request) {
 	ok, why := false, "starting"
 	if n := f.node.Load(); n != nil {
 		ok, why = n.Ready()
 	}
-	if !ok {
-		http.Error(w, "not ready: "+why, http.StatusServiceUnavailable)
-		return
+	hist := "off"
+	if h := f.hist.Load(); h != nil {
+		hist = "unavailable"
+		if h.Available() {
+			hist = "available"
+		}
 	}
-	_, _ = w.Write([]byte("ready\n"))
+	w.Header().Set("Content-Type", "application/json")
+	status := http.StatusOK
+	b := []byte(`{"ready":true`)
+	if !ok {
+		status = http.StatusServiceUnavailable
+		b = append([]byte(`{"ready":false,"reason":`), strconv.Quote(why)...)
+	}
+	b = append(append(append(b, `,"history":"`...), hist...), "\"}\n"...)
+	w.WriteHeader(status)
+	_, _ = w.Write(b)
 }
 
 // setConflict is the cluster's OnDuplicate callback.
@@ -170,7 +189,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, onStart func(start
 		nodeID = int64(consul.NodeID())
 	}
 
-	natsURL := cfg.NATSURL
+	natsURL, embedded := cfg.NATSURL, false
 	if natsURL == "" {
 		addr := cfg.NATSEmbeddedListen
 		if perr := portFree(addr); perr != nil {
@@ -184,6 +203,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, onStart func(start
 			if err != nil {
 				return err
 			}
+			embedded = true
 			undo.add(ns.Shutdown)
 			defer ns.Shutdown()
 			natsURL = ns.ClientURL()
@@ -226,10 +246,19 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, onStart func(start
 		return fmt.Errorf("%w; set --node-id to a number no other node uses, or lease one with --consul-addr", err)
 	}
 
+	hist, err := startHistory(ctx, cfg, nc, nodeID, embedded, log, reg)
+	if err != nil {
+		return err
+	}
+	if hist != nil {
+		undo.add(func() { _ = hist.Close() })
+		fr.hist.Store(hist)
+	}
 	rt, err := router.New(router.Config{
 		Conn:       nc,
 		Prefix:     cfg.SubjectPrefix,
 		NodeID:     nodeID,
+		History:    hist,
 		Logger:     log.With("component", "router"),
 		Registerer: reg,
 	})
@@ -306,7 +335,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, onStart func(start
 		runErr = fmt.Errorf("http server: %w", err)
 		log.Error("http server failed; shutting down", "err", err)
 	}
-	shutdown(log, cfg, n, rt, nc, httpSrv, adminSrv, ctl, cl, consul)
+	shutdown(log, cfg, n, rt, hist, nc, httpSrv, adminSrv, ctl, cl, consul)
 	return runErr
 }
 
@@ -369,7 +398,7 @@ func adminMux(metrics http.Handler) *http.ServeMux {
 // requests and receiving from NATS, flush what we published, stop the HTTP
 // servers and the node's goroutines, and only then give up the node-ID lease
 // (no session ID can be minted any more).
-func shutdown(log *slog.Logger, cfg config, n *node.Node, rt *router.Router, nc *nats.Conn, httpSrv, adminSrv *http.Server, ctl *admin.Server, cl *cluster.Cluster, consul *registry.Registry) {
+func shutdown(log *slog.Logger, cfg config, n *node.Node, rt *router.Router, hist *history.History, nc *nats.Conn, httpSrv, adminSrv *http.Server, ctl *admin.Server, cl *cluster.Cluster, consul *registry.Registry) {
 	drainCtx, cancel := context.WithTimeout(context.Background(), cfg.DrainTimeout+5*time.Second)
 	defer cancel()
 	if err := n.Drain(drainCtx); err != nil {
@@ -384,6 +413,11 @@ func shutdown(log *slog.Logger, cfg config, n *node.Node, rt *router.Router, nc 
 	}
 	if err := rt.Close(); err != nil {
 		log.Warn("router close", "err", err)
+	}
+	if hist != nil {
+		if err := hist.Close(); err != nil {
+			log.Warn("history close", "err", err)
+		}
 	}
 	if err := nc.FlushTimeout(2 * time.Second); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
 		log.Warn("NATS flush", "err", err)
@@ -420,14 +454,63 @@ func startEmbeddedNATS(addr string) (*server.Server, error) {
 	if port == 0 {
 		port = server.RANDOM_PORT
 	}
-	ns, err := server.NewServer(&server.Options{Host: host, Port: port, NoSigs: true, MaxPayload: 8 << 20})
+	// JetStream keeps the dev node's history in memory; the store directory
+	// only holds JetStream's bookkeeping and goes with the process.
+	dir, err := os.MkdirTemp("", "pushd-jetstream-")
 	if err != nil {
 		return nil, fmt.Errorf("embedded NATS: %w", err)
 	}
+	ns, err := server.NewServer(&server.Options{Host: host, Port: port, NoSigs: true, MaxPayload: 8 << 20,
+		JetStream: true, StoreDir: dir, JetStreamMaxMemory: 256 << 20})
+	if err != nil {
+		_ = os.RemoveAll(dir)
+		return nil, fmt.Errorf("embedded NATS: %w", err)
+	}
+	go func() { ns.WaitForShutdown(); _ = os.RemoveAll(dir) }()
 	go ns.Start()
 	if !ns.ReadyForConnections(10 * time.Second) {
 		ns.Shutdown()
 		return nil, fmt.Errorf("embedded NATS did not start on %s (port in use? set --nats-embedded-listen or --nats-url)", addr)
 	}
 	return ns, nil
+}
+
+// startHistory starts the history streams' client (nil with --history=false).
+// JetStream being unavailable is not an error: live delivery goes on, and
+// /readyz and pushd_history_available say so.
+func startHistory(ctx context.Context, cfg config, nc *nats.Conn, nodeID int64, embedded bool, log *slog.Logger, reg prometheus.Registerer) (*history.History, error) {
+	if !cfg.History {
+		return nil, nil
+	}
+	h, err := history.New(history.Config{
+		Conn:            nc,
+		Prefix:          cfg.SubjectPrefix,
+		NodeID:          nodeID,
+		Replicas:        cfg.HistoryReplicas,
+		Memory:          cfg.HistoryStorage == "memory" || embedded,
+		MaxBytes:        historyMaxBytes(cfg, embedded),
+		User:            history.Limits{MaxMsgsPerSubject: cfg.HistoryUserMaxMsgs, MaxAge: cfg.HistoryUserMaxAge},
+		Doc:             history.Limits{MaxMsgsPerSubject: cfg.HistoryDocMaxMsgs, MaxAge: cfg.HistoryDocMaxAge},
+		DuplicateWindow: cfg.HistoryDuplicateWindow,
+		ReplayMaxMsgs:   cfg.ReplayMaxMsgs,
+		ReplayMaxBytes:  cfg.ReplayMaxBytes,
+		Logger:          log.With("component", "history"),
+		Registerer:      reg,
+	})
+	if err != nil {
+		return nil, err
+	}
+	if err := h.Start(ctx); err != nil {
+		return nil, err
+	}
+	return h, nil
+}
+
+// historyMaxBytes bounds the streams; the embedded dev server keeps them in
+// a 256 MiB memory budget, so each gets 64 MiB there.
+func historyMaxBytes(cfg config, embedded bool) int64 {
+	if embedded && cfg.HistoryMaxBytes == history.DefaultMaxBytes {
+		return 64 << 20
+	}
+	return cfg.HistoryMaxBytes
 }

@@ -5,6 +5,7 @@ package pushtest
 import (
 	"fmt"
 	"net"
+	"strings"
 	"testing"
 	"time"
 
@@ -24,6 +25,67 @@ func RunNATS(t testing.TB) *NATS {
 	t.Helper()
 	return runNATS(t, &server.Options{Host: "127.0.0.1", Port: server.RANDOM_PORT, NoSigs: true, NoLog: true, Cluster: server.ClusterOpts{Port: 0}})
 }
+
+// RunJetStream starts a NATS server with JetStream (files in a temp dir) on
+// a random loopback port, shut down when the test ends.
+func RunJetStream(t testing.TB) *NATS {
+	t.Helper()
+	return runNATS(t, &server.Options{Host: "127.0.0.1", Port: server.RANDOM_PORT, NoSigs: true, NoLog: true,
+		JetStream: true, StoreDir: t.TempDir(), ServerName: "js"})
+}
+
+// RunJetStreamCluster starts size NATS servers with JetStream, routed into
+// one cluster, and waits until JetStream has a meta leader.
+func RunJetStreamCluster(t testing.TB, size int) []*NATS {
+	t.Helper()
+	ports, err := freePorts(size)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var routes []string
+	for _, p := range ports {
+		routes = append(routes, fmt.Sprintf("nats://127.0.0.1:%d", p))
+	}
+	var servers []*NATS
+	for i := range size {
+		o := &server.Options{Host: "127.0.0.1", Port: server.RANDOM_PORT, NoSigs: true, NoLog: true,
+			ServerName: fmt.Sprintf("js%d", i), JetStream: true, StoreDir: t.TempDir(),
+			Cluster: server.ClusterOpts{Name: "pushtest-js", Host: "127.0.0.1", Port: ports[i]},
+			Routes:  server.RoutesFromStr(strings.Join(routes, ","))}
+		ns, err := server.NewServer(o)
+		if err != nil {
+			t.Fatalf("pushtest: start NATS: %v", err)
+		}
+		go ns.Start()
+		n := &NATS{Server: ns, opts: o}
+		t.Cleanup(n.Shutdown)
+		servers = append(servers, n)
+	}
+	for _, n := range servers {
+		if !n.ReadyForConnections(20 * time.Second) {
+			t.Fatal("pushtest: JetStream cluster server did not become ready")
+		}
+	}
+	Eventually(t, 30*time.Second, func() error {
+		if !anyLeader(servers) {
+			return fmt.Errorf("no JetStream meta leader yet")
+		}
+		return nil
+	})
+	return servers
+}
+
+func anyLeader(servers []*NATS) bool {
+	for _, n := range servers {
+		if n.Running() && n.JetStreamIsLeader() {
+			return true
+		}
+	}
+	return false
+}
+
+// Kill stops this server abruptly, as a crash would; the others carry on.
+func (n *NATS) Kill() { n.Shutdown(); n.WaitForShutdown() }
 
 func runNATS(t testing.TB, opts *server.Options) *NATS {
 	t.Helper()

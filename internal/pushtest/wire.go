@@ -35,8 +35,10 @@ func Dial(t testing.TB, wsURL, user string) *client.Client {
 	return c
 }
 
-// Publish sends a push with a reply subject and collects delivery reports
-// until want nodes answered; with want 0 it waits 300ms for none.
+// Publish sends a push asking for delivery reports (the Push-Report
+// header, which works whether or not the push is kept in history) and
+// collects them until want nodes answered; with want 0 it waits 300ms for
+// none.
 func Publish(t testing.TB, nc *nats.Conn, subject string, hdr nats.Header, data string, want int) []contract.Report {
 	t.Helper()
 	inbox := nats.NewInbox()
@@ -45,7 +47,12 @@ func Publish(t testing.TB, nc *nats.Conn, subject string, hdr nats.Header, data 
 		t.Fatal(err)
 	}
 	defer func() { _ = sub.Unsubscribe() }()
-	if err := nc.PublishMsg(&nats.Msg{Subject: subject, Reply: inbox, Header: hdr, Data: []byte(data)}); err != nil {
+	h := nats.Header{}
+	for k, v := range hdr {
+		h[k] = v
+	}
+	h.Set(contract.HeaderReport, inbox)
+	if err := nc.PublishMsg(&nats.Msg{Subject: subject, Header: h, Data: []byte(data)}); err != nil {
 		t.Fatal(err)
 	}
 	var out []contract.Report

@@ -1,0 +1,204 @@
+package history
+
+import (
+	"context"
+	"errors"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"go.uber.org/goleak"
+
+	"github.com/pushd/pushd/contract"
+	"github.com/pushd/pushd/internal/pushtest"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m,
+		goleak.IgnoreTopFunction("time.Sleep"),
+		goleak.IgnoreTopFunction("github.com/nats-io/nats-server/v2/server.(*Server).startGoRoutine"),
+	)
+}
+
+func start(t *testing.T, url string, cfg Config) *History {
+	t.Helper()
+	nc, err := nats.Connect(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	cfg.Conn = nc
+	if cfg.Interval == 0 {
+		cfg.Interval = 50 * time.Millisecond
+	}
+	h, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = h.Close() })
+	return h
+}
+
+// publish publishes n pushes to subject with plain NATS, as a backend does,
+// and returns their positions from the republished copies.
+func publish(t *testing.T, nc *nats.Conn, subject string, n int) []uint64 {
+	t.Helper()
+	seqSubject := "push.seq." + subject[len("push."):]
+	sub, err := nc.SubscribeSync(seqSubject)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = sub.Unsubscribe() }()
+	if err := nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	var seqs []uint64
+	for i := range n {
+		if err := nc.Publish(subject, []byte(strconv.Itoa(i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range n {
+		m, err := sub.NextMsg(5 * time.Second)
+		if err != nil {
+			t.Fatalf("republished copy of %s: %v", subject, err)
+		}
+		seq, _ := strconv.ParseUint(m.Header.Get(contract.HeaderStreamSequence), 10, 64)
+		seqs = append(seqs, seq)
+	}
+	return seqs
+}
+
+func TestStreamsRepublishWithPositionsAndAChain(t *testing.T) {
+	ns := pushtest.RunJetStream(t)
+	h := start(t, ns.URL(), Config{})
+	if !h.Available() {
+		t.Fatal("history not available after Start")
+	}
+	nc := ns.Connect(t)
+	sub, err := nc.SubscribeSync("push.seq.doc.>")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []string{"push.doc.a", "push.doc.b", "push.doc.a"} {
+		if err := nc.Publish(s, []byte(`1`)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var got []*nats.Msg
+	for range 3 {
+		m, err := sub.NextMsg(5 * time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, m)
+	}
+	seq := func(m *nats.Msg, h string) uint64 { v, _ := strconv.ParseUint(m.Header.Get(h), 10, 64); return v }
+	a1, b1, a2 := got[0], got[1], got[2]
+	if a1.Subject != "push.seq.doc.a" || seq(a1, contract.HeaderLastSequence) != 0 || seq(b1, contract.HeaderLastSequence) != 0 {
+		t.Fatalf("first pushes: %s last=%s, %s last=%s", a1.Subject, a1.Header.Get(contract.HeaderLastSequence), b1.Subject, b1.Header.Get(contract.HeaderLastSequence))
+	}
+	if seq(a2, contract.HeaderLastSequence) != seq(a1, contract.HeaderStreamSequence) || seq(a2, contract.HeaderStreamSequence) <= seq(b1, contract.HeaderStreamSequence) {
+		t.Fatalf("chain: a2 last %s, want a1 %s", a2.Header.Get(contract.HeaderLastSequence), a1.Header.Get(contract.HeaderStreamSequence))
+	}
+	// A new stream starts at the time it was created, in nanoseconds.
+	if first := h.docs.firstSeq.Load(); first < uint64(time.Now().Add(-time.Minute).UnixNano()) || seq(a1, contract.HeaderStreamSequence) < first {
+		t.Fatalf("stream first seq %d, first push %d", first, seq(a1, contract.HeaderStreamSequence))
+	}
+}
+
+func TestReplay(t *testing.T) {
+	ns := pushtest.RunJetStream(t)
+	nc := ns.Connect(t)
+	h := start(t, ns.URL(), Config{Doc: Limits{MaxMsgsPerSubject: 10}, ReplayMaxMsgs: 5})
+	ctx := context.Background()
+	pos, ok := h.Position(contract.TargetDoc)
+	if !ok {
+		t.Fatal("no position while available")
+	}
+	seqs := publish(t, nc, "push.doc.d", 3)
+	publish(t, nc, "push.doc.other", 2)
+
+	// From a position before the pushes: all three, recovered.
+	r, err := h.Replay(ctx, contract.TargetDoc, "d", pos)
+	if err != nil || !r.Recovered || len(r.Msgs) != 3 || r.Msgs[0].Seq != seqs[0] || r.Msgs[2].Seq != seqs[2] || string(r.Msgs[1].Data) != "1" {
+		t.Fatalf("replay from %d: %+v, %v", pos, r, err)
+	}
+	// From the second: the third only.
+	if r, err = h.Replay(ctx, contract.TargetDoc, "d", seqs[1]); err != nil || !r.Recovered || len(r.Msgs) != 1 || r.Msgs[0].Seq != seqs[2] {
+		t.Fatalf("replay from the second push: %+v, %v", r, err)
+	}
+	// From the last: nothing missed.
+	if r, err = h.Replay(ctx, contract.TargetDoc, "d", seqs[2]); err != nil || !r.Recovered || len(r.Msgs) != 0 || r.Position < seqs[2] {
+		t.Fatalf("replay from the last push: %+v, %v", r, err)
+	}
+	// Ahead of the stream: ErrFuture.
+	if _, err = h.Replay(ctx, contract.TargetDoc, "d", seqs[2]+1000); !errors.Is(err, ErrFuture) {
+		t.Fatalf("replay from the future: %v", err)
+	}
+	// More than a replay carries: not recovered.
+	more := publish(t, nc, "push.doc.d", 6)
+	if r, err = h.Replay(ctx, contract.TargetDoc, "d", seqs[2]); err != nil || r.Recovered || len(r.Msgs) != 5 {
+		t.Fatalf("replay of 6 with a limit of 5: %+v, %v", r, err)
+	}
+	// Trimmed by the per-subject limit (10): a position before the oldest
+	// kept push cannot be recovered, the one just before the last ten can.
+	if r, err = h.Replay(ctx, contract.TargetDoc, "d", pos); err != nil || r.Recovered {
+		t.Fatalf("replay past the trimmed history: recovered=%v, %v", r.Recovered, err)
+	}
+	if r, err = h.Replay(ctx, contract.TargetDoc, "d", more[0]); err != nil || !r.Recovered || len(r.Msgs) != 5 {
+		t.Fatalf("replay of the last five: %+v, %v", r, err)
+	}
+}
+
+// TestReplayAfterAStreamReset: a client resuming from a position of a
+// stream that was deleted and created again is told recovered:false, not
+// served the new stream's pushes as if they followed its own.
+func TestReplayAfterAStreamReset(t *testing.T) {
+	ns := pushtest.RunJetStream(t)
+	nc := ns.Connect(t)
+	h := start(t, ns.URL(), Config{})
+	old := publish(t, nc, "push.user.alice", 2)
+	js, _ := jetstream.New(nc)
+	if err := js.DeleteStream(context.Background(), h.users.name); err != nil {
+		t.Fatal(err)
+	}
+	pushtest.Eventually(t, 10*time.Second, func() error { // the heartbeat notices and recreates it
+		if _, err := js.Stream(context.Background(), h.users.name); err != nil {
+			return err
+		}
+		if !h.Available() {
+			return errors.New("not available yet")
+		}
+		return nil
+	})
+	fresh := publish(t, nc, "push.user.alice", 1)
+	if fresh[0] <= old[1] {
+		t.Fatalf("recreated stream's push %d is not above the old one's %d", fresh[0], old[1])
+	}
+	r, err := h.Replay(context.Background(), contract.TargetUser, "alice", old[0])
+	if err != nil || r.Recovered {
+		t.Fatalf("resume from the old stream: %+v, %v; want recovered:false", r, err)
+	}
+}
+
+// TestUnavailableWithoutJetStream: a NATS server without JetStream leaves
+// history unavailable, and Start still succeeds (live delivery goes on).
+func TestUnavailableWithoutJetStream(t *testing.T) {
+	ns := pushtest.RunNATS(t)
+	h := start(t, ns.URL(), Config{})
+	if h.Available() {
+		t.Fatal("available without JetStream")
+	}
+	if _, ok := h.Position(contract.TargetUser); ok {
+		t.Fatal("a position without history")
+	}
+	if _, err := h.Replay(context.Background(), contract.TargetUser, "u", 1); !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("replay: %v", err)
+	}
+}
