@@ -12,10 +12,10 @@ import (
 // statsOutput is the JSON document of `pushctl stats -o json` (one per
 // refresh with --watch).
 type statsOutput struct {
-	At       time.Time    `json:"at"`
+	At time.Time `json:"at"`
 	// Interval is the time between the two samples, as measured by the
 	// nodes' clocks: about --interval.
-	Interval float64 `json:"interval_seconds"`
+	Interval float64      `json:"interval_seconds"`
 	Total    admin.Rate   `json:"total"`
 	Nodes    []admin.Rate `json:"nodes"`
 }
