@@ -40,6 +40,14 @@ type Frame struct {
 	Data         json.RawMessage `json:"data,omitempty"`
 	Code         string          `json:"code,omitempty"`
 	Message      string          `json:"message,omitempty"`
+	// Seq is a push's position in its subject's history, or, in hello and
+	// joined, where the client stands on the user's or doc's subject.
+	Seq string `json:"seq,omitempty"`
+	// Recovered is set in hello and joined when the client resumed: whether
+	// it got every push it missed.
+	Recovered *bool `json:"recovered,omitempty"`
+	// Ack is set on a push whose publisher asked for a receipt.
+	Ack bool `json:"ack,omitempty"`
 }
 
 // Options configure Dial.
@@ -50,6 +58,8 @@ type Options struct {
 	BearerToken string
 	// User is sent as ?user= (dev nodes only).
 	User string
+	// Since resumes the user's pushes from this position (?since=).
+	Since string
 	// Header is added to the handshake request.
 	Header http.Header
 	// HandshakeTimeout bounds dialing and the hello frame. Zero means 10s.
@@ -118,6 +128,9 @@ func Dial(ctx context.Context, rawURL string, opts Options) (*Client, error) {
 	}
 	if opts.User != "" {
 		q.Set("user", opts.User)
+	}
+	if opts.Since != "" {
+		q.Set("since", opts.Since)
 	}
 	u.RawQuery = q.Encode()
 	h := http.Header{}
@@ -189,6 +202,36 @@ func (c *Client) Join(ctx context.Context, doc string) error {
 		return err
 	}
 	return c.expect(ctx, "joined")
+}
+
+// JoinSince joins doc resuming from position since (the seq of the last
+// push of doc processed) and returns the joined reply; the missed pushes
+// follow it.
+func (c *Client) JoinSince(ctx context.Context, doc, since string) (Frame, error) {
+	if err := c.sendJSON(map[string]string{"type": "join", "doc": doc, "since": since}); err != nil {
+		return Frame{}, err
+	}
+	f, err := c.reply(ctx)
+	if err != nil {
+		return f, err
+	}
+	if f.Type == "error" {
+		return f, &ServerError{Code: f.Code, Message: f.Message}
+	}
+	if f.Type != "joined" {
+		return f, fmt.Errorf("pushd: got %q, want joined", f.Type)
+	}
+	return f, nil
+}
+
+// Ack acknowledges the push at seq (of doc, or of the user's subject when
+// doc is empty), so the node publishes its receipt.
+func (c *Client) Ack(seq, doc string) error {
+	m := map[string]string{"type": "ack", "seq": seq}
+	if doc != "" {
+		m["doc"] = doc
+	}
+	return c.sendJSON(m)
 }
 
 // Leave leaves doc and waits for the left reply.

@@ -89,7 +89,7 @@ func (n *Node) join(s *session, f *ClientFrame) {
 		n.bad(s, r, code, msg)
 		return
 	}
-	if f.Since.Bad != "" {
+	if f.Since.Invalid {
 		n.bad(s, r, errBadSince, sinceMessage(f.Since, nil))
 		return
 	}

@@ -77,7 +77,7 @@ func (n *Node) activate(s *session, who identity, id string, reading bool, since
 	// registered queue up but are not written, and hello goes in front of
 	// them (PROTOCOL.md promises hello first).
 	s.cork()
-	resuming := since.Set && since.Bad == ""
+	resuming := since.Set && !since.Invalid
 	if resuming {
 		s.holdLive(subjectKey(contract.TargetUser, who.user))
 	}
@@ -126,7 +126,7 @@ func (n *Node) activate(s *session, who identity, id string, reading bool, since
 		s.uncork(f)
 		f.release()
 	}
-	if since.Bad != "" || bad != nil {
+	if since.Invalid || bad != nil {
 		s.reply(encodeError(errBadSince, sinceMessage(since, bad), ref{id: id}))
 	}
 	n.publishEvent("connect", s, "", time.Time{})

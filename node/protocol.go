@@ -71,8 +71,10 @@ type ClientFrame struct {
 type Position struct {
 	N   uint64
 	Set bool
-	// Bad holds what was sent when it is not a position.
-	Bad string
+	// Invalid says what was sent is not a position; Bad holds it (at most
+	// 64 bytes of it) for the error message.
+	Invalid bool
+	Bad     string
 }
 
 // UnmarshalJSON accepts "123" or 123; anything else is kept in Bad for a
@@ -83,14 +85,14 @@ func (p *Position) UnmarshalJSON(b []byte) error {
 	if len(b) >= 2 && b[0] == '"' {
 		var s string
 		if err := json.Unmarshal(b, &s); err != nil {
-			p.Bad = raw
+			p.Invalid, p.Bad = true, raw[:min(len(raw), 64)]
 			return nil
 		}
 		raw = s
 	}
 	n, err := strconv.ParseUint(raw, 10, 64)
 	if err != nil {
-		p.Bad = raw
+		p.Invalid, p.Bad = true, raw[:min(len(raw), 64)]
 		return nil
 	}
 	p.N = n

@@ -49,7 +49,7 @@ func (s *session) oweLocked(f *frame) {
 // user's or f.Doc's subject is published. An ack for a push the session does
 // not owe (acked already, or forgotten) is ignored.
 func (n *Node) ack(s *session, f *ClientFrame) {
-	if !f.Seq.Set || f.Seq.Bad != "" {
+	if !f.Seq.Set || f.Seq.Invalid {
 		n.bad(s, ref{id: f.ID, doc: f.Doc}, errBadSeq, "ack needs the push's seq, a decimal string")
 		return
 	}

@@ -41,9 +41,15 @@ func subjectKey(t contract.Target, key string) string {
 }
 
 // held are the live pushes of one subject a resuming session holds back.
+// Once released it keeps only the position the client got to (floor):
+// a live push stored before the replay read it can still be on its way
+// through the router, and is dropped, until the first live push after the
+// floor shows the seam is behind.
 type held struct {
-	frames []*frame
-	bytes  int
+	frames   []*frame
+	bytes    int
+	released bool
+	floor    uint64
 }
 
 // holdLive makes s hold back live pushes of subject until release.
@@ -75,6 +81,13 @@ func (s *session) holdLocked(f *frame) bool {
 	}
 	h := s.holding[f.subject]
 	if h == nil {
+		return false
+	}
+	if h.released {
+		if f.seq != 0 && f.seq <= h.floor {
+			return true // replayed already
+		}
+		delete(s.holding, f.subject)
 		return false
 	}
 	f.retain()
@@ -145,14 +158,16 @@ func (n *Node) release(s *session, t contract.Target, key string, reply func(res
 			}
 			frames := append([]*frame{reply(at)}, replay...)
 			if h != nil {
+				floor := at.position
 				for _, f := range h.frames {
 					if f.seq > at.position || f.seq == 0 {
 						frames = append(frames, f)
+						floor = max(floor, f.seq)
 					} else {
 						f.release() // replayed already
 					}
 				}
-				delete(s.holding, subject)
+				*h = held{released: true, floor: floor}
 			}
 			s.queueAndUnlock(frames, front)
 			return
@@ -175,7 +190,7 @@ func (n *Node) release(s *session, t contract.Target, key string, reply func(res
 
 // sinceMessage explains a since that cannot be resumed from.
 func sinceMessage(since Position, err error) string {
-	if since.Bad != "" {
+	if since.Invalid {
 		return "since " + quote(since.Bad) + " is not a position: send the seq of the last push processed, a decimal string"
 	}
 	return "since " + strconv.FormatUint(since.N, 10) + " is ahead of the history: resume from a position this cluster gave you, or join without since"

@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
+	"github.com/pushd/pushd/history"
 	"github.com/pushd/pushd/node"
 	"github.com/pushd/pushd/router"
 )
@@ -28,6 +29,8 @@ type Node struct {
 	*node.Node
 	// Router is the node's router, on its own NATS connection.
 	Router *router.Router
+	// History is the node's history; nil without Options.History.
+	History *history.History
 	// Server serves the node's WebSocket endpoint at /ws.
 	Server *httptest.Server
 	// Registry holds the node's and the router's metrics.
@@ -41,10 +44,24 @@ type Node struct {
 // it.
 const drainTimeout = 300 * time.Millisecond
 
+// Options are what a test node runs with besides its node.Config.
+type Options struct {
+	// History, when set, runs the node with history on this config (Conn,
+	// NodeID, Logger and Registerer are filled in): the NATS server must
+	// have JetStream for it to be available.
+	History *history.Config
+}
+
 // Start runs a node with cfg on the NATS server at natsURL until the test
 // ends. cfg.Bus and cfg.Registerer are filled in; a nil cfg.Logger discards
 // logs; a zero DrainTimeout is 300ms.
 func Start(t testing.TB, natsURL string, cfg node.Config) *Node {
+	t.Helper()
+	return StartWith(t, natsURL, cfg, Options{})
+}
+
+// StartWith is Start with options.
+func StartWith(t testing.TB, natsURL string, cfg node.Config, opts Options) *Node {
 	t.Helper()
 	nc, err := nats.Connect(natsURL, nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond))
 	if err != nil {
@@ -57,7 +74,22 @@ func Start(t testing.TB, natsURL string, cfg node.Config) *Node {
 		cfg.DrainTimeout = drainTimeout
 	}
 	reg := prometheus.NewRegistry()
-	rt, err := router.New(router.Config{Conn: nc, NodeID: cfg.NodeID, Logger: cfg.Logger, Registerer: reg})
+	var hist *history.History
+	if opts.History != nil {
+		hc := *opts.History
+		hc.Conn, hc.NodeID, hc.Logger, hc.Registerer = nc, cfg.NodeID, cfg.Logger, reg
+		if hc.Interval == 0 {
+			hc.Interval = 100 * time.Millisecond // tests see an outage in 300ms
+		}
+		if hist, err = history.New(hc); err == nil {
+			err = hist.Start(context.Background())
+		}
+		if err != nil {
+			nc.Close()
+			t.Fatalf("testnode: history: %v", err)
+		}
+	}
+	rt, err := router.New(router.Config{Conn: nc, NodeID: cfg.NodeID, History: hist, Logger: cfg.Logger, Registerer: reg})
 	if err != nil {
 		nc.Close()
 		t.Fatalf("testnode: router: %v", err)
@@ -78,7 +110,7 @@ func Start(t testing.TB, natsURL string, cfg node.Config) *Node {
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/ws", n)
-	tn := &Node{Node: n, Router: rt, Server: httptest.NewServer(mux), Registry: reg, nc: nc}
+	tn := &Node{Node: n, Router: rt, History: hist, Server: httptest.NewServer(mux), Registry: reg, nc: nc}
 	t.Cleanup(tn.Stop)
 	return tn
 }
@@ -94,6 +126,9 @@ func (n *Node) Stop() {
 	defer cancel()
 	_ = n.Drain(ctx)
 	_ = n.Router.Close()
+	if n.History != nil {
+		_ = n.History.Close()
+	}
 	_ = n.nc.Drain()
 	n.nc.Close()
 	n.Server.Close()
