@@ -655,8 +655,12 @@ export class PushdClient extends Emitter<ClientEvents> implements SubscriptionHo
       );
   }
 
-  /** Sends a receipt now if the subject is live on a session, else when it is resumed. */
+  /**
+   * Sends a receipt now if the subject is live on a session, else when it is resumed; nothing when
+   * it was given already (for another copy of the push).
+   */
   private sendAck(sub: Subscription | undefined, cur: Cursor, seq: bigint): void {
+    if (!cur.awaits(seq)) return;
     const c = this.conn;
     const live = c?.helloAt !== undefined && (!sub || sub.state === "joined");
     if (live && c) {
@@ -684,7 +688,7 @@ export class PushdClient extends Emitter<ClientEvents> implements SubscriptionHo
       this.report(err);
       const left = exp * 1000 - Date.now();
       // Retry while there is time; past exp the node closes with 4001 and we reconnect.
-      if (left > 1000) this.refreshTimer = setTimeout(() => void this.refresh(c, exp), Math.min(left / 2, 5000));
+      if (left > 100) this.refreshTimer = setTimeout(() => void this.refresh(c, exp), Math.min(left / 2, 5000));
     };
     let token: string;
     try {

@@ -35,6 +35,11 @@ export class Cursor {
     this.compact();
   }
 
+  /** Whether the push with seq awaits its receipt. */
+  awaits(seq: bigint): boolean {
+    return this.pending.has(seq);
+  }
+
   /** Records the receipt of a push taken with needsAck; sent false means it is still to be sent. */
   ack(seq: bigint, sent = true): void {
     if (!this.pending.has(seq)) return;

@@ -30,7 +30,31 @@ export function record<E extends object, K extends keyof E>(target: Emitter<E>, 
   return out;
 }
 
-/** Active Node timers (setTimeout/setInterval handles). */
+// The SDK's own timers: setTimeout is wrapped so that timers created from the SDK's compiled
+// source (build/src/) are counted until they fire or are cleared. (Other timers, such as ws's own
+// close timers, come and go on their own schedule.) timers.test.ts also checks that a process
+// that disconnects exits, which counts every handle.
+const live = new Map<unknown, string>();
+const realSetTimeout = globalThis.setTimeout;
+const realClearTimeout = globalThis.clearTimeout;
+globalThis.setTimeout = ((fn: (...a: unknown[]) => void, ms?: number, ...args: unknown[]) => {
+  // The caller is the frame below this wrapper's.
+  const caller = (new Error().stack ?? "").split("\n")[2] ?? "";
+  const fromSdk = /[/\\]build[/\\]src[/\\]/.test(caller);
+  const t = realSetTimeout((...a: unknown[]) => {
+    live.delete(t);
+    fn(...a);
+  }, ms, ...args);
+  if (fromSdk) live.set(t, new Error().stack ?? "");
+  return t;
+}) as typeof setTimeout;
+globalThis.clearTimeout = ((t?: Parameters<typeof clearTimeout>[0]) => {
+  live.delete(t);
+  realClearTimeout(t);
+}) as typeof clearTimeout;
+
+/** Timers the SDK has running. */
 export function activeTimers(): number {
-  return process.getActiveResourcesInfo().filter((r) => r === "Timeout").length;
+  if (process.env["DEBUG_TIMERS"]) for (const s of live.values()) console.error("LIVE TIMER", s);
+  return live.size;
 }
