@@ -169,6 +169,9 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, onStart func(start
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
 	mux.HandleFunc("/readyz", fr.readyz)
 	mux.Handle("/metrics", metricsHandler)
+	if cfg.Dev {
+		mountDev(mux, fr, cfg.SubjectPrefix) // devpage.go: the demo page and /dev/publish
+	}
 	httpSrv := &http.Server{
 		Handler:           mux,
 		ReadHeaderTimeout: 5 * time.Second,
