@@ -20,7 +20,9 @@ export function nextEvent<E extends object, K extends keyof E>(target: Emitter<E
       resolve(e);
     });
   });
-  return within(ms, `${String(type)} event`, p).finally(off);
+  const r = within(ms, `${String(type)} event`, p).finally(off);
+  r.catch(() => {}); // rejected for whoever awaits it; not unhandled if a test fails before
+  return r;
 }
 
 /** Records every event of type on target. */

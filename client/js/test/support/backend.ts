@@ -1,0 +1,58 @@
+// A backend on NATS, as docs/NATS.md describes one: publishes pushes with headers and collects
+// the nodes' delivery reports; listens to what clients publish upstream.
+import { connect, createInbox, headers, type NatsConnection, type Msg } from "nats";
+
+export interface Report {
+  node: number;
+  matched: number;
+  delivered: number;
+}
+
+export class Backend {
+  private constructor(readonly nc: NatsConnection) {}
+
+  static async connect(url: string): Promise<Backend> {
+    return new Backend(await connect({ servers: url }));
+  }
+
+  /**
+   * Publishes data (JSON) on subject with Push-Event and Push-Id and returns the delivery reports
+   * that arrive until `want` nodes answered (or within 2 s).
+   */
+  async push(subject: string, data: unknown, opts: { event?: string; id?: string; want?: number } = {}): Promise<Report[]> {
+    const h = headers();
+    if (opts.event) h.set("Push-Event", opts.event);
+    if (opts.id) h.set("Push-Id", opts.id);
+    const inbox = createInbox();
+    const sub = this.nc.subscribe(inbox, { timeout: 2000 });
+    this.nc.publish(subject, JSON.stringify(data), { headers: h, reply: inbox });
+    const reports: Report[] = [];
+    try {
+      for await (const m of sub) {
+        reports.push(JSON.parse(new TextDecoder().decode(m.data)) as Report);
+        if (reports.length >= (opts.want ?? 1)) break;
+      }
+    } catch {
+      // the timeout: fewer reports than wanted
+    } finally {
+      sub.unsubscribe();
+    }
+    return reports;
+  }
+
+  /** Subscribes now (resolves once the server has the subscription); `next` is the next message. */
+  async subscribe(subject: string, ms = 5000): Promise<{ next: Promise<Msg> }> {
+    const sub = this.nc.subscribe(subject, { max: 1, timeout: ms });
+    await this.nc.flush();
+    const next = (async () => {
+      for await (const m of sub) return m;
+      throw new Error(`no message on ${subject}`);
+    })();
+    next.catch(() => {}); // handled by whoever awaits it
+    return { next };
+  }
+
+  close(): Promise<void> {
+    return this.nc.close();
+  }
+}
