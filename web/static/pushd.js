@@ -479,6 +479,7 @@ var PushdClient = class extends Emitter {
   gen = 0;
   conn;
   attempt = 0;
+  /** Index into a URL list (or the url function's attempt): where the current session is; a close moves on. */
   urlIndex = 0;
   authFailures = 0;
   hellos = 0;
@@ -713,7 +714,6 @@ var PushdClient = class extends Emitter {
     if (c.helloAt !== void 0) return;
     c.helloAt = Date.now();
     this.authFailures = 0;
-    this.urlIndex = 0;
     const first = this.hellos++ === 0;
     const { recovered, gap } = this.resume(this.userCursor, c.since, h.seq, h.recovered, first);
     this.lastHello = { sid: h.sid, node: h.node, user: h.user, url: c.url, first, recovered, gap };

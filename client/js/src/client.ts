@@ -167,6 +167,7 @@ export class PushdClient extends Emitter<ClientEvents> implements SubscriptionHo
   private gen = 0;
   private conn: Conn | undefined;
   private attempt = 0;
+  /** Index into a URL list (or the url function's attempt): where the current session is; a close moves on. */
   private urlIndex = 0;
   private authFailures = 0;
   private hellos = 0;
@@ -423,7 +424,6 @@ export class PushdClient extends Emitter<ClientEvents> implements SubscriptionHo
     if (c.helloAt !== undefined) return;
     c.helloAt = Date.now();
     this.authFailures = 0;
-    this.urlIndex = 0;
     const first = this.hellos++ === 0;
     const { recovered, gap } = this.resume(this.userCursor, c.since, h.seq, h.recovered, first);
     this.lastHello = { sid: h.sid, node: h.node, user: h.user, url: c.url, first, recovered, gap };

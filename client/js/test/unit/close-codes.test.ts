@@ -36,6 +36,22 @@ test("1012 (drain) reconnects soon, to the next URL", async () => {
   await second.accept({ node: 4 });
   assert.equal((await client.whenConnected()).node, 4);
   assert.equal(client.session?.url, b.url);
+  second.close(1012, "draining: node is draining (node 4; reconnect to another node)");
+  await (await a.nextConn()).accept(); // elsewhere again: back to the first URL
+  assert.equal((await client.whenConnected()).url, a.url);
+});
+
+test("a url function is called with the attempt number", async () => {
+  const attempts: number[] = [];
+  const client = newClient(async (attempt) => (attempts.push(attempt), attempt % 2 ? b.url : a.url));
+  client.connect();
+  const first = await a.nextConn();
+  await first.accept();
+  await client.whenConnected();
+  first.close(1012);
+  await (await b.nextConn()).accept();
+  await client.whenConnected();
+  assert.deepEqual(attempts, [0, 1]);
 });
 
 for (const code of [1013, 4009, 4029]) {
