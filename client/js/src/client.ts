@@ -35,11 +35,11 @@ export interface ClientOptions {
    * attempt and again before the token expires (the client sends `refresh`); cache in it if you
    * like. The token travels in the first frame, never in the URL.
    */
-  getToken?: () => string | Promise<string>;
+  getToken?: (() => string | Promise<string>) | undefined;
   /** Dev nodes only (`pushd --dev`): connect as this user without a token. */
-  user?: string;
+  user?: string | undefined;
   /** The WebSocket implementation: the browser's by default; in Node pass `ws`'s default export. */
-  WebSocket?: WebSocketConstructor;
+  WebSocket?: WebSocketConstructor | undefined;
   /** Reconnect delays; see {@link backoffDelay}. */
   backoff?: BackoffOptions;
   /**
@@ -50,7 +50,7 @@ export interface ClientOptions {
    */
   ack?: "auto" | "manual";
   /** Resume the user's pushes from this seq (a `client.cursor` saved earlier). */
-  since?: string;
+  since?: string | undefined;
   /** Milliseconds to wait for the reply to a publish, leave or refresh. Default 10000. */
   requestTimeout?: number;
   /** Milliseconds from opening a connection to its hello before giving up on it. Default 10000. */

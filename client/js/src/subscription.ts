@@ -48,9 +48,9 @@ export interface JoinOptions {
    * A join token for the doc, or a function returning one: a function is called for every join,
    * including the rejoins after reconnects (join tokens are short-lived).
    */
-  token?: string | (() => string | Promise<string>);
+  token?: string | (() => string | Promise<string>) | undefined;
   /** Resume from this seq (a cursor saved earlier with `sub.cursor`). */
-  since?: string;
+  since?: string | undefined;
 }
 
 /** @internal What a subscription needs from its client. */
