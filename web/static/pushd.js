@@ -183,11 +183,11 @@ var Heartbeat = class {
   start(interval, timeout) {
     this.update(interval, timeout);
     clearTimeout(this.pingTimer);
-    this.pingTimer = setTimeout(() => this.tick(), this.interval);
+    if (this.interval > 0) this.pingTimer = setTimeout(() => this.tick(), this.interval);
   }
   /** Takes a pong's interval and timeout; the next ping waits the new interval. */
   update(interval, timeout) {
-    if (!(interval > 0)) return;
+    if (!(interval > 0) || !Number.isFinite(interval)) return;
     this.interval = interval;
     this.grace = timeout > interval ? timeout - interval : interval;
   }

@@ -18,12 +18,12 @@ export class Heartbeat {
   start(interval: number, timeout: number): void {
     this.update(interval, timeout);
     clearTimeout(this.pingTimer);
-    this.pingTimer = setTimeout(() => this.tick(), this.interval);
+    if (this.interval > 0) this.pingTimer = setTimeout(() => this.tick(), this.interval); // none without a valid interval
   }
 
   /** Takes a pong's interval and timeout; the next ping waits the new interval. */
   update(interval: number, timeout: number): void {
-    if (!(interval > 0)) return;
+    if (!(interval > 0) || !Number.isFinite(interval)) return;
     this.interval = interval;
     this.grace = timeout > interval ? timeout - interval : interval;
   }

@@ -2,7 +2,7 @@ import { afterEach, beforeEach, test } from "node:test";
 import assert from "node:assert/strict";
 import { FakeServer } from "../support/fake-server.js";
 import { disconnectAll, newClient } from "../support/client.js";
-import { nextEvent } from "../support/wait.js";
+import { activeTimers, nextEvent } from "../support/wait.js";
 
 let server: FakeServer;
 beforeEach(async () => void (server = await FakeServer.start()));
@@ -77,4 +77,14 @@ test("no hello within connectTimeout: the attempt is abandoned and retried", asy
   assert.match(d.reason, /^connect_timeout/);
   await (await server.nextConn()).accept();
   await client.whenConnected();
+});
+
+test("a hello without a usable ping_interval schedules no pings (no busy loop)", async () => {
+  const client = newClient(server.url);
+  client.connect();
+  const conn = await server.nextConn();
+  await conn.accept({ ping_interval: 0, ping_timeout: "soon" });
+  await client.whenConnected();
+  assert.equal(activeTimers(), 0);
+  assert.equal(client.state, "connected");
 });
