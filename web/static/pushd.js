@@ -1,11 +1,13 @@
 // @pushd/client, bundled from client/js/src by esbuild. Generated: do not edit;
 // regenerate with `npm run build:web` in client/js (`make web`).
 
-// src/cursor.ts
+// client/js/src/cursor.ts
 var Cursor = class {
   base;
   done = /* @__PURE__ */ new Set();
-  pending = /* @__PURE__ */ new Set();
+  /** Pushes awaiting their receipt, and the connection (generation) that delivered each. */
+  pending = /* @__PURE__ */ new Map();
+  /** Receipts the app gave that the server could not take yet (see ackLater). */
   unsent = /* @__PURE__ */ new Set();
   constructor(since) {
     if (since !== void 0) this.base = BigInt(since);
@@ -18,9 +20,9 @@ var Cursor = class {
   seen(seq) {
     return this.base !== void 0 && seq <= this.base || this.done.has(seq);
   }
-  /** Records that the push with seq was processed; needsAck holds the cursor until ack(seq). */
-  take(seq, needsAck) {
-    if (needsAck) this.pending.add(seq);
+  /** Records that the push with seq was processed (delivered on connection gen); needsAck holds the cursor until its receipt. */
+  take(seq, needsAck, gen = 0) {
+    if (needsAck) this.pending.set(seq, gen);
     else this.done.add(seq);
     this.compact();
   }
@@ -28,21 +30,27 @@ var Cursor = class {
   awaits(seq) {
     return this.pending.has(seq);
   }
-  /** Records the receipt of a push taken with needsAck; sent false means it is still to be sent. */
-  ack(seq, sent = true) {
-    if (!this.pending.has(seq)) return;
-    if (!sent) {
-      this.unsent.add(seq);
-      return;
-    }
-    this.pending.delete(seq);
+  /** The connection that delivered the push awaiting a receipt. */
+  deliveredOn(seq) {
+    return this.pending.get(seq);
+  }
+  /** The receipt of a pending push was sent: the cursor may pass it. */
+  ackSent(seq) {
+    if (!this.pending.delete(seq)) return;
     this.unsent.delete(seq);
     this.done.add(seq);
     this.compact();
   }
-  /** Receipts given while disconnected, to send once the subject is resumed. */
-  unsentAcks() {
-    return [...this.unsent];
+  /**
+   * The app gave a receipt the server cannot take now: a node takes receipts only for pushes it
+   * delivered on the current session, so it is sent when the resume replays the push.
+   */
+  ackLater(seq) {
+    if (this.pending.has(seq)) this.unsent.add(seq);
+  }
+  /** Whether the app acknowledged this push already, waiting for a replay to send it. */
+  acked(seq) {
+    return this.unsent.has(seq);
   }
   /** Starts over at seq: the server's position, when history did not reach back to `since`. */
   reset(seq) {
@@ -54,12 +62,12 @@ var Cursor = class {
   /** @internal For tests: seqs processed above the resume point, and those awaiting a receipt. */
   state() {
     const list = (s) => [...s].sort((a, b) => a < b ? -1 : 1).map(String);
-    return { since: this.since, done: list(this.done), pending: list(this.pending) };
+    return { since: this.since, done: list(this.done), pending: list(new Set(this.pending.keys())) };
   }
   /** Moves base up over processed seqs that are below every pending one. */
   compact() {
     let lowPending;
-    for (const p of this.pending) if (lowPending === void 0 || p < lowPending) lowPending = p;
+    for (const p of this.pending.keys()) if (lowPending === void 0 || p < lowPending) lowPending = p;
     for (; ; ) {
       let low;
       for (const d of this.done) if (low === void 0 || d < low) low = d;
@@ -73,7 +81,7 @@ function parseSeq(seq) {
   return typeof seq === "string" && /^\d{1,20}$/.test(seq) ? BigInt(seq) : void 0;
 }
 
-// src/emitter.ts
+// client/js/src/emitter.ts
 var Emitter = class {
   listeners = /* @__PURE__ */ new Map();
   /** Adds a listener; returns a function that removes it. */
@@ -124,7 +132,7 @@ var Emitter = class {
   }
 };
 
-// src/environment.ts
+// client/js/src/environment.ts
 function defaultWindow() {
   const w = globalThis.window;
   return w && typeof w.addEventListener === "function" ? w : void 0;
@@ -150,7 +158,7 @@ function watchEnvironment(w, on) {
   };
 }
 
-// src/errors.ts
+// client/js/src/errors.ts
 var PushdError = class extends Error {
   /** The error code. */
   code;
@@ -167,7 +175,7 @@ var PushdError = class extends Error {
   }
 };
 
-// src/heartbeat.ts
+// client/js/src/heartbeat.ts
 var Heartbeat = class {
   constructor(ping, dead) {
     this.ping = ping;
@@ -223,7 +231,7 @@ var Heartbeat = class {
   }
 };
 
-// src/jwt.ts
+// client/js/src/jwt.ts
 function tokenExpiry(token) {
   const part = token.split(".")[1];
   if (!part) return void 0;
@@ -241,7 +249,7 @@ function refreshDelay(expMs, now, margin) {
   return Math.max(0, left - Math.min(margin, left / 5));
 }
 
-// src/policy.ts
+// client/js/src/policy.ts
 function closeAction(code) {
   switch (code) {
     case 1012:
@@ -280,7 +288,7 @@ function parseReason(reason) {
   return m ? { error: m[1], message: m[2] } : { error: "", message: reason };
 }
 
-// src/push.ts
+// client/js/src/push.ts
 function newPush(f, needsAck, ack) {
   let acked = false;
   const p = {
@@ -303,7 +311,7 @@ function isThenable(v) {
   return typeof v?.then === "function";
 }
 
-// src/requests.ts
+// client/js/src/requests.ts
 var Requests = class {
   m = /* @__PURE__ */ new Map();
   /** Registers a request; it fails with `timeout` after timeout ms when given. */
@@ -344,7 +352,7 @@ var Requests = class {
   }
 };
 
-// src/subscription.ts
+// client/js/src/subscription.ts
 var Subscription = class extends Emitter {
   /** @internal Use `client.join`. */
   constructor(doc, options, host) {
@@ -423,7 +431,7 @@ var Subscription = class extends Emitter {
   }
 };
 
-// src/transport.ts
+// client/js/src/transport.ts
 var noop = () => {
 };
 function webSocketTransport(WS) {
@@ -458,7 +466,7 @@ function webSocketTransport(WS) {
   };
 }
 
-// src/client.ts
+// client/js/src/client.ts
 var defaults = {
   requestTimeout: 1e4,
   connectTimeout: 1e4,
@@ -719,7 +727,6 @@ var PushdClient = class extends Emitter {
     this.lastHello = { sid: h.sid, node: h.node, user: h.user, url: c.url, first, recovered, gap };
     if (h.seq !== void 0) this.lastHello.seq = h.seq;
     c.hb.start(h.ping_interval, h.ping_timeout);
-    for (const seq of this.userCursor.unsentAcks()) this.sendAck(void 0, this.userCursor, seq);
     for (const sub of this.subs.values()) void this.sendJoin(sub, c);
     const queued = this.queue;
     this.queue = [];
@@ -874,7 +881,6 @@ var PushdClient = class extends Emitter {
     sub.joinedOnce = true;
     const { recovered, gap } = this.resume(sub.cur, since, f.seq, f.recovered, first);
     sub.state = "joined";
-    for (const seq of sub.cur.unsentAcks()) this.sendAck(sub, sub.cur, seq);
     sub.subscribed({ doc: sub.doc, ...f.seq === void 0 ? {} : { seq: f.seq }, first, recovered, gap });
   }
   onJoinError(sub, c, err) {
@@ -913,9 +919,14 @@ var PushdClient = class extends Emitter {
       cur = this.userCursor;
     }
     const seq = cur && parseSeq(f.seq);
+    const gen = this.gen;
     if (cur && seq !== void 0) {
       if (cur.seen(seq)) return;
-      cur.take(seq, f.ack === true);
+      cur.take(seq, f.ack === true, gen);
+      if (cur.acked(seq)) {
+        this.sendAck(sub, cur, seq);
+        return;
+      }
     }
     const needsAck = f.ack === true && seq !== void 0;
     const push = newPush(f, needsAck, () => this.sendAck(sub, cur, seq));
@@ -931,19 +942,21 @@ var PushdClient = class extends Emitter {
       );
   }
   /**
-   * Sends a receipt now if the subject is live on a session, else when it is resumed; nothing when
-   * it was given already (for another copy of the push).
+   * Sends a receipt if the session that delivered the push is still the current one (a node takes
+   * receipts only for pushes it delivered on the session); else it is sent when a resume replays
+   * the push. Nothing when it was given already (for another copy of the push).
    */
   sendAck(sub, cur, seq) {
     if (!cur.awaits(seq)) return;
     const c = this.conn;
-    const live = c?.helloAt !== void 0 && (!sub || sub.state === "joined");
-    if (live && c) {
-      const f = { type: "ack", seq: seq.toString() };
-      if (sub) f["doc"] = sub.doc;
-      c.t.send(JSON.stringify(f));
+    if (!c || c.helloAt === void 0 || c.gen !== cur.deliveredOn(seq) || sub && sub.state !== "joined") {
+      cur.ackLater(seq);
+      return;
     }
-    cur.ack(seq, live);
+    const f = { type: "ack", seq: seq.toString() };
+    if (sub) f["doc"] = sub.doc;
+    c.t.send(JSON.stringify(f));
+    cur.ackSent(seq);
   }
   // --- token refresh -------------------------------------------------------------------------
   scheduleRefresh(c) {

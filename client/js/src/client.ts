@@ -429,7 +429,6 @@ export class PushdClient extends Emitter<ClientEvents> implements SubscriptionHo
     this.lastHello = { sid: h.sid, node: h.node, user: h.user, url: c.url, first, recovered, gap };
     if (h.seq !== undefined) this.lastHello.seq = h.seq;
     c.hb.start(h.ping_interval, h.ping_timeout);
-    for (const seq of this.userCursor.unsentAcks()) this.sendAck(undefined, this.userCursor, seq);
     for (const sub of this.subs.values()) void this.sendJoin(sub, c);
     const queued = this.queue;
     this.queue = [];
@@ -597,7 +596,6 @@ export class PushdClient extends Emitter<ClientEvents> implements SubscriptionHo
     sub.joinedOnce = true;
     const { recovered, gap } = this.resume(sub.cur, since, f.seq, f.recovered, first);
     sub.state = "joined";
-    for (const seq of sub.cur.unsentAcks()) this.sendAck(sub, sub.cur, seq);
     sub.subscribed({ doc: sub.doc, ...(f.seq === undefined ? {} : { seq: f.seq }), first, recovered, gap });
   }
 
@@ -637,9 +635,16 @@ export class PushdClient extends Emitter<ClientEvents> implements SubscriptionHo
       cur = this.userCursor;
     }
     const seq = cur && parseSeq(f.seq);
+    const gen = this.gen;
     if (cur && seq !== undefined) {
       if (cur.seen(seq)) return; // a duplicate from a resume
-      cur.take(seq, f.ack === true);
+      cur.take(seq, f.ack === true, gen);
+      if (cur.acked(seq)) {
+        // The app acknowledged an earlier copy while this session could not take it: the replay
+        // makes this session owe the receipt, so send it now, and do not deliver the push again.
+        this.sendAck(sub, cur, seq);
+        return;
+      }
     }
     const needsAck = f.ack === true && seq !== undefined;
     const push = newPush(f, needsAck, () => this.sendAck(sub, cur!, seq!));
@@ -656,19 +661,21 @@ export class PushdClient extends Emitter<ClientEvents> implements SubscriptionHo
   }
 
   /**
-   * Sends a receipt now if the subject is live on a session, else when it is resumed; nothing when
-   * it was given already (for another copy of the push).
+   * Sends a receipt if the session that delivered the push is still the current one (a node takes
+   * receipts only for pushes it delivered on the session); else it is sent when a resume replays
+   * the push. Nothing when it was given already (for another copy of the push).
    */
   private sendAck(sub: Subscription | undefined, cur: Cursor, seq: bigint): void {
     if (!cur.awaits(seq)) return;
     const c = this.conn;
-    const live = c?.helloAt !== undefined && (!sub || sub.state === "joined");
-    if (live && c) {
-      const f: ClientFrame = { type: "ack", seq: seq.toString() };
-      if (sub) f["doc"] = sub.doc;
-      c.t.send(JSON.stringify(f));
+    if (!c || c.helloAt === undefined || c.gen !== cur.deliveredOn(seq) || (sub && sub.state !== "joined")) {
+      cur.ackLater(seq);
+      return;
     }
-    cur.ack(seq, live);
+    const f: ClientFrame = { type: "ack", seq: seq.toString() };
+    if (sub) f["doc"] = sub.doc;
+    c.t.send(JSON.stringify(f));
+    cur.ackSent(seq);
   }
 
   // --- token refresh -------------------------------------------------------------------------

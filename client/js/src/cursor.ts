@@ -11,7 +11,9 @@
 export class Cursor {
   private base: bigint | undefined;
   private readonly done = new Set<bigint>();
-  private readonly pending = new Set<bigint>();
+  /** Pushes awaiting their receipt, and the connection (generation) that delivered each. */
+  private readonly pending = new Map<bigint, number>();
+  /** Receipts the app gave that the server could not take yet (see ackLater). */
   private readonly unsent = new Set<bigint>();
 
   constructor(since?: string) {
@@ -28,9 +30,9 @@ export class Cursor {
     return (this.base !== undefined && seq <= this.base) || this.done.has(seq);
   }
 
-  /** Records that the push with seq was processed; needsAck holds the cursor until ack(seq). */
-  take(seq: bigint, needsAck: boolean): void {
-    if (needsAck) this.pending.add(seq);
+  /** Records that the push with seq was processed (delivered on connection gen); needsAck holds the cursor until its receipt. */
+  take(seq: bigint, needsAck: boolean, gen = 0): void {
+    if (needsAck) this.pending.set(seq, gen);
     else this.done.add(seq);
     this.compact();
   }
@@ -40,22 +42,30 @@ export class Cursor {
     return this.pending.has(seq);
   }
 
-  /** Records the receipt of a push taken with needsAck; sent false means it is still to be sent. */
-  ack(seq: bigint, sent = true): void {
-    if (!this.pending.has(seq)) return;
-    if (!sent) {
-      this.unsent.add(seq);
-      return;
-    }
-    this.pending.delete(seq);
+  /** The connection that delivered the push awaiting a receipt. */
+  deliveredOn(seq: bigint): number | undefined {
+    return this.pending.get(seq);
+  }
+
+  /** The receipt of a pending push was sent: the cursor may pass it. */
+  ackSent(seq: bigint): void {
+    if (!this.pending.delete(seq)) return;
     this.unsent.delete(seq);
     this.done.add(seq);
     this.compact();
   }
 
-  /** Receipts given while disconnected, to send once the subject is resumed. */
-  unsentAcks(): bigint[] {
-    return [...this.unsent];
+  /**
+   * The app gave a receipt the server cannot take now: a node takes receipts only for pushes it
+   * delivered on the current session, so it is sent when the resume replays the push.
+   */
+  ackLater(seq: bigint): void {
+    if (this.pending.has(seq)) this.unsent.add(seq);
+  }
+
+  /** Whether the app acknowledged this push already, waiting for a replay to send it. */
+  acked(seq: bigint): boolean {
+    return this.unsent.has(seq);
   }
 
   /** Starts over at seq: the server's position, when history did not reach back to `since`. */
@@ -69,13 +79,13 @@ export class Cursor {
   /** @internal For tests: seqs processed above the resume point, and those awaiting a receipt. */
   state(): { since: string | undefined; done: string[]; pending: string[] } {
     const list = (s: Set<bigint>) => [...s].sort((a, b) => (a < b ? -1 : 1)).map(String);
-    return { since: this.since, done: list(this.done), pending: list(this.pending) };
+    return { since: this.since, done: list(this.done), pending: list(new Set(this.pending.keys())) };
   }
 
   /** Moves base up over processed seqs that are below every pending one. */
   private compact(): void {
     let lowPending: bigint | undefined;
-    for (const p of this.pending) if (lowPending === undefined || p < lowPending) lowPending = p;
+    for (const p of this.pending.keys()) if (lowPending === undefined || p < lowPending) lowPending = p;
     for (;;) {
       let low: bigint | undefined;
       for (const d of this.done) if (low === undefined || d < low) low = d;

@@ -23,18 +23,19 @@ test("an unacknowledged push holds the cursor below it; seqs processed above it 
   assert.deepEqual(c.state(), { since: "11", done: ["14", "20"], pending: ["12"] });
   assert.ok(!c.seen(12n), "the unacknowledged push is delivered again when replayed");
   assert.ok(c.seen(14n) && c.seen(20n), "pushes processed after it are dropped when replayed");
-  c.ack(12n);
+  c.ackSent(12n);
   assert.deepEqual(c.state(), { since: "20", done: [], pending: [] });
 });
 
-test("a receipt given while disconnected is kept until sent", () => {
+test("a receipt the server cannot take yet is kept until sent", () => {
   const c = new Cursor("1");
-  c.take(2n, true);
-  c.ack(2n, false);
-  assert.deepEqual(c.unsentAcks(), [2n]);
-  assert.equal(c.since, "1");
-  c.ack(2n, true);
-  assert.deepEqual(c.unsentAcks(), []);
+  c.take(2n, true, 7);
+  assert.equal(c.deliveredOn(2n), 7);
+  c.ackLater(2n);
+  assert.ok(c.acked(2n) && c.awaits(2n));
+  assert.equal(c.since, "1", "still held below the push");
+  c.ackSent(2n);
+  assert.ok(!c.acked(2n) && !c.awaits(2n));
   assert.equal(c.since, "2");
 });
 

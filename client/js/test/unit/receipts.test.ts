@@ -105,7 +105,7 @@ test("an unacknowledged receipt is replayed on resume; pushes processed after it
   assert.deepEqual(again.unread, []);
 });
 
-test("a receipt given while disconnected is sent after the resume, before the replay is handled", async () => {
+test("a receipt given while disconnected is sent when the resume replays the push, which is not delivered again", async () => {
   const { client, conn } = await connected({ ack: "manual" });
   const sub = client.join("d1");
   await conn.joined("d1", { seq: "100" });
@@ -120,15 +120,38 @@ test("a receipt given while disconnected is sent after the resume, before the re
   const again = await server.nextConn();
   await again.accept({ seq: "10", recovered: true });
   const j = await again.next("join");
-  assert.equal(j.since, "100");
+  assert.equal(j.since, "100", "resumed from below the push");
   const pushes: Push[] = [];
   sub.on("push", (x) => void pushes.push(x));
   again.send({ type: "joined", doc: "d1", id: j.id, seq: "101", recovered: true });
+  await nextEvent(sub, "subscribed");
+  again.push({ target: "doc", doc: "d1", seq: "101", ack: true, data: 1 }); // the replay: this session owes the receipt now
   assert.deepEqual(await again.next("ack"), { type: "ack", doc: "d1", seq: "101" });
-  again.push({ target: "doc", doc: "d1", seq: "101", ack: true, data: 1 }); // the replay
   await flush(client, again);
-  assert.deepEqual(pushes, [], "acknowledged already: dropped");
+  assert.deepEqual(pushes, [], "acknowledged already: not delivered again");
   assert.equal(sub.cursor, "101");
+});
+
+test("a receipt for a copy delivered on an earlier session waits for the replay on this one", async () => {
+  const { client, conn } = await connected({ ack: "manual" });
+  const got = nextEvent(client, "push");
+  conn.push({ target: "user", seq: "11", ack: true, data: "x" });
+  const old = await got;
+  conn.close(1012);
+  const again = await server.nextConn();
+  const c = await again.accept({ seq: "11", recovered: true });
+  assert.equal(c.since, "10");
+  await client.whenConnected();
+  old.ack(); // connected, but this session has not delivered seq 11 (yet)
+  await flush(client, again);
+  assert.deepEqual(again.unread, [], "not sent on a session that does not owe it");
+  const replayed: Push[] = [];
+  client.on("push", (p) => void (p.seq && replayed.push(p)));
+  again.push({ target: "user", seq: "11", ack: true, data: "x" });
+  assert.deepEqual(await again.next("ack"), { type: "ack", seq: "11" });
+  await flush(client, again);
+  assert.deepEqual(replayed, []);
+  assert.equal(client.cursor, "11");
 });
 
 test("hello's seq starts the user cursor; connect sends it as since", async () => {
