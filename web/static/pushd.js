@@ -1,7 +1,7 @@
 // @pushd/client, bundled from client/js/src by esbuild. Generated: do not edit;
 // regenerate with `npm run build:web` in client/js (`make web`).
 
-// client/js/src/cursor.ts
+// src/cursor.ts
 var Cursor = class {
   base;
   done = /* @__PURE__ */ new Set();
@@ -81,7 +81,7 @@ function parseSeq(seq) {
   return typeof seq === "string" && /^\d{1,20}$/.test(seq) ? BigInt(seq) : void 0;
 }
 
-// client/js/src/emitter.ts
+// src/emitter.ts
 var Emitter = class {
   listeners = /* @__PURE__ */ new Map();
   /** Adds a listener; returns a function that removes it. */
@@ -132,7 +132,7 @@ var Emitter = class {
   }
 };
 
-// client/js/src/environment.ts
+// src/environment.ts
 function defaultWindow() {
   const w = globalThis.window;
   return w && typeof w.addEventListener === "function" ? w : void 0;
@@ -158,7 +158,7 @@ function watchEnvironment(w, on) {
   };
 }
 
-// client/js/src/errors.ts
+// src/errors.ts
 var PushdError = class extends Error {
   /** The error code. */
   code;
@@ -175,7 +175,7 @@ var PushdError = class extends Error {
   }
 };
 
-// client/js/src/heartbeat.ts
+// src/heartbeat.ts
 var Heartbeat = class {
   constructor(ping, dead) {
     this.ping = ping;
@@ -231,7 +231,7 @@ var Heartbeat = class {
   }
 };
 
-// client/js/src/jwt.ts
+// src/jwt.ts
 function tokenExpiry(token) {
   const part = token.split(".")[1];
   if (!part) return void 0;
@@ -249,7 +249,7 @@ function refreshDelay(expMs, now, margin) {
   return Math.max(0, left - Math.min(margin, left / 5));
 }
 
-// client/js/src/policy.ts
+// src/policy.ts
 function closeAction(code) {
   switch (code) {
     case 1012:
@@ -288,7 +288,7 @@ function parseReason(reason) {
   return m ? { error: m[1], message: m[2] } : { error: "", message: reason };
 }
 
-// client/js/src/push.ts
+// src/push.ts
 function newPush(f, needsAck, ack) {
   let acked = false;
   const p = {
@@ -311,7 +311,7 @@ function isThenable(v) {
   return typeof v?.then === "function";
 }
 
-// client/js/src/requests.ts
+// src/requests.ts
 var Requests = class {
   m = /* @__PURE__ */ new Map();
   /** Registers a request; it fails with `timeout` after timeout ms when given. */
@@ -352,7 +352,7 @@ var Requests = class {
   }
 };
 
-// client/js/src/subscription.ts
+// src/subscription.ts
 var Subscription = class extends Emitter {
   /** @internal Use `client.join`. */
   constructor(doc, options, host) {
@@ -431,7 +431,7 @@ var Subscription = class extends Emitter {
   }
 };
 
-// client/js/src/transport.ts
+// src/transport.ts
 var noop = () => {
 };
 function webSocketTransport(WS) {
@@ -466,7 +466,7 @@ function webSocketTransport(WS) {
   };
 }
 
-// client/js/src/client.ts
+// src/client.ts
 var defaults = {
   requestTimeout: 1e4,
   connectTimeout: 1e4,

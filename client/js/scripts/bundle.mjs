@@ -16,6 +16,7 @@ const banner = "// @pushd/client, bundled from client/js/src by esbuild. Generat
 async function bundle(minify) {
   const out = await build({
     entryPoints: [entry],
+    absWorkingDir: here(".."), // comments name files relative to client/js, wherever this runs
     bundle: true,
     format: "esm",
     target: "es2022",
