@@ -8,7 +8,10 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"sync/atomic"
 	"time"
+
+	"github.com/nats-io/nats.go"
 
 	"github.com/pushd/pushd/admin"
 	"github.com/pushd/pushd/contract"
@@ -25,10 +28,29 @@ const maxDevPublishBody = 64 << 10
 // devPublishWait is how long /dev/publish collects the nodes' delivery reports.
 const devPublishWait = 300 * time.Millisecond
 
-// mountDev adds the demo page and /dev/publish to a dev node's mux.
-func mountDev(mux *http.ServeMux, fr *front, prefix string) {
+// devPage is a dev node's demo page and its publish endpoint.
+type devPage struct {
+	prefix string
+	nc     atomic.Pointer[nats.Conn] // the node's; /dev/publish answers 503 until use sets it
+}
+
+// mountDev adds the demo page and /dev/publish to a dev node's mux; it returns nil (and adds
+// nothing) unless cfg.Dev.
+func mountDev(mux *http.ServeMux, cfg config) *devPage {
+	if !cfg.Dev {
+		return nil
+	}
+	d := &devPage{prefix: cfg.SubjectPrefix}
 	mux.Handle("/", web.Handler())
-	mux.Handle("/dev/publish", &devPublisher{fr: fr, prefix: prefix})
+	mux.Handle("/dev/publish", d)
+	return d
+}
+
+// use gives the page the node's NATS connection once it is up. d may be nil (not a dev node).
+func (d *devPage) use(nc *nats.Conn) {
+	if d != nil {
+		d.nc.Store(nc)
+	}
 }
 
 // devPublishRequest is the body of POST /dev/publish.
@@ -40,14 +62,9 @@ type devPublishRequest struct {
 	Data   json.RawMessage `json:"data"`   // the push's data; absent means null
 }
 
-type devPublisher struct {
-	fr     *front
-	prefix string
-}
-
 // ServeHTTP publishes the push and answers the delivery reports (admin.PublishResult), or a 4xx
 // JSON error {"error","message"} for a request it cannot publish.
-func (d *devPublisher) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+func (d *devPage) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", http.MethodPost)
 		devError(w, http.StatusMethodNotAllowed, "method_not_allowed", "use POST with a JSON body")
@@ -64,7 +81,7 @@ func (d *devPublisher) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		devError(w, status, code, err.Error())
 		return
 	}
-	nc := d.fr.nc.Load()
+	nc := d.nc.Load()
 	if nc == nil || !nc.IsConnected() {
 		devError(w, http.StatusServiceUnavailable, "unavailable", "not connected to NATS")
 		return

@@ -16,20 +16,27 @@ export class Backend {
   }
 
   /**
-   * Publishes data (JSON) on subject with Push-Event and Push-Id and returns the delivery reports
-   * that arrive until `want` nodes answered (or within 2 s).
+   * Publishes data (JSON) on subject with Push-Event and Push-Id (and Push-Receipt: ask sessions
+   * for receipts on that subject) and returns the delivery reports that arrive until `want` nodes
+   * answered (or within 2 s).
    */
-  async push(subject: string, data: unknown, opts: { event?: string; id?: string; want?: number } = {}): Promise<Report[]> {
+  async push(subject: string, data: unknown, opts: { event?: string; id?: string; want?: number; receipt?: string } = {}): Promise<Report[]> {
     const h = headers();
     if (opts.event) h.set("Push-Event", opts.event);
     if (opts.id) h.set("Push-Id", opts.id);
     const inbox = createInbox();
+    // Reports go to Push-Report; a pushd without history answers the NATS reply instead, and
+    // with history JetStream answers the reply with where it stored the push (skipped here).
+    h.set("Push-Report", inbox);
+    if (opts.receipt) h.set("Push-Receipt", opts.receipt);
     const sub = this.nc.subscribe(inbox, { timeout: 2000 });
     this.nc.publish(subject, JSON.stringify(data), { headers: h, reply: inbox });
     const reports: Report[] = [];
     try {
       for await (const m of sub) {
-        reports.push(JSON.parse(new TextDecoder().decode(m.data)) as Report);
+        const r = JSON.parse(new TextDecoder().decode(m.data)) as Report & { stream?: string };
+        if (r.stream !== undefined) continue;
+        reports.push(r);
         if (reports.length >= (opts.want ?? 1)) break;
       }
     } catch {
