@@ -5,7 +5,7 @@
 import { afterEach, beforeEach, test } from "node:test";
 import assert from "node:assert/strict";
 import WebSocket from "ws";
-import { PushdClient, type Push } from "../../src/index.js";
+import { PushdClient, type ClientOptions, type Push } from "../../src/index.js";
 import { Cluster, type PushdNode } from "../support/cluster.js";
 import { Backend } from "../support/backend.js";
 import { nextEvent, within } from "../support/wait.js";
@@ -17,6 +17,7 @@ let b: PushdNode;
 let backend: Backend;
 let client: PushdClient;
 let openGate: () => void;
+let makeClient: (opts?: Partial<ClientOptions>) => PushdClient;
 
 beforeEach(async () => {
   cluster = new Cluster();
@@ -26,13 +27,16 @@ beforeEach(async () => {
   // The first connection goes to a; every later one waits for the gate, then goes to b: pushes
   // published meanwhile are missed by the session and must be replayed.
   const gate = new Promise<void>((resolve) => (openGate = resolve));
-  client = new PushdClient({
-    url: async (attempt) => (attempt === 0 ? a.url : (await gate, b.url)),
-    user: "dur-alice",
-    WebSocket,
-    window: null,
-    backoff: { min: 50, max: 200 },
-  });
+  makeClient = (opts = {}) =>
+    new PushdClient({
+      url: async (attempt) => (attempt === 0 ? a.url : (await gate, b.url)),
+      user: "dur-alice",
+      WebSocket,
+      window: null,
+      backoff: { min: 50, max: 200 },
+      ...opts,
+    });
+  client = makeClient();
   client.connect();
   const hello = await client.whenConnected();
   assert.ok(hello.seq !== undefined, "hello has no seq: this pushd has no durable delivery yet (docs/PROTOCOL.md); run these tests once it has");
@@ -97,4 +101,29 @@ test("doc pushes missed while reconnecting are replayed after the rejoin", async
   await backend.push("push.doc.dur-doc", 5);
   await got.count(5);
   assert.deepEqual(got.data, [1, 2, 3, 4, 5]);
+});
+
+test("receipts: an unacknowledged push is replayed after a reconnect, and its receipt reaches the backend", async () => {
+  client.disconnect();
+  client = makeClient({ ack: "manual" });
+  client.connect();
+  await client.whenConnected();
+  const receipts = await backend.subscribe("receipts.dur-alice", 10_000);
+  const first = nextEvent(client, "push");
+  await backend.push("push.user.dur-alice", { order: 7 }, { receipt: "receipts.dur-alice" });
+  const p = await first;
+  assert.equal(p.needsAck, true);
+  const held = client.cursor;
+  assert.ok(held !== undefined && BigInt(held) < BigInt(p.seq!), "the cursor stays below the unacknowledged push");
+  const gone = nextEvent(client, "disconnect");
+  await a.proc.kill9();
+  await gone;
+  const replayed = nextEvent(client, "push");
+  openGate();
+  const again = await replayed;
+  assert.deepEqual([again.seq, again.data, again.needsAck], [p.seq, { order: 7 }, true], "replayed because it was not acknowledged");
+  again.ack();
+  const r = await receipts.next;
+  assert.equal(JSON.parse(new TextDecoder().decode(r.data)).seq, p.seq);
+  assert.equal(client.cursor, p.seq);
 });

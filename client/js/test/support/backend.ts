@@ -29,21 +29,20 @@ export class Backend {
     // with history JetStream answers the reply with where it stored the push (skipped here).
     h.set("Push-Report", inbox);
     if (opts.receipt) h.set("Push-Receipt", opts.receipt);
-    const sub = this.nc.subscribe(inbox, { timeout: 2000 });
+    const sub = this.nc.subscribe(inbox);
+    // Wait for `want` reports, at most 2 s; with want 0 (no node should report) a short window.
+    const want = opts.want ?? 1;
+    const deadline = setTimeout(() => sub.unsubscribe(), want === 0 ? 300 : 2000);
     this.nc.publish(subject, JSON.stringify(data), { headers: h, reply: inbox });
     const reports: Report[] = [];
-    try {
-      for await (const m of sub) {
-        const r = JSON.parse(new TextDecoder().decode(m.data)) as Report & { stream?: string };
-        if (r.stream !== undefined) continue;
-        reports.push(r);
-        if (reports.length >= (opts.want ?? 1)) break;
-      }
-    } catch {
-      // the timeout: fewer reports than wanted
-    } finally {
-      sub.unsubscribe();
+    for await (const m of sub) {
+      const r = JSON.parse(new TextDecoder().decode(m.data)) as Report & { stream?: string };
+      if (r.stream !== undefined) continue;
+      reports.push(r);
+      if (want > 0 && reports.length >= want) break;
     }
+    clearTimeout(deadline);
+    sub.unsubscribe();
     return reports;
   }
 
