@@ -36,6 +36,7 @@ export class Backend {
     this.nc.publish(subject, JSON.stringify(data), { headers: h, reply: inbox });
     const reports: Report[] = [];
     for await (const m of sub) {
+      if (m.data.length === 0) break; // NATS's "no responders": no node holds the target
       const r = JSON.parse(new TextDecoder().decode(m.data)) as Report & { stream?: string };
       if (r.stream !== undefined) continue;
       reports.push(r);
