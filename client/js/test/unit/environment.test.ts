@@ -38,7 +38,7 @@ const slow = { min: 60_000, max: 60_000, restart: 60_000 };
 
 test("offline: no attempts and no timers; back online: reconnect at once", async () => {
   const win = new FakeWindow();
-  const client = newClient(server.url, { window: win, backoff: slow });
+  const client = newClient(server.url, { window: win, backoff: slow, random: () => 0.5 });
   client.connect();
   const conn = await server.nextConn();
   await conn.accept();
@@ -58,7 +58,7 @@ test("offline: no attempts and no timers; back online: reconnect at once", async
 
 test("going offline during a backoff wait cancels the timer; online reconnects at once", async () => {
   const win = new FakeWindow();
-  const client = newClient(server.url, { window: win, backoff: slow });
+  const client = newClient(server.url, { window: win, backoff: slow, random: () => 0.5 });
   client.connect();
   const conn = await server.nextConn();
   await conn.accept();
@@ -97,7 +97,7 @@ test("a connection is checked when the page becomes visible or the network chang
 
 test("a page that becomes visible while waiting to reconnect reconnects now", async () => {
   const win = new FakeWindow();
-  const client = newClient(server.url, { window: win, backoff: slow });
+  const client = newClient(server.url, { window: win, backoff: slow, random: () => 0.5 });
   client.connect();
   const conn = await server.nextConn();
   await conn.accept();
