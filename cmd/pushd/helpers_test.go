@@ -210,3 +210,9 @@ func eventually(t *testing.T, fn func() error) {
 }
 
 var _ = fmt.Sprintf
+
+// handshake returns the HTTP status and body of a WebSocket upgrade request.
+func handshake(t *testing.T, url string, header http.Header) (int, string) {
+	t.Helper()
+	return pushtest.Handshake(t, url, header)
+}
