@@ -216,3 +216,31 @@ func handshake(t *testing.T, url string, header http.Header) (int, string) {
 	t.Helper()
 	return pushtest.Handshake(t, url, header)
 }
+
+// signed signs claims with the test secret; exp defaults to an hour ahead.
+func signed(t testing.TB, claims jwt.MapClaims) string {
+	t.Helper()
+	if _, ok := claims["exp"]; !ok {
+		claims["exp"] = time.Now().Add(time.Hour).Unix()
+	}
+	return mustSign(t, claims, testSecret)
+}
+
+func mustSign(t testing.TB, claims jwt.MapClaims, secret string) string {
+	t.Helper()
+	s, err := jwt.NewWithClaims(jwt.SigningMethodHS256, claims).SignedString([]byte(secret))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func dialToken(t *testing.T, n *testNode, tok string) *client.Client {
+	t.Helper()
+	c, err := client.Dial(ctxT(t), n.wsURL(), client.Options{Token: tok})
+	if err != nil {
+		t.Fatalf("dial: %v", err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	return c
+}
