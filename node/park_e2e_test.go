@@ -1,4 +1,4 @@
-package main
+package node_test
 
 import (
 	"bufio"
@@ -10,31 +10,38 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
 	"github.com/pushd/pushd/internal/pushtest"
+	"github.com/pushd/pushd/internal/testnode"
+	"github.com/pushd/pushd/node"
 )
+
+// Parking end to end: idle sessions hold no read goroutine (park.go), yet
+// every frame, push and close reaches them. (park_test.go has the frame
+// tracker's unit tests.)
+
+// goCollector registers the Go runtime collector on the node's registry, as
+// pushd does on its own, and returns a reader of go_goroutines: the
+// goroutines of the whole test process, which runs the node.
+func goCollector(t *testing.T, nd *testnode.Node) func() float64 {
+	t.Helper()
+	nd.Registry.MustRegister(collectors.NewGoCollector())
+	return func() float64 { return nd.Metric(t, "go_goroutines") }
+}
 
 // openIdle opens n raw sessions (no goroutine on the test's side) and reads
 // each one's hello.
-func openIdle(t *testing.T, node *testNode, n int) []*pushtest.RawConn {
+func openIdle(t *testing.T, nd *testnode.Node, n int) []*pushtest.RawConn {
 	t.Helper()
 	conns := make([]*pushtest.RawConn, n)
 	for i := range conns {
-		conns[i] = pushtest.RawDial(t, node.Listen, fmt.Sprintf("?user=idle%d", i), nil)
+		conns[i] = pushtest.RawDial(t, nd.Addr(), fmt.Sprintf("?user=idle%d", i), nil)
 		if hello := conns[i].TextFrame(t); !strings.Contains(hello, `"type":"hello"`) {
 			t.Fatalf("first frame %s, want hello", hello)
 		}
 	}
 	return conns
-}
-
-func metricIs(t *testing.T, node *testNode, name string, want float64) {
-	t.Helper()
-	eventually(t, func() error {
-		if got := metric(t, node, name); got != want {
-			return fmt.Errorf("%s = %v, want %v", name, got, want)
-		}
-		return nil
-	})
 }
 
 // TestIdleSessionsHoldNoGoroutine checks that idle sessions park: they hold
@@ -43,12 +50,13 @@ func metricIs(t *testing.T, node *testNode, name string, want float64) {
 func TestIdleSessionsHoldNoGoroutine(t *testing.T) {
 	ns := pushtest.RunNATS(t)
 	nc := ns.Connect(t)
-	node := startPushd(t, ns.URL(), "--dev", "--drain-timeout", "1s")
+	nd := testnode.Start(t, ns.URL(), node.Config{Dev: true, DrainTimeout: time.Second})
+	goroutines := goCollector(t, nd)
 	const n = 300
-	before := metric(t, node, "go_goroutines")
-	conns := openIdle(t, node, n)
-	metricIs(t, node, "pushd_sessions_parked", n)
-	if grew := metric(t, node, "go_goroutines") - before; grew > n/10 {
+	before := goroutines()
+	conns := openIdle(t, nd, n)
+	metricIs(t, nd, "pushd_sessions_parked", n)
+	if grew := goroutines() - before; grew > n/10 {
 		t.Fatalf("%d idle sessions added %v goroutines, want none per session", n, grew)
 	}
 
@@ -63,7 +71,7 @@ func TestIdleSessionsHoldNoGoroutine(t *testing.T) {
 			t.Fatalf("got %s, want pong", f)
 		}
 	}
-	metricIs(t, node, "pushd_sessions_parked", n)
+	metricIs(t, nd, "pushd_sessions_parked", n)
 
 	// A push reaches every parked session.
 	if got := delivered(publish(t, nc, "push.all", hdr("Push-Event", "wake"), `1`, 1)); got != n {
@@ -82,21 +90,21 @@ func TestIdleSessionsHoldNoGoroutine(t *testing.T) {
 	if _, err := c.Write(frame[:5]); err != nil {
 		t.Fatal(err)
 	}
-	metricIs(t, node, "pushd_sessions_parked", n-1)
+	metricIs(t, nd, "pushd_sessions_parked", n-1)
 	if _, err := c.Write(frame[5:]); err != nil {
 		t.Fatal(err)
 	}
 	if f := c.TextFrame(t); !strings.Contains(f, `"type":"pong"`) {
 		t.Fatalf("got %s, want pong", f)
 	}
-	metricIs(t, node, "pushd_sessions_parked", n)
+	metricIs(t, nd, "pushd_sessions_parked", n)
 
 	// Parked sessions that go away are noticed.
 	for _, c := range conns[n/2:] {
 		_ = c.Close()
 	}
-	metricIs(t, node, "pushd_connections", n/2)
-	metricIs(t, node, "pushd_sessions_parked", n/2)
+	metricIs(t, nd, "pushd_connections", n/2)
+	metricIs(t, nd, "pushd_sessions_parked", n/2)
 }
 
 // TestFrameBehindTheHandshakeIsRead sends the first frame in the same write
@@ -105,8 +113,9 @@ func TestIdleSessionsHoldNoGoroutine(t *testing.T) {
 func TestFrameBehindTheHandshakeIsRead(t *testing.T) {
 	for _, park := range []string{"true", "false"} {
 		t.Run("park="+park, func(t *testing.T) {
-			node := startPushd(t, "", "--dev", "--park-idle-sessions="+park)
-			nc, err := net.DialTimeout("tcp", node.Listen, 5*time.Second)
+			ns := pushtest.RunNATS(t)
+			nd := testnode.Start(t, ns.URL(), node.Config{Dev: true, NoParking: park == "false"})
+			nc, err := net.DialTimeout("tcp", nd.Addr(), 5*time.Second)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -135,14 +144,16 @@ func TestFrameBehindTheHandshakeIsRead(t *testing.T) {
 
 // TestParkingCanBeTurnedOff keeps one read goroutine per session.
 func TestParkingCanBeTurnedOff(t *testing.T) {
-	node := startPushd(t, "", "--dev", "--drain-timeout", "1s", "--park-idle-sessions=false")
+	ns := pushtest.RunNATS(t)
+	nd := testnode.Start(t, ns.URL(), node.Config{Dev: true, DrainTimeout: time.Second, NoParking: true})
+	goroutines := goCollector(t, nd)
 	const n = 100
-	before := metric(t, node, "go_goroutines")
-	conns := openIdle(t, node, n)
-	if got := metric(t, node, "pushd_sessions_parked"); got != 0 {
+	before := goroutines()
+	conns := openIdle(t, nd, n)
+	if got := nd.Metric(t, "pushd_sessions_parked"); got != 0 {
 		t.Fatalf("pushd_sessions_parked = %v with parking off", got)
 	}
-	if grew := metric(t, node, "go_goroutines") - before; grew < n*9/10 {
+	if grew := goroutines() - before; grew < n*9/10 {
 		t.Fatalf("%d sessions added %v goroutines, want one each", n, grew)
 	}
 	if err := conns[0].Text(`{"type":"ping"}`); err != nil {
