@@ -2,6 +2,7 @@ package node_test
 
 import (
 	"bufio"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -162,6 +163,71 @@ func TestParkingCanBeTurnedOff(t *testing.T) {
 	if f := conns[0].TextFrame(t); !strings.Contains(f, `"type":"pong"`) {
 		t.Fatalf("got %s, want pong", f)
 	}
+}
+
+// TestParkedSessionWakes follows one session through a real handshake: it
+// parks as soon as it is open and wakes for each thing that can happen to
+// it: a frame from the client (answered, then it parks again), a push
+// (written without waking the read side), a close from the client (the
+// session ends as the client's) and a close from the node (a kick reaches
+// the parked client with its code and reason).
+func TestParkedSessionWakes(t *testing.T) {
+	ns := pushtest.RunNATS(t)
+	nc := ns.Connect(t)
+	nd := testnode.Start(t, ns.URL(), node.Config{Dev: true})
+	c := pushtest.RawDial(t, nd.Addr(), "?user=sleeper", nil)
+	if hello := c.TextFrame(t); !strings.Contains(hello, `"type":"hello"`) {
+		t.Fatalf("first frame %s, want hello", hello)
+	}
+	metricIs(t, nd, "pushd_sessions_parked", 1)
+
+	// A frame.
+	if err := c.Text(`{"type":"ping","id":"p1"}`); err != nil {
+		t.Fatal(err)
+	}
+	if f := c.TextFrame(t); !strings.Contains(f, `"type":"pong"`) || !strings.Contains(f, `"id":"p1"`) {
+		t.Fatalf("got %s, want the pong to p1", f)
+	}
+	metricIs(t, nd, "pushd_sessions_parked", 1)
+
+	// A push.
+	if got := delivered(publish(t, nc, "push.user.sleeper", hdr("Push-Event", "wake"), `1`, 1)); got != 1 {
+		t.Fatalf("push delivered %d, want 1", got)
+	}
+	if f := c.TextFrame(t); !strings.Contains(f, `"event":"wake"`) {
+		t.Fatalf("got %s, want the push", f)
+	}
+	metricIs(t, nd, "pushd_sessions_parked", 1)
+
+	// A close from the client: the node answers it and the session ends.
+	if err := c.Frame(true, false, 0x8, []byte{0x03, 0xE8, 'b', 'y', 'e'}); err != nil { // 1000 "bye"
+		t.Fatal(err)
+	}
+	if code := c.CloseCode(t, 5*time.Second); code != 1000 {
+		t.Fatalf("the node answered a client's close with %d, want 1000", code)
+	}
+	_ = c.Close()
+	metricIs(t, nd, "pushd_connections", 0)
+	metricIs(t, nd, "pushd_sessions_parked", 0)
+	metricIs(t, nd, `pushd_connections_closed_total{reason="client"}`, 1)
+
+	// A close from the node.
+	k := pushtest.RawDial(t, nd.Addr(), "?user=kicked", nil)
+	var hello struct{ SID string }
+	if err := json.Unmarshal([]byte(k.TextFrame(t)), &hello); err != nil || hello.SID == "" {
+		t.Fatalf("hello: %+v %v", hello, err)
+	}
+	metricIs(t, nd, "pushd_sessions_parked", 1)
+	if got := nd.Kick(hello.SID, "", "wake up"); len(got) != 1 || got[0] != hello.SID {
+		t.Fatalf("kick closed %v, want %s", got, hello.SID)
+	}
+	if code, reason := k.CloseFrame(t, 5*time.Second); code != 4010 || reason != "wake up" {
+		t.Fatalf("kicked parked session closed %d %q, want 4010 \"wake up\"", code, reason)
+	}
+	_ = k.Close()
+	metricIs(t, nd, `pushd_connections_closed_total{reason="kicked"}`, 1)
+	metricIs(t, nd, "pushd_sessions_parked", 0)
+	metricIs(t, nd, "pushd_connections", 0)
 }
 
 // maskedText is a masked client text frame.
