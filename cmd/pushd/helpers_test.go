@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
-	"github.com/nats-io/nats.go"
 	"go.uber.org/goleak"
 
 	"github.com/pushd/pushd/client"
@@ -130,28 +129,6 @@ func (n *testNode) stop(t *testing.T) error {
 func token(t testing.TB, sub string, ttl time.Duration) string {
 	t.Helper()
 	return signed(t, jwt.MapClaims{"sub": sub, "exp": time.Now().Add(ttl).Unix()})
-}
-
-// answers publishes a push with a reply subject and counts the delivery
-// reports that arrive within wait.
-func answers(nc *nats.Conn, subject string, h nats.Header, wait time.Duration) (int, error) {
-	inbox := nats.NewInbox()
-	sub, err := nc.SubscribeSync(inbox)
-	if err != nil {
-		return 0, err
-	}
-	defer func() { _ = sub.Unsubscribe() }()
-	if err := nc.PublishMsg(&nats.Msg{Subject: subject, Reply: inbox, Header: h}); err != nil {
-		return 0, err
-	}
-	got := 0
-	for {
-		m, err := sub.NextMsg(wait)
-		if err != nil || len(m.Data) == 0 { // timeout, or NATS's "no responders" status
-			return got, nil
-		}
-		got++
-	}
 }
 
 func ctxT(t *testing.T) context.Context { return pushtest.Ctx(t) }
