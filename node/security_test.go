@@ -229,3 +229,73 @@ func urlQuery(s string) string {
 	}
 	return b.String()
 }
+
+// TestClientPublishCannotReachAdminSubjects: a client's only way onto NATS is
+// a publish frame for a joined, validated doc, which lands on
+// <prefix>.up.doc.<doc>; nothing a client sends reaches <prefix>.admin.*.
+func TestClientPublishCannotReachAdminSubjects(t *testing.T) {
+	ns := pushtest.RunNATS(t)
+	nc := ns.Connect(t)
+	n := testnode.Start(t, ns.URL(), node.Config{Dev: true})
+	adminMsgs, err := nc.SubscribeSync("push.admin.>")
+	if err != nil {
+		t.Fatal(err)
+	}
+	up, err := nc.SubscribeSync("push.up.>")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	c := dial(t, n, "eve")
+	for _, doc := range []string{"*", ">", "admin.>", "admin.*", ".admin", "admin..kick", ""} {
+		if err := c.Join(ctxT(t), doc); err == nil {
+			t.Fatalf("join %q accepted", doc)
+		}
+	}
+	// Dotted doc IDs are fine: they stay under push.up.doc.
+	for _, doc := range []string{"admin", "admin.kick"} {
+		if err := c.Join(ctxT(t), doc); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, doc := range []string{"admin", "admin.kick", ">"} {
+		if err := c.Publish(doc, "kick", map[string]string{"user": "alice"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := c.Send([]byte(`{"type":"kick","user":"alice"}`)); err != nil {
+		t.Fatal(err)
+	}
+	// Frames are handled in order: once the pong is back, all of the above was.
+	if err := c.Send([]byte(`{"type":"ping"}`)); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		f, err := c.Reply(ctxT(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if f.Type == "pong" {
+			break
+		}
+	}
+	for _, want := range []string{"push.up.doc.admin", "push.up.doc.admin.kick"} {
+		m, err := up.NextMsg(5 * time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m.Subject != want {
+			t.Fatalf("client publish went to %s, want %s", m.Subject, want)
+		}
+	}
+	if m, err := adminMsgs.NextMsg(200 * time.Millisecond); err == nil {
+		t.Fatalf("a client frame reached %s", m.Subject)
+	} else if err != nats.ErrTimeout {
+		t.Fatal(err)
+	}
+	if m, err := up.NextMsg(100 * time.Millisecond); err == nil {
+		t.Fatalf("unexpected upstream message on %s", m.Subject)
+	}
+}
