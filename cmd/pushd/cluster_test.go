@@ -1,7 +1,11 @@
 package main
 
 import (
+	"bytes"
 	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -47,9 +51,9 @@ func TestDuplicateNumberAfterAPartitionHeals(t *testing.T) {
 
 	pushtest.Heal(t, a, b)
 	// pushctl marks the shared number loudly.
-	pc := ctl{t: t, bin: buildPushctl(t), env: []string{"PUSHCTL_NATS_URL=" + a.URL(), "PUSHCTL_TIMEOUT=1s"}}
+	pushctl := buildPushctl(t)
 	eventually(t, func() error {
-		r := pc.run("nodes")
+		r := runPushctl(t, pushctl, []string{"PUSHCTL_NATS_URL=" + a.URL(), "PUSHCTL_TIMEOUT=1s"}, "nodes")
 		if r.code != 0 || strings.Count(r.stdout, "DUPLICATE-NUMBER") != 2 ||
 			!strings.Contains(r.stderr, "WARNING: more than one live node uses node number 7") {
 			return fmt.Errorf("pushctl nodes: exit %d\n%s%s", r.code, r.stdout, r.stderr)
@@ -76,4 +80,47 @@ func TestDuplicateNumberAfterAPartitionHeals(t *testing.T) {
 	if _, err := kept.Ping(ctxT(t)); err != nil {
 		t.Fatalf("older node's session: %v", err)
 	}
+}
+
+// buildPushctl builds the real pushctl binary into a test temp dir.
+// (pushctl's own tests are in cmd/pushctl.)
+func buildPushctl(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "pushctl")
+	out, err := exec.Command("go", "build", "-o", bin, "github.com/pushd/pushd/cmd/pushctl").CombinedOutput()
+	if err != nil {
+		t.Fatalf("go build pushctl: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// ctlResult is one pushctl run.
+type ctlResult struct {
+	stdout, stderr string
+	code           int
+}
+
+// runPushctl runs pushctl bin with args and env, on top of an environment
+// without PUSHCTL_* variables.
+func runPushctl(t *testing.T, bin string, env []string, args ...string) ctlResult {
+	t.Helper()
+	cmd := exec.Command(bin, args...)
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "PUSHCTL_") {
+			cmd.Env = append(cmd.Env, kv)
+		}
+	}
+	cmd.Env = append(cmd.Env, env...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	r := ctlResult{}
+	if err := cmd.Run(); err != nil {
+		ee, ok := err.(*exec.ExitError)
+		if !ok {
+			t.Fatalf("pushctl %q: %v", args, err)
+		}
+		r.code = ee.ExitCode()
+	}
+	r.stdout, r.stderr = stdout.String(), stderr.String()
+	return r
 }
