@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"io"
 	"net/http"
 	"slices"
@@ -16,7 +15,6 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/pushd/pushd/client"
-	"github.com/pushd/pushd/contract"
 	"github.com/pushd/pushd/internal/pushtest"
 )
 
@@ -139,17 +137,13 @@ func dial(t *testing.T, n *testNode, user string) *client.Client {
 	return pushtest.Dial(t, n.wsURL(), user)
 }
 
-type report = contract.Report
-
 // The wire-level helpers are shared with the other packages' tests.
 var (
-	publish        = pushtest.Publish
-	delivered      = pushtest.Delivered
-	expectPush     = pushtest.ExpectPush
-	marker         = pushtest.Marker
-	sessionSubject = pushtest.SessionSubject
-	hdr            = pushtest.Header
-	closeCode      = pushtest.CloseCode
+	publish    = pushtest.Publish
+	delivered  = pushtest.Delivered
+	expectPush = pushtest.ExpectPush
+	hdr        = pushtest.Header
+	closeCode  = pushtest.CloseCode
 )
 
 func httpGet(t *testing.T, url string) (int, string) {
@@ -185,8 +179,6 @@ func eventually(t *testing.T, fn func() error) {
 	t.Helper()
 	pushtest.Eventually(t, 10*time.Second, fn)
 }
-
-var _ = fmt.Sprintf
 
 // handshake returns the HTTP status and body of a WebSocket upgrade request.
 func handshake(t *testing.T, url string, header http.Header) (int, string) {
