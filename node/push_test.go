@@ -22,7 +22,7 @@ import (
 func TestUserPushReachesEverySessionOfTheUserAndNobodyElse(t *testing.T) {
 	ns := pushtest.RunNATS(t)
 	nc := ns.Connect(t)
-	n := testnode.Start(t, ns.URL(), node.Config{Dev: true})
+	n := testnode.Start(t, ns.URL(), node.Config{Dev: true, NodeID: 4})
 	a1, a2, b := dial(t, n, "alice"), dial(t, n, "alice"), dial(t, n, "bob")
 
 	rs := publish(t, nc, "push.user.alice", hdr("Push-Event", "greet", "Push-Id", "m-1"), `{"hi":1}`, 1)

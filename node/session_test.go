@@ -385,7 +385,7 @@ func TestPongEchoesPingPayload(t *testing.T) {
 func TestLargePushReachesAReadingClient(t *testing.T) {
 	ns := pushtest.RunNATS(t)
 	nc := ns.Connect(t)
-	n := testnode.Start(t, ns.URL(), node.Config{Dev: true, MaxPushSize: 400000})
+	n := testnode.Start(t, ns.URL(), node.Config{Dev: true, NodeID: 4, MaxPushSize: 400000})
 	c := dial(t, n, "reader")
 	big := `"` + strings.Repeat("x", 300_000) + `"`
 	if rs := publish(t, nc, "push.user.reader", nil, big, 1); rs[0] != (contract.Report{Node: n.ID(), Matched: 1, Delivered: 1}) {
