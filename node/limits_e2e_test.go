@@ -101,6 +101,7 @@ func TestRateLimitedClientIsToldWhy(t *testing.T) {
 // frame rate never drops a run of frames as long as the burst (drops and
 // admits alternate), yet it must be closed.
 func TestSteadyExcessEndsIn4029(t *testing.T) {
+	t.Parallel() // it spends seconds sending at a steady rate, not working
 	ns := pushtest.RunNATS(t)
 	n := testnode.Start(t, ns.URL(), node.Config{Dev: true, UpstreamRate: 20, UpstreamBurst: 20})
 	c := dial(t, n, "steady")
@@ -425,6 +426,7 @@ func TestSeveralSlowConsumersAreCutOff(t *testing.T) {
 // socket buffers fill, one write blocks, and once that write is older than
 // --write-timeout the sweeper cuts the session off.
 func TestBlockedWriteIsCutOffAfterWriteTimeout(t *testing.T) {
+	t.Parallel() // it waits out WriteTimeout, not working
 	ns := pushtest.RunNATS(t)
 	nc := ns.Connect(t)
 	n := testnode.Start(t, ns.URL(), node.Config{Dev: true, MaxQueuedBytes: 64 << 20, WriteTimeout: time.Second, SweepInterval: 100 * time.Millisecond})

@@ -172,6 +172,7 @@ func TestParkingCanBeTurnedOff(t *testing.T) {
 // session ends as the client's) and a close from the node (a kick reaches
 // the parked client with its code and reason).
 func TestParkedSessionWakes(t *testing.T) {
+	t.Parallel() // it waits for the close handshake to time out, not working
 	ns := pushtest.RunNATS(t)
 	nc := ns.Connect(t)
 	nd := testnode.Start(t, ns.URL(), node.Config{Dev: true})

@@ -84,6 +84,7 @@ func TestJoinAuthorization(t *testing.T) {
 }
 
 func TestRefreshAndTokenExpiry(t *testing.T) {
+	t.Parallel() // it waits for a token to expire, not working
 	ns := pushtest.RunNATS(t)
 	nc := ns.Connect(t)
 	n := testnode.Start(t, ns.URL(), node.Config{Auth: hs256(t), SweepInterval: 50 * time.Millisecond})

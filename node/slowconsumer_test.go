@@ -24,6 +24,7 @@ import (
 // write_timeout, and close 4008 "slow consumer: write timed out" if the
 // client can still read it: a client whose socket is full usually cannot).
 func TestSlowConsumerReasonsAreToldApart(t *testing.T) {
+	t.Parallel() // it waits out WriteTimeout, not working
 	t.Run("outbound queue full", func(t *testing.T) {
 		ns := pushtest.RunNATS(t)
 		nc := ns.Connect(t)
