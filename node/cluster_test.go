@@ -21,6 +21,7 @@ import (
 // a three-server NATS cluster, and publishes through a fourth connection to
 // the third server.
 func TestClusterOverNATSCluster(t *testing.T) {
+	t.Parallel() // it waits for interest to cross the NATS routes, not working
 	servers := pushtest.RunNATSCluster(t, 3)
 	nodes := []*testnode.Node{
 		testnode.Start(t, servers[0].URL(), node.Config{Dev: true, NodeID: 10}),
@@ -119,6 +120,7 @@ func flushProbes(t *testing.T, nc *nats.Conn, c *client.Client) {
 }
 
 func TestNATSRestartRestoresSubscriptions(t *testing.T) {
+	t.Parallel() // it waits for the node to reconnect, not working
 	ns := pushtest.RunNATS(t)
 	n := testnode.Start(t, ns.URL(), node.Config{Dev: true})
 	a := dial(t, n, "alice")

@@ -155,6 +155,7 @@ func TestBytesRateLimit(t *testing.T) {
 }
 
 func TestSessionAndDocLimits(t *testing.T) {
+	t.Parallel() // it waits for its node to drain at cleanup, not working
 	ns := pushtest.RunNATS(t)
 	nc := ns.Connect(t)
 	n := testnode.Start(t, ns.URL(), node.Config{Dev: true, MaxSessionsPerUser: 2, MaxConnections: 4, MaxDocsPerSession: 5})

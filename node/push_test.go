@@ -20,6 +20,7 @@ import (
 // targets, and what a client publishes reaches the backends.
 
 func TestUserPushReachesEverySessionOfTheUserAndNobodyElse(t *testing.T) {
+	t.Parallel() // it waits for its node to drain at cleanup, not working
 	ns := pushtest.RunNATS(t)
 	nc := ns.Connect(t)
 	n := testnode.Start(t, ns.URL(), node.Config{Dev: true, NodeID: 4})
@@ -39,6 +40,7 @@ func TestUserPushReachesEverySessionOfTheUserAndNobodyElse(t *testing.T) {
 }
 
 func TestDocPushReachesJoinedSessionsAndStopsAfterLeave(t *testing.T) {
+	t.Parallel() // it waits for its node to drain at cleanup, not working
 	ns := pushtest.RunNATS(t)
 	nc := ns.Connect(t)
 	n := testnode.Start(t, ns.URL(), node.Config{Dev: true})
@@ -284,6 +286,7 @@ func TestTwoNodesDeliverOncePerSession(t *testing.T) {
 // upstream publishes and tokens all work with it, and a push to one dotted
 // ID reaches no other.
 func TestDottedIDs(t *testing.T) {
+	t.Parallel() // it waits for its node to drain at cleanup, not working
 	ns := pushtest.RunNATS(t)
 	nc := ns.Connect(t)
 	n := testnode.Start(t, ns.URL(), node.Config{Dev: true, Auth: hs256(t)})

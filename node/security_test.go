@@ -22,6 +22,7 @@ import (
 // that are refreshed or lapse, and IDs that try to reach other subjects.
 
 func TestJoinAuthorization(t *testing.T) {
+	t.Parallel() // it waits for its nodes to drain at cleanup, not working
 	ns := pushtest.RunNATS(t)
 	nc := ns.Connect(t)
 	n := testnode.Start(t, ns.URL(), node.Config{Auth: hs256(t)})
@@ -235,6 +236,7 @@ func urlQuery(s string) string {
 // a publish frame for a joined, validated doc, which lands on
 // <prefix>.up.doc.<doc>; nothing a client sends reaches <prefix>.admin.*.
 func TestClientPublishCannotReachAdminSubjects(t *testing.T) {
+	t.Parallel() // it waits out messages that must not come, not working
 	ns := pushtest.RunNATS(t)
 	nc := ns.Connect(t)
 	n := testnode.Start(t, ns.URL(), node.Config{Dev: true})

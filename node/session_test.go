@@ -30,6 +30,7 @@ import (
 // ends (drain).
 
 func TestTokenAuthentication(t *testing.T) {
+	t.Parallel() // it waits for its node to drain at cleanup, not working
 	ns := pushtest.RunNATS(t)
 	n := testnode.Start(t, ns.URL(), node.Config{Auth: hs256(t)})
 	url := n.WSURL()
@@ -187,6 +188,7 @@ func TestAdaptiveHeartbeatIntervalRises(t *testing.T) {
 }
 
 func TestBadInputGetsClearErrorsAndHurtsNoOne(t *testing.T) {
+	t.Parallel() // it waits for its node to drain at cleanup, not working
 	ns := pushtest.RunNATS(t)
 	nc := ns.Connect(t)
 	n := testnode.Start(t, ns.URL(), node.Config{Dev: true, MaxFrameSize: 1024})
@@ -320,6 +322,7 @@ func TestSlowConsumerIsCutOffWithoutHurtingOthers(t *testing.T) {
 // leaves NATS. (The binary's exit status is cmd/pushd's
 // TestSIGTERMDrainsAndExitsZero.)
 func TestGracefulShutdownSends1012(t *testing.T) {
+	t.Parallel() // it waits for the drain, not working
 	ns := pushtest.RunNATS(t)
 	n := testnode.Start(t, ns.URL(), node.Config{Dev: true, DrainTimeout: 300 * time.Millisecond})
 	var clients []*client.Client
