@@ -14,6 +14,7 @@ import (
 // (serve.go), not the node. The node's limits are tested in package node
 // (limits_e2e_test.go).
 func TestSlowlorisHandshakes(t *testing.T) {
+	t.Parallel() // it waits out the 5s header timeout, not working
 	ns := pushtest.RunNATS(t)
 	nc := ns.Connect(t)
 	n := startPushd(t, ns.URL(), "--dev")
