@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"io"
 	"net/http"
 	"slices"
@@ -13,11 +12,9 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
-	"github.com/nats-io/nats.go"
 	"go.uber.org/goleak"
 
 	"github.com/pushd/pushd/client"
-	"github.com/pushd/pushd/contract"
 	"github.com/pushd/pushd/internal/pushtest"
 )
 
@@ -132,28 +129,6 @@ func token(t testing.TB, sub string, ttl time.Duration) string {
 	return signed(t, jwt.MapClaims{"sub": sub, "exp": time.Now().Add(ttl).Unix()})
 }
 
-// answers publishes a push with a reply subject and counts the delivery
-// reports that arrive within wait.
-func answers(nc *nats.Conn, subject string, h nats.Header, wait time.Duration) (int, error) {
-	inbox := nats.NewInbox()
-	sub, err := nc.SubscribeSync(inbox)
-	if err != nil {
-		return 0, err
-	}
-	defer func() { _ = sub.Unsubscribe() }()
-	if err := nc.PublishMsg(&nats.Msg{Subject: subject, Reply: inbox, Header: h}); err != nil {
-		return 0, err
-	}
-	got := 0
-	for {
-		m, err := sub.NextMsg(wait)
-		if err != nil || len(m.Data) == 0 { // timeout, or NATS's "no responders" status
-			return got, nil
-		}
-		got++
-	}
-}
-
 func ctxT(t *testing.T) context.Context { return pushtest.Ctx(t) }
 
 // dial opens a dev session for user.
@@ -162,17 +137,13 @@ func dial(t *testing.T, n *testNode, user string) *client.Client {
 	return pushtest.Dial(t, n.wsURL(), user)
 }
 
-type report = contract.Report
-
 // The wire-level helpers are shared with the other packages' tests.
 var (
-	publish        = pushtest.Publish
-	delivered      = pushtest.Delivered
-	expectPush     = pushtest.ExpectPush
-	marker         = pushtest.Marker
-	sessionSubject = pushtest.SessionSubject
-	hdr            = pushtest.Header
-	closeCode      = pushtest.CloseCode
+	publish    = pushtest.Publish
+	delivered  = pushtest.Delivered
+	expectPush = pushtest.ExpectPush
+	hdr        = pushtest.Header
+	closeCode  = pushtest.CloseCode
 )
 
 func httpGet(t *testing.T, url string) (int, string) {
@@ -209,4 +180,36 @@ func eventually(t *testing.T, fn func() error) {
 	pushtest.Eventually(t, 10*time.Second, fn)
 }
 
-var _ = fmt.Sprintf
+// handshake returns the HTTP status and body of a WebSocket upgrade request.
+func handshake(t *testing.T, url string, header http.Header) (int, string) {
+	t.Helper()
+	return pushtest.Handshake(t, url, header)
+}
+
+// signed signs claims with the test secret; exp defaults to an hour ahead.
+func signed(t testing.TB, claims jwt.MapClaims) string {
+	t.Helper()
+	if _, ok := claims["exp"]; !ok {
+		claims["exp"] = time.Now().Add(time.Hour).Unix()
+	}
+	return mustSign(t, claims, testSecret)
+}
+
+func mustSign(t testing.TB, claims jwt.MapClaims, secret string) string {
+	t.Helper()
+	s, err := jwt.NewWithClaims(jwt.SigningMethodHS256, claims).SignedString([]byte(secret))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func dialToken(t *testing.T, n *testNode, tok string) *client.Client {
+	t.Helper()
+	c, err := client.Dial(ctxT(t), n.wsURL(), client.Options{Token: tok})
+	if err != nil {
+		t.Fatalf("dial: %v", err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	return c
+}
