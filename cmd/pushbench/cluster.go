@@ -42,6 +42,7 @@ type cluster struct {
 	// natsProc is the NATS server when it runs as our child (--jetstream):
 	// its CPU is then its own, apart from the clients' and the publisher's.
 	natsProc *serverProc
+	natsProf string // http://host:port of natsProc's pprof listener
 	servers  []*serverProc
 	tmp      string
 	// history tells spawned nodes to keep history (--history=true) or not.
@@ -447,7 +448,12 @@ func (c *cluster) startNATSProc(ctx context.Context, jetstream, websocket bool) 
 	}
 	args := []string{"nats-server", "--port", strconv.Itoa(cp), "--ws-port", strconv.Itoa(wp), "--monitor-port", strconv.Itoa(mp)}
 	if jetstream {
-		args = append(args, "--store-dir", filepath.Join(c.tmp, "jetstream"))
+		pp, err := freePort()
+		if err != nil {
+			return nil, "", err
+		}
+		args = append(args, "--store-dir", filepath.Join(c.tmp, "jetstream"), "--prof-port", strconv.Itoa(pp))
+		c.natsProf = fmt.Sprintf("http://127.0.0.1:%d", pp)
 	}
 	sp, err := startProc(ctx, "nats-server", self, args, []string{workerEnv + "=nats-server"}, filepath.Join(c.tmp, "nats-server.log"))
 	if err != nil {
@@ -463,10 +469,10 @@ func (c *cluster) startNATSProc(ctx context.Context, jetstream, websocket bool) 
 
 // runPeerNATS is the hidden nats-server subcommand; a storeDir turns
 // JetStream on with file storage there.
-func runPeerNATS(ctx context.Context, port, wsPort, monPort int, storeDir string) error {
+func runPeerNATS(ctx context.Context, port, wsPort, monPort, profPort int, storeDir string) error {
 	opts := &server.Options{Host: "127.0.0.1", Port: port, HTTPHost: "127.0.0.1", HTTPPort: monPort,
 		NoSigs: true, MaxPayload: 8 << 20, MaxPending: 512 << 20,
-		JetStream: storeDir != "", StoreDir: storeDir}
+		JetStream: storeDir != "", StoreDir: storeDir, ProfPort: profPort}
 	if wsPort > 0 {
 		opts.Websocket = server.WebsocketOpts{Host: "127.0.0.1", Port: wsPort, NoTLS: true}
 	}

@@ -331,6 +331,7 @@ type totals struct {
 	gotUser, gotDoc                                             uint64
 	reconn, reconnHS                                            *Hist
 	userGot, docGot                                             []int32 // by global client index, with perClient
+	samples                                                     []string
 }
 
 func (b *bench) stats(withLast bool) (totals, error) { return b.statsOf(withLast, false) }
@@ -358,6 +359,7 @@ func (b *bench) statsOf(withLast, perClient bool) (totals, error) {
 		t.gotDoc += r.GotDoc
 		t.reconn.Merge(r.Reconn)
 		t.reconnHS.Merge(r.ReconnHS)
+		t.samples = append(t.samples, r.Samples...)
 		if perClient {
 			for i, v := range r.UserGot {
 				if j := r.First + i; j < len(t.userGot) {

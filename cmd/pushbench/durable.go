@@ -3,6 +3,10 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
 	"strconv"
 	"sync"
 	"time"
@@ -108,7 +112,9 @@ func (b *bench) historyTargeted(prefix string, on bool) error {
 		return err
 	}
 	n := b.users
+	l0 := b.latencyBuckets()
 	u0 := b.usage()
+	wait := b.profile(prefix, time.Duration(float64(b.o.count)/max(b.o.rate, 1)*float64(time.Second)))
 	start, end, err := b.publish(b.o.count, b.o.rate, func(k int) string { return "push.user." + userID(k%n) })
 	if err != nil {
 		return err
@@ -119,7 +125,9 @@ func (b *bench) historyTargeted(prefix string, on bool) error {
 		return err
 	}
 	u1 := b.usage()
+	wait()
 	b.historyReport(prefix, on, t, expected, end.Sub(start))
+	b.serverLatency(prefix, l0, b.latencyBuckets())
 	b.perPush(prefix, u0, u1, t.received)
 	return nil
 }
@@ -134,6 +142,7 @@ func (b *bench) historyDocs(prefix string, on bool) error {
 	for k := 0; k < b.o.count; k++ {
 		expected += uint64(members[k%b.o.docs])
 	}
+	l0 := b.latencyBuckets()
 	u0 := b.usage()
 	start, end, err := b.publish(b.o.count, b.o.rate, func(k int) string { return "push.doc." + docID(k%b.o.docs) })
 	if err != nil {
@@ -145,6 +154,7 @@ func (b *bench) historyDocs(prefix string, on bool) error {
 	}
 	u1 := b.usage()
 	b.historyReport(prefix, on, t, expected, end.Sub(start))
+	b.serverLatency(prefix, l0, b.latencyBuckets())
 	b.perPush(prefix, u0, u1, t.received)
 	return nil
 }
@@ -369,6 +379,7 @@ func runResume(b *bench) error {
 	before := b.cl.sample(true)
 	m0 := b.cl.metric(historyMetrics...)
 	u0 := b.usage()
+	wait := b.profile("resume_", 10*time.Second)
 	start := time.Now()
 	rs, err := all(b.ctx, b.workers, b.o.timeout+5*time.Minute, func(int) command { return command{Op: "resume"} })
 	if err != nil {
@@ -396,6 +407,7 @@ func runResume(b *bench) error {
 		return err
 	}
 	u1 := b.usage()
+	wait()
 	m1 := b.cl.metric(historyMetrics...)
 	after := b.cl.sample(true)
 	expected, delivered, lost, extra, short := b.delivery(pub, t)
@@ -587,9 +599,77 @@ func runRolling(b *bench) error {
 	b.rep.check("every stored push reached every client exactly once (after dedupe)", delivered == expected && extra == 0,
 		fmt.Sprintf("%d/%d, %d clients short, %d extra", delivered, expected, short, extra))
 	b.rep.check("no gap, nothing out of order", t.gaps == 0 && t.reordered == 0, fmt.Sprintf("%d gaps, %d reordered", t.gaps, t.reordered))
+	for _, s := range t.samples {
+		b.rep.note(s)
+	}
 	b.rep.check("every drained client came back", t.reconnFail == 0 && int(after.Sessions) == b.o.conns,
 		fmt.Sprintf("%d gave up, %v sessions of %d", t.reconnFail, after.Sessions, b.o.conns))
 	b.rep.check("every resume recovered", t.notRecovered == 0, fmt.Sprintf("%d true, %d false", t.recovered, t.notRecovered))
 	b.rep.check("every push was stored", stored == published, fmt.Sprintf("%d of %d, %d errors", stored, published, pub.errs))
 	return nil
+}
+
+// profile fetches CPU profiles of the first node and of the NATS server
+// (when it is our child) over d into o.profileDir; the returned wait blocks
+// until both are written.
+func (b *bench) profile(prefix string, d time.Duration) (wait func()) {
+	if b.o.profileDir == "" || len(b.cl.servers) == 0 {
+		return func() {}
+	}
+	secs := strconv.Itoa(max(1, int(d.Seconds()+0.5)))
+	var wg sync.WaitGroup
+	get := func(url, file string) {
+		defer wg.Done()
+		cl := http.Client{Timeout: d + 30*time.Second}
+		resp, err := cl.Get(url)
+		if err != nil {
+			b.rep.note("profile " + file + ": " + err.Error())
+			return
+		}
+		defer resp.Body.Close()
+		f, err := os.Create(filepath.Join(b.o.profileDir, file))
+		if err != nil {
+			b.rep.note("profile " + file + ": " + err.Error())
+			return
+		}
+		_, _ = io.Copy(f, resp.Body)
+		f.Close()
+	}
+	if err := os.MkdirAll(b.o.profileDir, 0o755); err != nil {
+		b.rep.note("profile: " + err.Error())
+		return func() {}
+	}
+	wg.Add(1)
+	go get(b.cl.servers[0].admin+"/debug/pprof/profile?seconds="+secs, prefix+"pushd.pprof")
+	if b.cl.natsProf != "" {
+		wg.Add(1)
+		go get(b.cl.natsProf+"/debug/pprof/profile?seconds="+secs, prefix+"nats.pprof")
+	}
+	return wg.Wait
+}
+
+// latencyBuckets reads the nodes' pushd_delivery_latency_seconds (publisher's
+// timestamp to socket write) as cumulative counts by upper bound.
+var latencyBounds = []string{"0.0001", "0.00025", "0.0005", "0.001", "0.0025", "0.005", "0.01", "0.025", "0.05", "0.1"}
+
+func (b *bench) latencyBuckets() map[string]float64 {
+	names := []string{"pushd_delivery_latency_seconds_count"}
+	for _, le := range latencyBounds {
+		names = append(names, `pushd_delivery_latency_seconds_bucket{le="`+le+`"}`)
+	}
+	return b.cl.metric(names...)
+}
+
+// serverLatency reports which share of the pushes the nodes wrote within
+// 1, 5 and 10 ms of their publishing: the part of the clients' latency that
+// is already there at the write (NATS, JetStream, the router, the writers).
+func (b *bench) serverLatency(prefix string, m0, m1 map[string]float64) {
+	total := m1["pushd_delivery_latency_seconds_count"] - m0["pushd_delivery_latency_seconds_count"]
+	if total <= 0 {
+		return
+	}
+	for _, le := range []struct{ bound, name string }{{"0.001", "1ms"}, {"0.005", "5ms"}, {"0.01", "10ms"}} {
+		k := `pushd_delivery_latency_seconds_bucket{le="` + le.bound + `"}`
+		b.rep.add(prefix+"server_written_within_"+le.name, 100*(m1[k]-m0[k])/total, "%")
+	}
 }

@@ -64,6 +64,7 @@ type options struct {
 	missed      int
 	jitter      time.Duration
 	gap         time.Duration
+	profileDir  string
 }
 
 type scenario struct {
@@ -172,6 +173,7 @@ Every flag has an environment twin PUSHBENCH_<FLAG> shown in its usage.`,
 		"default on for history, resume and rolling, off for the rest (their nodes run --history=false, as measured before history existed)")
 	pf.IntVar(&o.missed, "missed", 5, "resume: pushes published to each user and each doc while the clients are away")
 	pf.DurationVar(&o.jitter, "reconnect-jitter", time.Second, "rolling: a client closed by a drain reconnects after a random delay up to this")
+	pf.StringVar(&o.profileDir, "profile-dir", "", "history: write CPU profiles of node 1 and of the NATS server for each phase's publishing here (<phase>pushd.pprof, <phase>nats.pprof)")
 	pf.DurationVar(&o.gap, "restart-gap", 3*time.Second, "rolling: steady pushes before the first drain, between a node's restart and the next drain, and after the last")
 	cliutil.AnnotateEnv(pf, envPrefix)
 
@@ -205,14 +207,17 @@ Every flag has an environment twin PUSHBENCH_<FLAG> shown in its usage.`,
 		Use: "worker", Hidden: true, Short: "client worker driven over stdin/stdout (started by pushbench)",
 		RunE: func(*cobra.Command, []string) error { return runWorker(ctx, os.Stdin, os.Stdout) },
 	})
-	var port, wsPort, monPort int
+	var port, wsPort, monPort, profPort int
 	var storeDir string
 	ns := &cobra.Command{
 		Use: "nats-server", Hidden: true, Short: "NATS server child: compare's peer (WebSocket listener) or the JetStream server of --jetstream",
-		RunE: func(*cobra.Command, []string) error { return runPeerNATS(ctx, port, wsPort, monPort, storeDir) },
+		RunE: func(*cobra.Command, []string) error {
+			return runPeerNATS(ctx, port, wsPort, monPort, profPort, storeDir)
+		},
 	}
 	ns.Flags().IntVar(&port, "port", 4222, "client port")
 	ns.Flags().IntVar(&wsPort, "ws-port", 8222, "WebSocket port (0: none)")
+	ns.Flags().IntVar(&profPort, "prof-port", 0, "pprof port (0: none)")
 	ns.Flags().StringVar(&storeDir, "store-dir", "", "JetStream file store directory (empty: no JetStream)")
 	ns.Flags().IntVar(&monPort, "monitor-port", 0, "monitoring port")
 	root.AddCommand(ns)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"fmt"
 	"math/rand/v2"
 	"sync"
 	"sync/atomic"
@@ -32,6 +33,9 @@ func (w *worker) resetResume() {
 		a.Store(0)
 	}
 	w.lastPushAt.Store(0)
+	w.samplesMu.Lock()
+	w.samples = nil
+	w.samplesMu.Unlock()
 	w.reconn.Reset()
 	w.reconnHS.Reset()
 	for i := range w.state {
@@ -79,10 +83,11 @@ func (c *benchClient) track(b []byte) {
 		step, first = w.spec.Docs, docFor(c.idx, w.spec.Docs, w.spec.DocDist, zipfFor(w.spec.Docs))
 	}
 	seq := intAfter(b, keySeq)
+	prevPos := pos.Load()
 	if seq <= 0 {
 		w.noSeq.Add(1)
 	} else {
-		if uint64(seq) <= pos.Load() {
+		if uint64(seq) <= prevPos {
 			w.dups.Add(1)
 			return
 		}
@@ -97,11 +102,15 @@ func (c *benchClient) track(b []byte) {
 	if prev := lastS.Load(); prev >= 0 {
 		want = prev + int64(step)
 	}
+	nth := c.pushes.Add(1)
 	switch {
 	case s > want:
 		w.gaps.Add(uint64((s - want) / int64(step)))
+		w.sample(fmt.Sprintf("gap: client %d doc=%v target %d: body index %d, expected %d; seq %d after position %d; push #%d of this connection, %s after ready",
+			c.idx, doc, c.target, s, want, seq, prevPos, nth, time.Duration(now-c.readyAt.Load())))
 	case s < want:
 		w.reordered.Add(1)
+		w.sample(fmt.Sprintf("reordered: client %d doc=%v: body index %d, expected %d; seq %d", c.idx, doc, s, want, seq))
 	}
 	lastS.Store(s)
 }
@@ -224,4 +233,13 @@ func (w *worker) startReconnect(idx, from int) {
 		}
 		w.reconnF.Add(1)
 	}()
+}
+
+// sample keeps the first few anomalies, described, for the report.
+func (w *worker) sample(s string) {
+	w.samplesMu.Lock()
+	if len(w.samples) < 10 {
+		w.samples = append(w.samples, s)
+	}
+	w.samplesMu.Unlock()
 }

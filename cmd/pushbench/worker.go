@@ -97,25 +97,26 @@ type reply struct {
 	CPUNanos  int64   `json:"cpu_ns"`
 
 	// with Resume
-	Dups         uint64  `json:"dups,omitempty"`          // pushes at or before the position already processed
-	Gaps         uint64  `json:"gaps,omitempty"`          // pushes skipped (by body index) between two received
-	Reordered    uint64  `json:"reordered,omitempty"`     // new positions whose body index went backwards
-	NoSeq        uint64  `json:"no_seq,omitempty"`        // user/doc pushes without a position
-	Recovered    uint64  `json:"recovered,omitempty"`     // hello/joined with "recovered":true
-	NotRecovered uint64  `json:"not_recovered,omitempty"` // ... false
-	Closes1012   uint64  `json:"closes_1012,omitempty"`   // server closes with 1012 (drain)
-	ClosesOther  uint64  `json:"closes_other,omitempty"`  // other server closes
-	Reconnects   uint64  `json:"reconnects,omitempty"`    // completed automatic reconnects
-	ReconnErrs   uint64  `json:"reconn_errs,omitempty"`   // failed reconnect attempts (retried)
-	ReconnFails  uint64  `json:"reconn_fails,omitempty"`  // clients that gave up
-	LastPushAt   int64   `json:"last_push_at,omitempty"`  // unix ns of the latest push received
-	Reconn       Sparse  `json:"reconn,omitempty"`        // close -> ready again
-	ReconnHS     Sparse  `json:"reconn_hs,omitempty"`     // last attempt -> ready
-	UserGot      []int32 `json:"user_got,omitempty"`      // per client (index First+i): unique user pushes
-	DocGot       []int32 `json:"doc_got,omitempty"`       // ... unique doc pushes
-	First        int     `json:"first,omitempty"`
-	GotUser      uint64  `json:"got_user,omitempty"` // unique user pushes, all clients
-	GotDoc       uint64  `json:"got_doc,omitempty"`  // unique doc pushes, all clients
+	Dups         uint64   `json:"dups,omitempty"`          // pushes at or before the position already processed
+	Gaps         uint64   `json:"gaps,omitempty"`          // pushes skipped (by body index) between two received
+	Reordered    uint64   `json:"reordered,omitempty"`     // new positions whose body index went backwards
+	NoSeq        uint64   `json:"no_seq,omitempty"`        // user/doc pushes without a position
+	Recovered    uint64   `json:"recovered,omitempty"`     // hello/joined with "recovered":true
+	NotRecovered uint64   `json:"not_recovered,omitempty"` // ... false
+	Closes1012   uint64   `json:"closes_1012,omitempty"`   // server closes with 1012 (drain)
+	ClosesOther  uint64   `json:"closes_other,omitempty"`  // other server closes
+	Reconnects   uint64   `json:"reconnects,omitempty"`    // completed automatic reconnects
+	ReconnErrs   uint64   `json:"reconn_errs,omitempty"`   // failed reconnect attempts (retried)
+	ReconnFails  uint64   `json:"reconn_fails,omitempty"`  // clients that gave up
+	LastPushAt   int64    `json:"last_push_at,omitempty"`  // unix ns of the latest push received
+	Reconn       Sparse   `json:"reconn,omitempty"`        // close -> ready again
+	ReconnHS     Sparse   `json:"reconn_hs,omitempty"`     // last attempt -> ready
+	UserGot      []int32  `json:"user_got,omitempty"`      // per client (index First+i): unique user pushes
+	DocGot       []int32  `json:"doc_got,omitempty"`       // ... unique doc pushes
+	First        int      `json:"first,omitempty"`
+	Samples      []string `json:"samples,omitempty"`  // the first anomalies seen, described
+	GotUser      uint64   `json:"got_user,omitempty"` // unique user pushes, all clients
+	GotDoc       uint64   `json:"got_doc,omitempty"`  // unique doc pushes, all clients
 }
 
 // runWorker serves commands until "close" or EOF, then closes every client.
@@ -189,6 +190,8 @@ type worker struct {
 	reconn                          Hist // close -> usable again, jitter included
 	reconnHS                        Hist // the successful attempt alone: dial -> hello (+joined)
 	closing                         chan struct{}
+	samplesMu                       sync.Mutex
+	samples                         []string
 	reconnWG                        sync.WaitGroup
 }
 
@@ -266,6 +269,9 @@ func (w *worker) stats(withLast bool) reply {
 			r.Open++
 		}
 	}
+	w.samplesMu.Lock()
+	r.Samples = append([]string(nil), w.samples...)
+	w.samplesMu.Unlock()
 	for i := range w.state {
 		r.GotUser += uint64(w.state[i].userGot.Load())
 		r.GotDoc += uint64(w.state[i].docGot.Load())
@@ -286,6 +292,8 @@ type benchClient struct {
 	idx      int
 	st       *clientState // nil unless Resume
 	target   int
+	pushes   atomic.Int64 // received on this connection
+	readyAt  atomic.Int64
 	conn     *gws.Conn
 	user     string
 	doc      string
@@ -573,6 +581,7 @@ func (w *worker) connectOneTo(idx, target int, record bool) error {
 		_ = nc.Close()
 		return w.ctx.Err()
 	}
+	c.readyAt.Store(time.Now().UnixNano())
 	c.ready.Store(true)
 	if record {
 		now := time.Now()
