@@ -356,11 +356,29 @@ func runResume(b *bench) error {
 	if err := b.reset(0); err != nil {
 		return err
 	}
-	if _, err := all(b.ctx, b.workers, time.Minute, func(int) command { return command{Op: "drop"} }); err != nil {
-		return err
-	}
-	if err := b.waitSessions(0, 30*time.Second); err != nil {
-		return err
+	switch b.o.drop {
+	case "close":
+		if _, err := all(b.ctx, b.workers, time.Minute, func(int) command { return command{Op: "drop"} }); err != nil {
+			return err
+		}
+		if err := b.waitSessions(0, 30*time.Second); err != nil {
+			return err
+		}
+	case "kill":
+		for _, sp := range b.cl.servers {
+			if sp.cmd == nil {
+				return errors.New("--drop kill needs spawned nodes")
+			}
+			_ = sp.cmd.Process.Kill()
+			<-sp.done
+		}
+		for i := range b.cl.servers {
+			if err := b.cl.restart(b.ctx, i); err != nil {
+				return err
+			}
+		}
+	default:
+		return fmt.Errorf("--drop %q: want close or kill", b.o.drop)
 	}
 	pub, err := b.jsPublisher()
 	if err != nil {
@@ -417,6 +435,7 @@ func runResume(b *bench) error {
 	d := func(k string) float64 { return m1[k] - m0[k] }
 	b.rep.add("clients", float64(b.o.conns), "")
 	b.rep.add("docs", float64(b.o.docs), "")
+	b.rep.note("clients went away by: " + b.o.drop)
 	b.rep.add("pushes_stored", float64(stored), "")
 	b.rep.add("sessions_resumed", float64(resumed), "")
 	b.rep.add("resume_failures", float64(failed), "")

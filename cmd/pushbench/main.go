@@ -65,6 +65,7 @@ type options struct {
 	jitter      time.Duration
 	gap         time.Duration
 	profileDir  string
+	drop        string
 }
 
 type scenario struct {
@@ -171,6 +172,7 @@ Every flag has an environment twin PUSHBENCH_<FLAG> shown in its usage.`,
 	pf.DurationVar(&o.maxRuntime, "max-runtime", 30*time.Minute, "hard limit on the whole run")
 	pf.BoolVar(&o.jetstream, "jetstream", false, "run NATS with JetStream (a child process, file storage in the run's temp dir) and the nodes with --history=true; "+
 		"default on for history, resume and rolling, off for the rest (their nodes run --history=false, as measured before history existed)")
+	pf.StringVar(&o.drop, "drop", "close", "resume: how the clients go away: close (every client closes its socket) or kill (every node is killed with SIGKILL and started again with the same node id and ports)")
 	pf.IntVar(&o.missed, "missed", 5, "resume: pushes published to each user and each doc while the clients are away")
 	pf.DurationVar(&o.jitter, "reconnect-jitter", time.Second, "rolling: a client closed by a drain reconnects after a random delay up to this")
 	pf.StringVar(&o.profileDir, "profile-dir", "", "history: write CPU profiles of node 1 and of the NATS server for each phase's publishing here (<phase>pushd.pprof, <phase>nats.pprof)")

@@ -329,3 +329,12 @@ func TestRollingRestart(t *testing.T) {
 		t.Errorf("nodes %v", n)
 	}
 }
+
+// TestResumeAfterKill: the node is killed (SIGKILL) and started again with
+// the same node id; its clients resume there without loss.
+func TestResumeAfterKill(t *testing.T) {
+	r := run(t, "resume", "--conns", "20", "--in-process", "--docs", "2", "--missed", "2", "--drop", "kill", "--settle", "3s")
+	if got, want := metricOf(t, r, "replayed_user")+metricOf(t, r, "replayed_doc"), 80.0; got != want {
+		t.Errorf("replayed %v, want %v", got, want)
+	}
+}
