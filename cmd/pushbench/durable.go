@@ -51,6 +51,9 @@ func (b *bench) perPush(prefix string, u0, u1 usage, n uint64) {
 // nodes with --history=false, then on new nodes with --history=true, against
 // the same JetStream-enabled NATS server, in one invocation.
 func runHistory(b *bench) error {
+	if len(b.o.targets) > 0 {
+		return errors.New("history starts its nodes twice (--history=false, then true): give --pushd-bin, not --target")
+	}
 	b.resume = true // count pushes with and without positions
 	for _, on := range []bool{false, true} {
 		prefix := map[bool]string{false: "off_", true: "on_"}[on]
@@ -346,6 +349,12 @@ func (b *bench) waitSessions(n int, within time.Duration) error {
 // doc are stored meanwhile, then every client comes back at once with since
 // on its user and its doc.
 func runResume(b *bench) error {
+	if b.o.drop != "close" && b.o.drop != "kill" {
+		return fmt.Errorf("--drop %q: want close or kill", b.o.drop)
+	}
+	if b.o.missed < 1 || b.o.missed > 100 {
+		return fmt.Errorf("--missed %d: want 1..100 (a replay carries at most --replay-max-msgs, 100 by default)", b.o.missed)
+	}
 	b.resume = true
 	if err := b.setup(); err != nil {
 		return err
@@ -365,10 +374,10 @@ func runResume(b *bench) error {
 			return err
 		}
 	case "kill":
+		if len(b.o.targets) > 0 {
+			return errors.New("--drop kill restarts the nodes it started: give --pushd-bin, not --target")
+		}
 		for _, sp := range b.cl.servers {
-			if sp.cmd == nil {
-				return errors.New("--drop kill needs spawned nodes")
-			}
 			_ = sp.cmd.Process.Kill()
 			<-sp.done
 		}
@@ -485,6 +494,9 @@ func runResume(b *bench) error {
 // pushes flow at o.rate; clients closed by a drain come back on another
 // node with since.
 func runRolling(b *bench) error {
+	if len(b.o.targets) > 0 {
+		return errors.New("rolling restarts the nodes it started: give --pushd-bin, not --target")
+	}
 	b.resume, b.reconnect = true, true
 	if err := b.setup(); err != nil {
 		return err

@@ -338,3 +338,22 @@ func TestResumeAfterKill(t *testing.T) {
 		t.Errorf("replayed %v, want %v", got, want)
 	}
 }
+
+func TestDurableScenariosRefuseBadInput(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"history", "--jetstream=false"}, "needs history"},
+		{[]string{"resume", "--drop", "unplug"}, `--drop "unplug"`},
+		{[]string{"resume", "--missed", "0"}, "--missed 0"},
+		{[]string{"rolling", "--target", "ws://127.0.0.1:1/ws", "--nats-url", "nats://127.0.0.1:1"}, "not --target"},
+	} {
+		var out bytes.Buffer
+		cmd := newRootCmd(context.Background(), &out, &out, func(string) (string, bool) { return "", false })
+		cmd.SetArgs(append(tc.args, "--pushd-bin", pushdBin, "--conns", "1"))
+		if err := cmd.Execute(); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%v: error %v, want one saying %q", tc.args, err, tc.want)
+		}
+	}
+}
