@@ -181,12 +181,15 @@ func (w *worker) resumeAll() reply {
 // delay up to JitterNano, to another target than the one that closed it,
 // resuming; retried on failure, bounded in tries and by the worker closing.
 func (w *worker) startReconnect(idx, from int) {
+	w.closingMu.Lock() // closeAll waits for the reconnects only once none can start
 	select {
 	case <-w.closing:
+		w.closingMu.Unlock()
 		return
 	default:
 	}
 	w.reconnWG.Add(1)
+	w.closingMu.Unlock()
 	go func() {
 		defer w.reconnWG.Done()
 		st := w.stateOf(idx)

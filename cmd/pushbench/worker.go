@@ -187,9 +187,10 @@ type worker struct {
 	closes1012, closesOther         atomic.Uint64
 	reconnects, reconnErrs, reconnF atomic.Uint64
 	lastPushAt                      atomic.Int64
-	reconn                          Hist // close -> usable again, jitter included
-	reconnHS                        Hist // the successful attempt alone: dial -> hello (+joined)
-	closing                         chan struct{}
+	reconn                          Hist          // close -> usable again, jitter included
+	reconnHS                        Hist          // the successful attempt alone: dial -> hello (+joined)
+	closing                         chan struct{} // closed by closeAll: no reconnect starts after
+	closingMu                       sync.Mutex
 	samplesMu                       sync.Mutex
 	samples                         []string
 	reconnWG                        sync.WaitGroup
@@ -887,11 +888,13 @@ func (w *worker) churn(spec churnSpec) {
 
 func (w *worker) closeAll() {
 	if w.closing != nil {
+		w.closingMu.Lock()
 		select {
 		case <-w.closing:
 		default:
 			close(w.closing)
 		}
+		w.closingMu.Unlock()
 		w.reconnWG.Wait()
 	}
 	if w.stopPing != nil {
