@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/goleak"
@@ -133,9 +135,18 @@ func TestReplay(t *testing.T) {
 	if r, err = h.Replay(ctx, contract.TargetDoc, "d", seqs[1]); err != nil || !r.Recovered || len(r.Msgs) != 1 || r.Msgs[0].Seq != seqs[2] {
 		t.Fatalf("replay from the second push: %+v, %v", r, err)
 	}
-	// From the last: nothing missed.
+	// From the last: nothing missed, known from the subject's last push
+	// alone (the stream info is cached): one read, not a walk of the stream.
+	reads := testutil.ToFloat64(h.metrics.reads)
 	if r, err = h.Replay(ctx, contract.TargetDoc, "d", seqs[2]); err != nil || !r.Recovered || len(r.Msgs) != 0 || r.Position < seqs[2] {
 		t.Fatalf("replay from the last push: %+v, %v", r, err)
+	}
+	if n := testutil.ToFloat64(h.metrics.reads) - reads; n != 1 {
+		t.Fatalf("a replay with nothing missed read %v times, want 1 (the subject's last push)", n)
+	}
+	// A subject nothing was ever published to: recovered, nothing.
+	if r, err = h.Replay(ctx, contract.TargetDoc, "never", pos); err != nil || !r.Recovered || len(r.Msgs) != 0 {
+		t.Fatalf("replay of a silent doc: %+v, %v", r, err)
 	}
 	// Ahead of the stream: ErrFuture.
 	if _, err = h.Replay(ctx, contract.TargetDoc, "d", seqs[2]+1000); !errors.Is(err, ErrFuture) {

@@ -58,7 +58,18 @@ func (h *History) Replay(ctx context.Context, t contract.Target, key string, sin
 		h.metrics.replays.WithLabelValues("future").Inc()
 		return Replay{}, ErrFuture
 	}
-	msgs, pending, full, err := h.read(ctx, st, h.subjects.For(t, key), since+1, h.cfg.ReplayMaxMsgs, h.cfg.ReplayMaxBytes)
+	// JetStream finds a subject's next push by walking the stream from since
+	// on, so a read costs what the whole stream stored meanwhile. Its last
+	// push is indexed: one cheap get tells the many sessions that missed
+	// nothing (idle users, a quick reconnect) that there is nothing to read.
+	subject := h.subjects.For(t, key)
+	var msgs []Msg
+	var pending uint64
+	var full bool
+	last, err := h.lastSeq(ctx, st, subject)
+	if err == nil && last > since {
+		msgs, pending, full, err = h.read(ctx, st, subject, since+1, h.cfg.ReplayMaxMsgs, h.cfg.ReplayMaxBytes)
+	}
 	r := Replay{Msgs: msgs, Position: max(since, info.lastSeq)}
 	if n := len(msgs); n > 0 {
 		r.Position = max(r.Position, msgs[n-1].Seq)
@@ -125,6 +136,7 @@ func Read(ctx context.Context, nc *nats.Conn, prefix string, t contract.Target, 
 type directRequest struct {
 	Seq       uint64     `json:"seq,omitempty"`
 	NextFor   string     `json:"next_by_subj,omitempty"`
+	LastFor   string     `json:"last_by_subj,omitempty"`
 	Batch     int        `json:"batch,omitempty"`
 	MaxBytes  int        `json:"max_bytes,omitempty"`
 	StartTime *time.Time `json:"start_time,omitempty"`
@@ -137,6 +149,17 @@ type directRequest struct {
 func (h *History) read(ctx context.Context, st *stream, subject string, from uint64, limit, maxBytes int) (msgs []Msg, pending uint64, full bool, err error) {
 	h.metrics.reads.Inc()
 	return h.reqs.fetch(ctx, h.nc, st.name, subject, from, limit, maxBytes)
+}
+
+// lastSeq is the position of the last push stored on subject, 0 if none.
+func (h *History) lastSeq(ctx context.Context, st *stream, subject string) (uint64, error) {
+	h.metrics.reads.Inc()
+	body, _ := json.Marshal(directRequest{LastFor: subject})
+	replies, err := h.reqs.do(ctx, h.nc, "$JS.API.DIRECT.GET."+st.name, body)
+	if err != nil || len(replies) == 0 {
+		return 0, err
+	}
+	return strconv.ParseUint(replies[0].Header.Get(contract.HeaderStreamSequence), 10, 64)
 }
 
 // fetch is read on any stream, for History and Read alike.

@@ -23,7 +23,8 @@ import (
 // its client gets every stored push once, in order, without reconnecting.
 func TestNoPushLostWhenTheNodesNATSServerDies(t *testing.T) {
 	servers := pushtest.RunJetStreamCluster(t, 3)
-	n := withHistory(t, servers[0].URL(), 1, history.Config{Replicas: 3, User: history.Limits{MaxMsgsPerSubject: 10_000}})
+	n := withHistory(t, servers[0].URL(), 1, history.Config{Replicas: 3, User: history.Limits{MaxMsgsPerSubject: 10_000},
+		Interval: 500 * time.Millisecond}) // replicated echoes take longer than testnode's 100ms allows on a busy box
 	c := pushtest.Dial(t, n.WSURL(), "ursula")
 
 	nc, err := nats.Connect(servers[2].URL(), nats.MaxReconnects(-1))

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/golang-jwt/jwt/v5"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -26,9 +27,12 @@ import (
 func withHistory(t *testing.T, url string, id int64, hc history.Config) *testnode.Node {
 	t.Helper()
 	n := testnode.StartWith(t, url, node.Config{Dev: true, NodeID: id}, testnode.Options{History: &hc})
-	if !n.History.Available() {
-		t.Fatal("history not available on a JetStream server")
-	}
+	pushtest.Eventually(t, 10*time.Second, func() error {
+		if !n.History.Available() || n.Metric(t, "pushd_history_subscribed") != 1 {
+			return fmt.Errorf("history not available on a JetStream server")
+		}
+		return nil
+	})
 	return n
 }
 
@@ -482,4 +486,41 @@ func TestResumeWithoutJetStream(t *testing.T) {
 	if n.Metric(t, "pushd_history_available") != 0 {
 		t.Fatal("pushd_history_available is 1 without JetStream")
 	}
+}
+
+// TestResumeNeedsTheJoinGrant: a since on a doc the session may not join
+// replays nothing, the refusal is the join's own; and a user's since only
+// ever reads the token's user's pushes, whatever position it names.
+func TestResumeNeedsTheJoinGrant(t *testing.T) {
+	ns := pushtest.RunJetStream(t)
+	nc := ns.Connect(t)
+	hc := history.Config{}
+	n := testnode.StartWith(t, ns.URL(), node.Config{NodeID: 1, Auth: hs256(t)}, testnode.Options{History: &hc})
+	pushtest.Eventually(t, 10*time.Second, func() error {
+		if !n.History.Available() {
+			return fmt.Errorf("history not available")
+		}
+		return nil
+	})
+	before := store(t, nc, "push.doc.secret", `"warm-up"`) - 1
+	store(t, nc, "push.doc.secret", `"for members"`)
+	victim := store(t, nc, "push.user.victim", `"for the victim"`)
+
+	c := dialToken(t, n, signed(t, jwt.MapClaims{"sub": "mallory", "docs": []string{"public"}}))
+	_, err := c.JoinSince(pushtest.Ctx(t), "secret", strconv.FormatUint(before, 10))
+	var se *client.ServerError
+	if !errors.As(err, &se) || se.Code != "forbidden" {
+		t.Fatalf("join since on a forbidden doc: %v, want forbidden", err)
+	}
+	// A since from another user's subject reads mallory's own (empty) history.
+	m, err := client.Dial(pushtest.Ctx(t), n.WSURL(), client.Options{BearerToken: signed(t, jwt.MapClaims{"sub": "mallory"}), Since: strconv.FormatUint(victim-1, 10)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	if h := m.Hello(); h.Recovered == nil || !*h.Recovered || h.User != "mallory" {
+		t.Fatalf("hello %+v", h)
+	}
+	pushtest.Marker(t, nc, c) // nothing of secret's reached mallory's first session
+	pushtest.Marker(t, nc, m) // nor the victim's push her second
 }
