@@ -247,3 +247,24 @@ func TestRead(t *testing.T) {
 		t.Fatal("read of broadcasts: want an error")
 	}
 }
+
+// TestLastSeqs: the last position of each subject that has pushes, in
+// batches, whatever the number of subjects asked about.
+func TestLastSeqs(t *testing.T) {
+	ns := pushtest.RunJetStream(t)
+	nc := ns.Connect(t)
+	h := start(t, ns.URL(), Config{})
+	a := publish(t, nc, "push.user.a", 3)
+	b := publish(t, nc, "push.user.b.with.dots", 1)
+	keys := []string{"a", "b.with.dots"}
+	for i := range 600 { // three batches, mostly subjects without pushes
+		keys = append(keys, "silent"+strconv.Itoa(i))
+	}
+	lasts, err := h.LastSeqs(pushtest.Ctx(t), contract.TargetUser, keys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(lasts) != 2 || lasts["a"] != a[2] || lasts["b.with.dots"] != b[0] {
+		t.Fatalf("lasts %v, want a=%d b.with.dots=%d", lasts, a[2], b[0])
+	}
+}

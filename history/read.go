@@ -137,6 +137,7 @@ type directRequest struct {
 	Seq       uint64     `json:"seq,omitempty"`
 	NextFor   string     `json:"next_by_subj,omitempty"`
 	LastFor   string     `json:"last_by_subj,omitempty"`
+	MultiLast []string   `json:"multi_last,omitempty"`
 	Batch     int        `json:"batch,omitempty"`
 	MaxBytes  int        `json:"max_bytes,omitempty"`
 	StartTime *time.Time `json:"start_time,omitempty"`
@@ -149,6 +150,44 @@ type directRequest struct {
 func (h *History) read(ctx context.Context, st *stream, subject string, from uint64, limit, maxBytes int) (msgs []Msg, pending uint64, full bool, err error) {
 	h.metrics.reads.Inc()
 	return h.reqs.fetch(ctx, h.nc, st.name, subject, from, limit, maxBytes)
+}
+
+// maxMultiLast is how many subjects one multi-last get asks about.
+const maxMultiLast = 256
+
+// LastSeqs returns, for each of keys of target t that has pushes stored, the
+// position of its last one, in batched direct gets (a few hundred subjects
+// each, answered from JetStream's per-subject index): a node back from a
+// NATS reconnect learns which of its subjects took pushes meanwhile.
+func (h *History) LastSeqs(ctx context.Context, t contract.Target, keys []string) (map[string]uint64, error) {
+	if !h.Available() {
+		return nil, ErrUnavailable
+	}
+	st := h.stream(t)
+	out := make(map[string]uint64, len(keys))
+	for len(keys) > 0 {
+		n := min(len(keys), maxMultiLast)
+		subjects := make([]string, n)
+		bySubject := make(map[string]string, n)
+		for i, k := range keys[:n] {
+			subjects[i] = h.subjects.For(t, k)
+			bySubject[subjects[i]] = k
+		}
+		keys = keys[n:]
+		h.metrics.reads.Inc()
+		body, _ := json.Marshal(directRequest{MultiLast: subjects, Batch: n})
+		replies, err := h.reqs.do(ctx, h.nc, "$JS.API.DIRECT.GET."+st.name, body)
+		if err != nil {
+			return out, err
+		}
+		for _, m := range replies {
+			seq, err := strconv.ParseUint(m.Header.Get(contract.HeaderStreamSequence), 10, 64)
+			if k, ok := bySubject[m.Header.Get("Nats-Subject")]; ok && err == nil {
+				out[k] = seq
+			}
+		}
+	}
+	return out, nil
 }
 
 // lastSeq is the position of the last push stored on subject, 0 if none.

@@ -105,3 +105,40 @@ func publishUntilStored(js jetstream.JetStream, subject, data string) (uint64, e
 		}
 	}
 }
+
+// TestNoPushLostAcrossANATSServerRestart: the node's only NATS server
+// restarts (its streams on disk); pushes a backend stores the moment it is
+// back, before the node has resubscribed, reach the node's client anyway:
+// the node reads what it missed when it reconnects.
+func TestNoPushLostAcrossANATSServerRestart(t *testing.T) {
+	ns := pushtest.RunJetStream(t)
+	n := withHistory(t, ns.URL(), 1, history.Config{Interval: 500 * time.Millisecond})
+	c := pushtest.Dial(t, n.WSURL(), "rita")
+	ns.Restart(t)
+
+	nc := ns.Connect(t)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var seqs []uint64
+	for i := range 50 {
+		seq, err := publishUntilStored(js, "push.user.rita", strconv.Itoa(i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		seqs = append(seqs, seq)
+	}
+	for i, seq := range seqs {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		f, err := c.Next(ctx)
+		cancel()
+		if err != nil {
+			t.Fatalf("push %d of %d: %v", i, len(seqs), err)
+		}
+		if seqOf(t, f.Seq) != seq || string(f.Data) != strconv.Itoa(i) {
+			t.Fatalf("push %d: seq %s data %s, want seq %d", i, f.Seq, f.Data, seq)
+		}
+	}
+	pushtest.Marker(t, nc, c)
+}

@@ -93,11 +93,16 @@ func (s *states) get(subject string) *subjectState {
 	return st
 }
 
-// reset gives subject a fresh state (a new subscription starts a new chain).
-func (s *states) reset(subject string, t contract.Target, key string) {
+// reset gives subject a fresh state (a new subscription starts a new chain)
+// at position from: where the stream stood when the subscription was made,
+// 0 if unknown. A push on the subject stored after from reaches the
+// subscription live or, if it was stored before the subscription took
+// effect, through the gap the next one reveals, or the check after a
+// reconnect.
+func (s *states) reset(subject string, t contract.Target, key string, from uint64) {
 	sh := &s.shards[s.shard(subject)]
 	sh.mu.Lock()
-	sh.m[subject] = &subjectState{target: t, key: key}
+	sh.m[subject] = &subjectState{target: t, key: key, last: from}
 	sh.mu.Unlock()
 }
 
@@ -156,7 +161,8 @@ func (r *Router) setHistory(on bool) {
 			continue
 		}
 		if on {
-			r.states.reset(next.Subject, t, key)
+			from, _ := r.hist.Position(t)
+			r.states.reset(next.Subject, t, key, from)
 		} else {
 			r.states.remove(sub.Subject)
 		}
@@ -421,22 +427,64 @@ func (r *Router) Range(ctx context.Context, t contract.Target, key string, after
 	return out, err
 }
 
-// checkPositions asks every subject's worker, after a NATS reconnect, to
-// read what was stored while the node was away: the gap a next push would
-// reveal, filled without waiting for one.
+// checkPositions, after a NATS reconnect, finds the subjects whose stream
+// took pushes the node did not deliver (stored while it was away, their
+// republished copies lost) and has their workers read them: the gap a next
+// push would reveal, filled without waiting for one. The lasts come from
+// batched multi-subject gets, so only subjects that did take pushes are read.
 func (r *Router) checkPositions() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		return
+	}
+	r.workers.Add(1)
+	go r.recheck()
+}
+
+func (r *Router) recheck() {
+	defer r.workers.Done()
+	known := map[contract.Target]map[string]string{} // key -> subject, by target
 	r.states.each(func(subject string, st *subjectState) {
 		st.mu.Lock()
-		known := st.last != 0
+		ok := st.last != 0
 		st.mu.Unlock()
-		if !known {
-			return
-		}
-		select {
-		case r.queue(r.subjects.For(st.target, st.key)) <- &nats.Msg{Subject: subject, Header: nats.Header{checkHeader: {"1"}}}:
-		default: // a full queue has work enough; the next push reveals the gap
+		if ok {
+			if known[st.target] == nil {
+				known[st.target] = map[string]string{}
+			}
+			known[st.target][st.key] = subject
 		}
 	})
+	for t, subjects := range known {
+		keys := make([]string, 0, len(subjects))
+		for k := range subjects {
+			keys = append(keys, k)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), gapTimeout*time.Duration(1+len(keys)/256))
+		lasts, err := r.hist.LastSeqs(ctx, t, keys)
+		cancel()
+		if err != nil {
+			r.log.Warn("positions not checked after a reconnect; the next push on each subject reveals what was missed", "target", t, "err", err)
+		}
+		for k, last := range lasts {
+			st := r.states.get(subjects[k])
+			if st == nil {
+				continue
+			}
+			st.mu.Lock()
+			behind := last > st.last
+			st.mu.Unlock()
+			if !behind {
+				continue
+			}
+			select {
+			case r.queue(r.subjects.For(t, k)) <- &nats.Msg{Subject: subjects[k], Header: nats.Header{checkHeader: {"1"}}}:
+			case <-r.stop:
+				return
+			}
+		}
+	}
 }
 
 // checkHeader marks the router's own position-check messages in a worker

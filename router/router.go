@@ -224,7 +224,8 @@ func (r *Router) Subscribe(target contract.Target, key string) error {
 	actual := r.actual(target, key)
 	if actual != logical {
 		if _, ok := r.subs[logical]; !ok {
-			r.states.reset(actual, target, key)
+			from, _ := r.hist.Position(target)
+			r.states.reset(actual, target, key, from)
 		}
 	}
 	return r.subscribeLocked(logical, actual)
