@@ -79,9 +79,9 @@ func TestNoPushLostWhenTheNodesNATSServerDies(t *testing.T) {
 			t.Fatalf("push %d: seq %d data %s, want seq %d data %d (a gap or a duplicate)", i, got, f.Data, seq, i)
 		}
 	}
-	if n.Metric(t, "pushd_history_gap_fills_total") == 0 {
-		t.Fatal("the node filled no gap: the kill did not cost it any push, so the test proved nothing")
-	}
+	// Whether the kill cost the node pushes (a gap fill) depends on how
+	// fast it reconnected; TestNoPushLostWhileTheNodeIsCutOffFromNATS makes
+	// sure of a gap. Here the promise is the same either way.
 	pushtest.Marker(t, nc, c)
 }
 
@@ -106,16 +106,24 @@ func publishUntilStored(js jetstream.JetStream, subject, data string) (uint64, e
 	}
 }
 
-// TestNoPushLostAcrossANATSServerRestart: the node's only NATS server
-// restarts (its streams on disk); pushes a backend stores the moment it is
-// back, before the node has resubscribed, reach the node's client anyway:
-// the node reads what it missed when it reconnects.
-func TestNoPushLostAcrossANATSServerRestart(t *testing.T) {
+// TestNoPushLostWhileTheNodeIsCutOffFromNATS: the network between a node
+// and its NATS server fails (a real TCP proxy in between is cut) while a
+// backend stores pushes for the node's client, on a subject that gets no
+// push after them. When the network is back the node reads what it missed
+// and the client gets every push once, in order, without reconnecting.
+func TestNoPushLostWhileTheNodeIsCutOffFromNATS(t *testing.T) {
 	ns := pushtest.RunJetStream(t)
-	n := withHistory(t, ns.URL(), 1, history.Config{Interval: 500 * time.Millisecond})
+	proxy := pushtest.RunProxy(t, ns.Addr().String())
+	n := withHistory(t, "nats://"+proxy.Addr(), 1, history.Config{Interval: 500 * time.Millisecond})
 	c := pushtest.Dial(t, n.WSURL(), "rita")
-	ns.Restart(t)
 
+	proxy.Cut()
+	pushtest.Eventually(t, 5*time.Second, func() error {
+		if n.Router.Connected() {
+			return fmt.Errorf("node still connected")
+		}
+		return nil
+	})
 	nc := ns.Connect(t)
 	js, err := jetstream.New(nc)
 	if err != nil {
@@ -123,12 +131,13 @@ func TestNoPushLostAcrossANATSServerRestart(t *testing.T) {
 	}
 	var seqs []uint64
 	for i := range 50 {
-		seq, err := publishUntilStored(js, "push.user.rita", strconv.Itoa(i))
+		ack, err := js.Publish(pushtest.Ctx(t), "push.user.rita", []byte(strconv.Itoa(i)))
 		if err != nil {
 			t.Fatal(err)
 		}
-		seqs = append(seqs, seq)
+		seqs = append(seqs, ack.Sequence)
 	}
+	proxy.Restore()
 	for i, seq := range seqs {
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 		f, err := c.Next(ctx)
@@ -139,6 +148,9 @@ func TestNoPushLostAcrossANATSServerRestart(t *testing.T) {
 		if seqOf(t, f.Seq) != seq || string(f.Data) != strconv.Itoa(i) {
 			t.Fatalf("push %d: seq %s data %s, want seq %d", i, f.Seq, f.Data, seq)
 		}
+	}
+	if n.Metric(t, "pushd_history_gap_fills_total") == 0 {
+		t.Fatal("delivered without a gap fill: the pushes reached the node some other way")
 	}
 	pushtest.Marker(t, nc, c)
 }

@@ -47,6 +47,11 @@ type subjectState struct {
 	mu sync.Mutex
 	// last is the position the node delivered last (0: none yet).
 	last uint64
+	// start is where the stream stood when the subscription was made (0:
+	// unknown): until a push is delivered, pushes after it are what the
+	// node owes its sessions. It is not last: the node has delivered
+	// nothing, so it serves no resume from memory on its account.
+	start uint64
 	// tail covers positions (tailFrom, last] while tracking; oldest first.
 	tracking  bool
 	tail      []contract.Push
@@ -102,7 +107,7 @@ func (s *states) get(subject string) *subjectState {
 func (s *states) reset(subject string, t contract.Target, key string, from uint64) {
 	sh := &s.shards[s.shard(subject)]
 	sh.mu.Lock()
-	sh.m[subject] = &subjectState{target: t, key: key, last: from}
+	sh.m[subject] = &subjectState{target: t, key: key, start: from}
 	sh.mu.Unlock()
 }
 
@@ -188,7 +193,7 @@ func (r *Router) chain(subject string, p *contract.Push, b contract.Batch) (rep 
 		r.metrics.duplicates.Inc()
 		return rep, 0
 	}
-	from := st.last
+	from := st.since()
 	st.mu.Unlock()
 	if from != 0 && p.PrevSeq > from {
 		gap = r.fill(st, from, p.PrevSeq, b)
@@ -222,6 +227,16 @@ func (r *Router) fill(st *subjectState, from, through uint64, b contract.Batch) 
 		r.metrics.gapPushes.Inc()
 	}
 	return matched
+}
+
+// since is the position after which the node owes its sessions the
+// subject's pushes: the last it delivered, or where it subscribed. Lock must
+// be held.
+func (st *subjectState) since() uint64 {
+	if st.last != 0 {
+		return st.last
+	}
+	return st.start
 }
 
 // advance records p as delivered, in the tail too while tracking.
@@ -447,7 +462,7 @@ func (r *Router) recheck() {
 	known := map[contract.Target]map[string]string{} // key -> subject, by target
 	r.states.each(func(subject string, st *subjectState) {
 		st.mu.Lock()
-		ok := st.last != 0
+		ok := st.since() != 0
 		st.mu.Unlock()
 		if ok {
 			if known[st.target] == nil {
@@ -473,7 +488,7 @@ func (r *Router) recheck() {
 				continue
 			}
 			st.mu.Lock()
-			behind := last > st.last
+			behind := last > st.since()
 			st.mu.Unlock()
 			if !behind {
 				continue
@@ -499,7 +514,7 @@ func (r *Router) check(subject string, b contract.Batch) int {
 		return 0
 	}
 	st.mu.Lock()
-	from := st.last
+	from := st.since()
 	st.mu.Unlock()
 	return r.fill(st, from, ^uint64(0), b)
 }
