@@ -69,8 +69,13 @@ func (s *session) enqueueHeld(f *frame, held *[]*session) enqueued {
 }
 
 // reply queues f, which the caller built for this session alone, and drops
-// the caller's reference.
+// the caller's reference; while the read side collects replies (sink), f
+// goes there instead.
 func (s *session) reply(f *frame) {
+	if s.sink != nil {
+		*s.sink = append(*s.sink, f)
+		return
+	}
 	s.enqueue(f)
 	f.release()
 }

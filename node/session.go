@@ -62,6 +62,10 @@ type session struct {
 	// connSlot and userSlot are set while the session holds the admission
 	// slots it must release (limits.go); read side only.
 	connSlot, userSlot bool
+	// sink, while set, takes the replies to the frame being read instead of
+	// the queue: an HTTP session answers a POSTed frame in the POST's
+	// response (httpsession.go). Read side only.
+	sink *[]*frame
 	// pending is set while an upgraded connection waits for its connect
 	// frame (handshake.go): it has no user, no ID and no index entry.
 	pending atomic.Bool
