@@ -192,7 +192,7 @@ func joinedOn(n *testnode.Node, sid, doc string) bool {
 // closeFrame is an HTTP session's last frame.
 type closeFrame struct {
 	Type   string `json:"type"`
-	Code   int    `json:"code"`
+	Code   int    `json:"close_code"`
 	Reason string `json:"reason"`
 	Retry  int    `json:"retry"`
 }

@@ -22,9 +22,9 @@ import (
 // previous poll returned, which is released; an SSE stream's cursor is what
 // it wrote, kept (up to the queue limits) so a stream that reconnects with
 // Last-Event-ID continues where the browser stopped. Frames the client has
-// not confirmed are the session's backlog: past --max-queued-bytes or 1024
-// frames the session is cut off as a slow consumer (4008), as on a
-// WebSocket. When the session ends, a close frame ({"type":"close",...}) is
+// not confirmed are the session's backlog, counted in its queue's limits:
+// past --max-queued-bytes or 1024 frames the session is cut off as a slow
+// consumer (4008), as on a WebSocket. When the session ends, a close frame ({"type":"close",...}) is
 // the log's last frame; the log lingers (a tombstone) for ping_timeout so
 // the client can still read it.
 
@@ -90,33 +90,32 @@ type httpTransport struct {
 
 func (t *httpTransport) name() string { return t.kind }
 
-// write appends frames to the log. A frame that would take the backlog past
-// the queue limits cuts the session off as a slow consumer instead.
+// write appends frames to the log. It takes whatever the session's queue
+// admitted: the queue's limits count the log's backlog too (enqueue), and
+// what skips them (hello, a replay) may take it past them once, as on a
+// WebSocket.
 func (t *httpTransport) write(frames []*frame) error {
-	n := t.s.node
 	t.mu.Lock()
 	if t.ended {
 		t.mu.Unlock()
 		return errLogClosed
 	}
-	cfg := &n.cfg
 	for _, f := range frames {
-		if t.pendBytes >= cfg.MaxQueuedBytes || len(t.log)-int(t.sent-t.base) >= cfg.MaxQueuedFrames {
-			t.mu.Unlock()
-			t.s.setReason(ReasonSlowConsumer)
-			n.slowConsumer(t.s, ReasonSlowConsumer)
-			return errSlowConsumer
-		}
 		t.appendLocked(f)
 	}
 	t.trimLocked()
+	t.backlogLocked()
 	t.wakeLocked()
 	t.mu.Unlock()
 	return nil
 }
 
-// errSlowConsumer is a write past the backlog's limits.
-var errSlowConsumer = errors.New("pushd: http session backlog full")
+// backlogLocked tells the session's queue what the log holds unconfirmed.
+// Lock must be held.
+func (t *httpTransport) backlogLocked() {
+	t.s.backlog.Store(int64(t.pendBytes))
+	t.s.backlogFrames.Store(int64(len(t.log)) - int64(t.sent-t.base))
+}
 
 // appendLocked adds f (a new reference) to the log. Lock must be held.
 func (t *httpTransport) appendLocked(f *frame) {
@@ -221,12 +220,13 @@ func (t *httpTransport) finish(code CloseCode, reason string) {
 }
 
 // encodeClose builds the close frame HTTP sessions end with, where a
-// WebSocket has its close frame: {"type":"close","code":4008,"reason":"..."},
-// with "retry" (milliseconds) when the client should reconnect after a
-// pause.
+// WebSocket has its close frame:
+// {"type":"close","close_code":4008,"reason":"..."}, with "retry"
+// (milliseconds) when the client should reconnect after a pause. The
+// field is not "code", which error frames use for a string.
 func encodeClose(code CloseCode, reason string, retry int64) *frame {
 	f := newFrame()
-	b := strconv.AppendUint(append(f.buf, `{"type":"close","code":`...), uint64(code), 10)
+	b := strconv.AppendUint(append(f.buf, `{"type":"close","close_code":`...), uint64(code), 10)
 	b = appendString(append(b, `,"reason":`...), reason)
 	if retry > 0 {
 		b = strconv.AppendInt(append(b, `,"retry":`...), retry, 10)
@@ -385,9 +385,10 @@ func (t *httpTransport) confirmLocked(cursor uint64, poll bool) {
 		for t.base < cursor {
 			t.dropFirstLocked()
 		}
-		return
+	} else {
+		t.trimLocked()
 	}
-	t.trimLocked()
+	t.backlogLocked()
 }
 
 // takeLocked returns the frames after cursor, each with a new reference

@@ -40,7 +40,7 @@ func (s *session) enqueueHeld(f *frame, held *[]*session) enqueued {
 		return closing
 	}
 	cfg := &s.node.cfg
-	if s.outBytes >= cfg.MaxQueuedBytes || len(s.out) >= cfg.MaxQueuedFrames {
+	if s.outBytes+int(s.backlog.Load()) >= cfg.MaxQueuedBytes || len(s.out)+int(s.backlogFrames.Load()) >= cfg.MaxQueuedFrames {
 		s.mu.Unlock()
 		s.node.slowConsumer(s, ReasonSlowConsumer)
 		return cutOff

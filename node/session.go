@@ -42,6 +42,11 @@ type session struct {
 	msgsOut    atomic.Uint64
 	bytesOut   atomic.Uint64
 	lastBeatAt atomic.Int64
+	// backlog and backlogFrames are what the transport holds that its
+	// client has not confirmed yet (an HTTP session's log; always 0 on a
+	// WebSocket): they count against the queue limits with the queue.
+	backlog       atomic.Int64
+	backlogFrames atomic.Int64
 	// writeStarted is the UnixNano at which the transport write in flight
 	// began, 0 when none is; the sweeper cuts off writes older than
 	// WriteTimeout.
