@@ -62,10 +62,15 @@ func (n *Node) serveSSE(w http.ResponseWriter, r *http.Request) {
 	rc := http.NewResponseController(w)
 	n.http.streams.Add(1)
 	defer n.http.streams.Add(-1)
-	buf := make([]byte, 0, 1024)
+	// The browser's reconnection delay, well within ping_timeout, so a
+	// dropped stream comes back before its session expires.
+	buf := strconv.AppendInt(append(make([]byte, 0, 1024), "retry: "...), ms(reconnectHint(n.cfg.PingInterval+n.cfg.PingGrace)), 10)
+	buf = append(buf, '\n')
 	req.WaitMS = ms(n.cfg.PingInterval)
-	for {
-		buf = buf[:0]
+	for first := true; ; first = false {
+		if !first {
+			buf = buf[:0]
+		}
 		if len(a.items) == 0 {
 			buf = append(buf, ": keepalive\n\n"...)
 		}
@@ -102,6 +107,13 @@ func (n *Node) serveSSE(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+}
+
+// reconnectHint is the retry an SSE stream starts with: a quarter of the
+// session's ping_timeout, between 250ms and 3s (browsers wait 3s by
+// default).
+func reconnectHint(timeout time.Duration) time.Duration {
+	return min(max(timeout/4, 250*time.Millisecond), 3*time.Second)
 }
 
 // appendEvent appends one server-sent event: retry (when set), the item's
