@@ -36,7 +36,7 @@ var (
 )
 
 // front is the public HTTP surface. It is up before the node exists, so
-// /healthz answers while pushd waits for Consul; /ws and /readyz say
+// /healthz answers while pushd waits for Consul; /ws, /http/ and /readyz say
 // "starting" until then.
 type front struct {
 	node   atomic.Pointer[node.Node]
@@ -145,7 +145,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, onStart func(start
 	stopReload := startReloader(log, reg, cfg.KeysReload, verifier, tlsKeys)
 	defer stopReload()
 	if cfg.Dev {
-		log.Warn("DEV MODE: /ws?user=<id> is accepted without a token. Never run this in production.")
+		log.Warn("DEV MODE: /ws?user=<id> and /http/connect?user=<id> are accepted without a token. Never run this in production.")
 	}
 
 	// Listeners first: health answers while the rest starts.
