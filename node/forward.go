@@ -25,6 +25,9 @@ type Forwarder interface {
 	// Forward sends req to node and returns its answer, or
 	// contract.ErrNoNode when no node of that number is up.
 	Forward(ctx context.Context, node int64, req []byte) ([]byte, error)
+	// MaxAnswer is the largest answer Forward can carry (NATS's
+	// max_payload).
+	MaxAnswer() int
 }
 
 // Request operations.
@@ -45,6 +48,8 @@ type request struct {
 	Gen    uint64 `json:"gen,omitempty"`
 	Cursor uint64 `json:"cursor,omitempty"`
 	WaitMS int64  `json:"wait_ms,omitempty"`
+	// MaxBytes bounds a pull's frames, so the answer fits a NATS message.
+	MaxBytes int `json:"max_bytes,omitempty"`
 	// Body is a send's frame.
 	Body []byte `json:"body,omitempty"`
 }
@@ -60,6 +65,7 @@ func (n *Node) dispatch(ctx context.Context, req request) answer {
 		return pullError(http.StatusNotFound, errSessionNotFound, "no session with this sid and secret")
 	}
 	n.http.metrics.forwarded.inc(req.Op)
+	req.MaxBytes = max(n.cfg.Forwarder.MaxAnswer()-answerHeadroom, 1)
 	ctx, cancel := context.WithTimeout(ctx, time.Duration(req.WaitMS)*time.Millisecond+forwardMargin)
 	defer cancel()
 	b, err := n.cfg.Forwarder.Forward(ctx, home, encodeRequest(req))
@@ -76,6 +82,10 @@ func (n *Node) dispatch(ctx context.Context, req request) answer {
 	}
 	return a
 }
+
+// answerHeadroom is kept free in a forwarded answer for its header line and
+// the NATS headers.
+const answerHeadroom = 4 << 10
 
 // ServeForwarded answers a request another node forwarded (the Forwarder's
 // handler): req and the result are encoded by encodeRequest and
@@ -123,8 +133,8 @@ func decodeRequest(b []byte) (request, error) {
 		return req, errors.New("unknown op " + quote(req.Op))
 	case !validSID(req.SID):
 		return req, errors.New("bad sid")
-	case req.WaitMS < 0:
-		return req, errors.New("negative wait")
+	case req.WaitMS < 0 || req.MaxBytes < 0:
+		return req, errors.New("negative wait or size")
 	}
 	return req, nil
 }

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 
 	"github.com/pushd/pushd/client"
@@ -207,3 +208,44 @@ func decodeClose(t *testing.T, raw string) closeFrame {
 }
 
 var _ = time.Second
+
+// TestForwardedAnswersFitNATS: a poll or a stream forwarded between nodes
+// is answered in parts no bigger than a NATS message: with max_payload at
+// 32 KiB, 80 KB of pushes waiting in a session come through the other node
+// in several answers, in order, nothing lost.
+func TestForwardedAnswersFitNATS(t *testing.T) {
+	ns := pushtest.RunNATSWith(t, func(o *server.Options) { o.MaxPayload = 32 << 10 })
+	nc := ns.Connect(t)
+	home := testnode.Start(t, ns.URL(), node.Config{Dev: true, NodeID: 1})
+	edge := testnode.Start(t, ns.URL(), node.Config{Dev: true, NodeID: 2})
+	poll := pushtest.HTTPConnect(t, home.URL(), "poll", "alice", "").Via(edge.URL())
+	sse := pushtest.HTTPConnect(t, home.URL(), "sse", "alice", "").Via(edge.URL())
+	hello := poll.Poll(t, "", 0)
+	const count = 40
+	body := strings.Repeat("x", 2000)
+	for i := range count {
+		pushtest.Publish(t, nc, "push.user.alice", nil, fmt.Sprintf(`"%02d%s"`, i, body), 1)
+	}
+	var got []string
+	answers := 0
+	for cursor := hello.Cursor; len(got) < count; answers++ {
+		p := poll.Poll(t, cursor, 1000)
+		for _, f := range p.Decoded(t) {
+			got = append(got, string(f.Data[1:3]))
+		}
+		cursor = p.Cursor
+	}
+	if answers < 3 {
+		t.Fatalf("80 KB came in %d answers under a 32 KiB max_payload", answers)
+	}
+	stream := sse.Stream(t, "")
+	stream.NextFrame(t) // hello
+	for i := range count {
+		if want := fmt.Sprintf("%02d", i); got[i] != want {
+			t.Fatalf("poll: push %d is %s", i, got[i])
+		}
+		if _, f := stream.NextFrame(t); string(f.Data[1:3]) != fmt.Sprintf("%02d", i) {
+			t.Fatalf("stream: push %d is %.3s", i, f.Data)
+		}
+	}
+}

@@ -256,6 +256,9 @@ type pullRequest struct {
 	// poll: the cursor acknowledges, and the frames up to it are released;
 	// else (SSE) they are kept for a reconnect.
 	poll bool
+	// maxBytes bounds the frames returned (at least one is), 0 for no
+	// bound: a forwarded answer must fit a NATS message.
+	maxBytes int
 }
 
 // item is one frame a pull returns.
@@ -361,7 +364,7 @@ func (t *httpTransport) pull(ctx context.Context, req pullRequest) answer {
 			return pullError(http.StatusConflict, errCursorLost, "frames no longer kept")
 		}
 	}
-	p := t.takeLocked(req.cursor)
+	p := t.takeLocked(req.cursor, req.maxBytes)
 	p.gen = gen
 	t.mu.Unlock()
 	t.s.lastSeen.Store(time.Now().UnixNano())
@@ -391,15 +394,25 @@ func (t *httpTransport) confirmLocked(cursor uint64, poll bool) {
 	t.backlogLocked()
 }
 
-// takeLocked returns the frames after cursor, each with a new reference
-// that the result's release drops. Lock must be held.
-func (t *httpTransport) takeLocked(cursor uint64) answer {
+// takeLocked returns the frames after cursor, at least one and at most
+// maxBytes of them when maxBytes is set, each with a new reference that the
+// result's release drops. Lock must be held.
+func (t *httpTransport) takeLocked(cursor uint64, maxBytes int) answer {
 	p := answer{status: http.StatusOK}
 	k := int(cursor - t.base)
 	if k >= len(t.log) {
 		return p
 	}
 	entries := t.log[k:]
+	if maxBytes > 0 {
+		size := 0
+		for i, e := range entries {
+			if size += len(e.f.payload()) + itemOverhead; i > 0 && size > maxBytes {
+				entries = entries[:i]
+				break
+			}
+		}
+	}
 	p.items = make([]item, len(entries))
 	frames := make([]*frame, len(entries))
 	for i, e := range entries {
@@ -407,7 +420,9 @@ func (t *httpTransport) takeLocked(cursor uint64) answer {
 		frames[i] = e.f
 		p.items[i] = item{cursor: cursor + uint64(i) + 1, upos: e.upos, data: e.f.payload()}
 	}
-	p.ended, p.retry = t.ended, t.retry
+	if k+len(entries) == len(t.log) { // the close frame, if any, is in
+		p.ended, p.retry = t.ended, t.retry
+	}
 	p.release = func() {
 		for _, f := range frames {
 			f.release()
@@ -415,6 +430,10 @@ func (t *httpTransport) takeLocked(cursor uint64) answer {
 	}
 	return p
 }
+
+// itemOverhead is what an item costs in a forwarded answer besides its
+// frame (encodeAnswer's item line), at most.
+const itemOverhead = 64
 
 // drop releases the whole log once the tombstone is forgotten.
 func (t *httpTransport) drop() {

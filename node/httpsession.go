@@ -458,7 +458,7 @@ func (n *Node) handle(ctx context.Context, req request) answer {
 			return pullError(http.StatusConflict, errWrongTransport, "this is a "+t.kind+" session: read it at /http/"+t.kind)
 		}
 		wait := min(time.Duration(req.WaitMS)*time.Millisecond, n.cfg.PingInterval)
-		return t.pull(ctx, pullRequest{gen: req.Gen, cursor: req.Cursor, wait: max(wait, 0), poll: t.kind == transportPoll})
+		return t.pull(ctx, pullRequest{gen: req.Gen, cursor: req.Cursor, wait: max(wait, 0), poll: t.kind == transportPoll, maxBytes: req.MaxBytes})
 	case reqSend:
 		return t.send(req.Body)
 	case reqClose:

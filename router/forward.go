@@ -89,6 +89,9 @@ func (f *Forwarder) Forward(ctx context.Context, node int64, req []byte) ([]byte
 	return m.Data, nil
 }
 
+// MaxAnswer is the largest message the NATS server takes (max_payload).
+func (f *Forwarder) MaxAnswer() int { return int(f.nc.MaxPayload()) }
+
 // Serve answers the requests for this node's sessions from now on: each
 // runs handle on its own goroutine (a poll may be held) with a context that
 // ends at Close, and handle's result is the reply. Past MaxInFlight requests
