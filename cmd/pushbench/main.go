@@ -2,8 +2,10 @@
 // clients over loopback source addresses 127.0.0.2..127.0.0.250, splits them
 // over worker processes (re-execs of itself) to stay under the per-process
 // open-files cap, can start the pushd nodes and the NATS server itself, and
-// runs named scenarios: idle, connect, broadcast, targeted, docs, churn and
-// compare (against NATS server's own WebSocket listener).
+// runs named scenarios: idle, connect, broadcast, targeted, docs, churn,
+// compare (against NATS server's own WebSocket listener) and transports
+// (WebSocket against SSE and long-polling). --transport makes the clients
+// of any scenario SSE or long-poll clients.
 //
 //	go build -o /tmp/pushd ./cmd/pushd
 //	go run ./cmd/pushbench broadcast --pushd-bin /tmp/pushd --conns 1000 --count 100
@@ -58,6 +60,8 @@ type options struct {
 	output      string
 	progress    bool
 	maxRuntime  time.Duration
+	transport   string
+	transports  []string
 }
 
 type scenario struct {
@@ -79,6 +83,7 @@ var scenarios = []scenario{
 		}},
 	{"churn", "--churn-rate disconnect+reconnect cycles/s for --duration while broadcasts flow; goroutines and heap must return flat", runChurn, nil},
 	{"compare", "idle + broadcast against pushd, then against NATS server's own WebSocket listener; pushd/peer ratios", runCompare, nil},
+	{"transports", "idle + broadcast over each of --transports (ws, sse, poll), each on fresh nodes; memory per idle session and CPU per delivery, against ws", runTransports, nil},
 }
 
 func newRootCmd(ctx context.Context, stdout, stderr io.Writer, lookupEnv func(string) (string, bool)) *cobra.Command {
@@ -102,6 +107,8 @@ Every flag has an environment twin PUSHBENCH_<FLAG> shown in its usage.`,
   pushbench docs      --pushd-bin /tmp/pushd --conns 5000 --docs 1000 --doc-size zipf
   pushbench churn     --pushd-bin /tmp/pushd --conns 15000 --churn-rate 3000 --duration 5m
   pushbench compare   --pushd-bin /tmp/pushd --conns 10000 -o json
+  pushbench transports --pushd-bin /tmp/pushd --conns 10000 --count 50 --rate 10
+  pushbench idle      --pushd-bin /tmp/pushd --conns 10000 --transport sse
   pushbench idle --spawn-nodes 4 --pushd-bin /tmp/pushd --conns 70000`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
@@ -140,6 +147,8 @@ Every flag has an environment twin PUSHBENCH_<FLAG> shown in its usage.`,
 	pf.StringVarP(&o.output, "output", "o", "table", "output: table or json")
 	pf.BoolVar(&o.progress, "progress", false, "draw the ramp progress bar even when stderr is not a terminal")
 	pf.DurationVar(&o.maxRuntime, "max-runtime", 30*time.Minute, "hard limit on the whole run")
+	pf.StringVar(&o.transport, "transport", "ws", "how clients connect to pushd: ws (WebSocket), sse (POST /http/connect + event stream) or poll (long-polling)")
+	pf.StringSliceVar(&o.transports, "transports", []string{"ws", "sse", "poll"}, "transports: the transports compared, in order")
 	cliutil.AnnotateEnv(pf, envPrefix)
 
 	var scenarioName string
@@ -199,6 +208,14 @@ func runScenario(ctx context.Context, cmd *cobra.Command, o *options, s scenario
 	}
 	if o.srcFrom < 1 || o.srcTo > 254 || o.srcTo < o.srcFrom {
 		return errors.New("--src-from/--src-to: want 1 <= from <= to <= 254")
+	}
+	for _, t := range append([]string{o.transport}, o.transports...) {
+		if t != transportWS && t != transportSSE && t != transportPoll {
+			return fmt.Errorf("transport %q: want ws, sse or poll", t)
+		}
+	}
+	if o.transport != transportWS && o.docs > 0 {
+		return errors.New("--docs works with --transport ws only (an HTTP client's joins would need a second connection)")
 	}
 	ctx, cancel := context.WithTimeout(ctx, o.maxRuntime)
 	defer cancel()
