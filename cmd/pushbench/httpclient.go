@@ -33,15 +33,6 @@ var (
 	keyType  = []byte(`{"type":"`)
 )
 
-// httpBase is host:port of client idx's target, from its ws:// URL.
-func (w *worker) httpHost(idx int) (string, error) {
-	u, err := url.Parse(w.spec.Targets[idx%len(w.spec.Targets)])
-	if err != nil {
-		return "", err
-	}
-	return u.Host, nil
-}
-
 // connectHTTP opens client c's session over nc: POST /http/connect, then
 // the stream (SSE) or the first poll. It returns once hello arrived.
 func (w *worker) connectHTTP(c *benchClient, nc net.Conn, host string, timeout time.Duration) error {

@@ -30,7 +30,7 @@ import (
 
 // connectSpec tells a worker which clients to open.
 type connectSpec struct {
-	Mode        string   `json:"mode"` // "pushd" or "nats"
+	Mode        string   `json:"mode"`      // "pushd" or "nats"
 	Transport   string   `json:"transport"` // pushd mode: "ws" (default), "sse" or "poll"
 	Targets     []string `json:"targets"`
 	First       int      `json:"first"` // global index of the first client
