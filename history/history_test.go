@@ -202,3 +202,37 @@ func TestUnavailableWithoutJetStream(t *testing.T) {
 		t.Fatalf("replay: %v", err)
 	}
 }
+
+// TestRead: the tools' read lists a subject's pushes after a position,
+// oldest first, says when more follow, and fails clearly without streams.
+func TestRead(t *testing.T) {
+	ns := pushtest.RunJetStream(t)
+	nc := ns.Connect(t)
+	start(t, ns.URL(), Config{})
+	seqs := publish(t, nc, "push.doc.notes", 5)
+	publish(t, nc, "push.doc.other", 2)
+	ctx := pushtest.Ctx(t)
+
+	msgs, more, err := Read(ctx, nc, "", contract.TargetDoc, "notes", 0, 10)
+	if err != nil || more || len(msgs) != 5 {
+		t.Fatalf("read all: %d msgs, more %v, %v", len(msgs), more, err)
+	}
+	for i, m := range msgs {
+		if m.Seq != seqs[i] || string(m.Data) != strconv.Itoa(i) {
+			t.Fatalf("msg %d: seq %d %q, want %d %q", i, m.Seq, m.Data, seqs[i], strconv.Itoa(i))
+		}
+	}
+	msgs, more, err = Read(ctx, nc, "", contract.TargetDoc, "notes", seqs[1], 2)
+	if err != nil || !more || len(msgs) != 2 || msgs[0].Seq != seqs[2] {
+		t.Fatalf("read 2 after the second: %+v, more %v, %v", msgs, more, err)
+	}
+	if msgs, _, err := Read(ctx, nc, "", contract.TargetUser, "nobody", 0, 10); err != nil || len(msgs) != 0 {
+		t.Fatalf("read of a subject with no pushes: %d msgs, %v", len(msgs), err)
+	}
+	if _, _, err := Read(ctx, nc, "elsewhere", contract.TargetDoc, "notes", 0, 10); !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("read without streams: %v, want ErrUnavailable", err)
+	}
+	if _, _, err := Read(ctx, nc, "", contract.TargetAll, "", 0, 10); err == nil {
+		t.Fatal("read of broadcasts: want an error")
+	}
+}

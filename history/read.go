@@ -98,6 +98,29 @@ func (h *History) Range(ctx context.Context, t contract.Target, key string, afte
 	return msgs, err
 }
 
+// Read returns up to limit pushes to target t and key stored after
+// position after, oldest first, and whether more follow, for tools such as
+// pushctl; nodes read through their History. prefix is the subject prefix
+// ("" means "push"). It costs one subscription and one batched direct get
+// on nc.
+func Read(ctx context.Context, nc *nats.Conn, prefix string, t contract.Target, key string, after uint64, limit int) (msgs []Msg, more bool, err error) {
+	if t != contract.TargetUser && t != contract.TargetDoc {
+		return nil, false, fmt.Errorf("pushd: history: only user and doc pushes are kept, not %s", t)
+	}
+	var reqs requests
+	if err := reqs.start(nc); err != nil {
+		return nil, false, err
+	}
+	defer reqs.close()
+	users, docs := StreamNames(prefix)
+	stream := users
+	if t == contract.TargetDoc {
+		stream = docs
+	}
+	msgs, _, more, err = reqs.fetch(ctx, nc, stream, contract.NewSubjects(prefix).For(t, key), after+1, limit, DefaultReplayMaxBytes)
+	return msgs, more, err
+}
+
 // directRequest is JetStream's direct get request (batch form).
 type directRequest struct {
 	Seq       uint64     `json:"seq,omitempty"`
@@ -113,9 +136,14 @@ type directRequest struct {
 // limit or maxBytes allowed.
 func (h *History) read(ctx context.Context, st *stream, subject string, from uint64, limit, maxBytes int) (msgs []Msg, pending uint64, full bool, err error) {
 	h.metrics.reads.Inc()
+	return h.reqs.fetch(ctx, h.nc, st.name, subject, from, limit, maxBytes)
+}
+
+// fetch is read on any stream, for History and Read alike.
+func (r *requests) fetch(ctx context.Context, nc *nats.Conn, stream, subject string, from uint64, limit, maxBytes int) (msgs []Msg, pending uint64, full bool, err error) {
 	// One more than limit tells "exactly limit" from "more".
 	body, _ := json.Marshal(directRequest{Seq: from, NextFor: subject, Batch: limit + 1, MaxBytes: maxBytes})
-	replies, err := h.reqs.do(ctx, h.nc, "$JS.API.DIRECT.GET."+st.name, body)
+	replies, err := r.do(ctx, nc, "$JS.API.DIRECT.GET."+stream, body)
 	if err != nil {
 		return nil, 0, false, err
 	}

@@ -376,8 +376,10 @@ func TestReceipts(t *testing.T) {
 	// Not acknowledged: no receipt; resuming from before it replays it.
 	pushtest.Publish(t, nc, "push.user.erin", pushtest.Header(contract.HeaderReceipt, "receipts.app"), `"later"`, 1)
 	g := next(t, c, `"later"`)
-	if m, err := receipts.NextMsg(300 * time.Millisecond); err == nil {
-		t.Fatalf("a receipt without an ack: %s", m.Data)
+	// A broadcast has no position to acknowledge: no receipt asked of it.
+	pushtest.Publish(t, nc, "push.all", pushtest.Header(contract.HeaderReceipt, "receipts.app"), `"all"`, 1)
+	if b := next(t, c, `"all"`); b.Ack || b.Seq != "" {
+		t.Fatalf("broadcast %+v: want no seq and no ack", b)
 	}
 	_ = c.Close()
 	c = dialSince(t, n, "erin", start)
@@ -389,8 +391,13 @@ func TestReceipts(t *testing.T) {
 	if err := c.Ack(again.Seq, ""); err != nil {
 		t.Fatal(err)
 	}
-	if m, err := receipts.NextMsg(5 * time.Second); err != nil || !strings.Contains(string(m.Data), `"seq":"`+g.Seq+`"`) {
+	// The first receipt since is this one: the unacknowledged copy sent none.
+	m, err = receipts.NextMsg(5 * time.Second)
+	if err != nil {
 		t.Fatalf("receipt of the replayed push: %v", err)
+	}
+	if !strings.Contains(string(m.Data), `"seq":"`+g.Seq+`"`) || !strings.Contains(string(m.Data), `"sid":"`+c.SID()+`"`) {
+		t.Fatalf("receipt %s: want seq %s from session %s", m.Data, g.Seq, c.SID())
 	}
 }
 

@@ -156,7 +156,7 @@ func encodePush(p *contract.Push) *frame {
 		b = append(b, '"')
 		f.seq, f.prev, f.subject = p.Seq, p.PrevSeq, subjectKey(p.Target, p.Key)
 	}
-	if p.Receipt != "" {
+	if p.Receipt != "" && p.Seq != 0 { // an ack names a push by its position
 		b = append(b, `,"ack":true`...)
 		f.receipt = &receipt{subject: p.Receipt, id: p.ID, target: p.Target, key: p.Key}
 	}

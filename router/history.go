@@ -225,6 +225,7 @@ func (st *subjectState) advance(p *contract.Push) {
 	if p.Seq <= st.last {
 		return
 	}
+	first := st.last == 0
 	st.last = p.Seq
 	if !st.tracking {
 		return
@@ -232,6 +233,15 @@ func (st *subjectState) advance(p *contract.Push) {
 	if time.Since(st.hot) > tailIdle {
 		st.tracking, st.tail, st.tailBytes = false, nil, 0
 		return
+	}
+	if first {
+		// Tracking began before the node delivered anything here (a
+		// resume still reading, or whose read failed): the tail covers
+		// from this push's predecessor on the subject, not from 0.
+		st.tail, st.tailBytes, st.tailFrom = nil, 0, p.PrevSeq
+		if p.PrevSeq == 0 { // no predecessor known: from the push itself
+			st.tailFrom = p.Seq - 1
+		}
 	}
 	st.appendTail(*p)
 }

@@ -28,14 +28,25 @@ type serverProc struct {
 	cmd   *exec.Cmd
 	done  chan struct{}
 	log   string
+	// bin, args and env start it again (rolling restarts: same node id,
+	// same ports).
+	bin  string
+	args []string
+	env  []string
 }
 
 // cluster is what a run targets.
 type cluster struct {
 	natsURL string
 	nats    *server.Server
-	servers []*serverProc
-	tmp     string
+	// natsProc is the NATS server when it runs as our child (--jetstream):
+	// its CPU is then its own, apart from the clients' and the publisher's.
+	natsProc *serverProc
+	natsProf string // http://host:port of natsProc's pprof listener
+	servers  []*serverProc
+	tmp      string
+	// history tells spawned nodes to keep history (--history=true) or not.
+	history bool
 }
 
 func freePort() (int, error) {
@@ -62,9 +73,10 @@ func startNATS() (*server.Server, error) {
 	return ns, nil
 }
 
-// setupCluster starts NATS and K pushd nodes, or adopts --target URLs.
-func setupCluster(ctx context.Context, o *options) (*cluster, error) {
-	c := &cluster{}
+// setupCluster starts NATS and K pushd nodes, or adopts --target URLs;
+// spawned nodes keep history when history is set.
+func setupCluster(ctx context.Context, o *options, history bool) (*cluster, error) {
+	c := &cluster{history: history}
 	tmp, err := os.MkdirTemp("", "pushbench-")
 	if err != nil {
 		return nil, err
@@ -91,7 +103,13 @@ func setupCluster(ctx context.Context, o *options) (*cluster, error) {
 		return c, errors.New("give --pushd-bin (with --spawn-nodes) or --target URLs")
 	}
 	c.natsURL = o.natsURL
-	if c.natsURL == "" {
+	if c.natsURL == "" && o.jetstream {
+		sp, url, err := c.startNATSProc(ctx, true, false)
+		if err != nil {
+			return c, err
+		}
+		c.natsProc, c.natsURL = sp, url
+	} else if c.natsURL == "" {
 		ns, err := startNATS()
 		if err != nil {
 			return c, err
@@ -99,24 +117,109 @@ func setupCluster(ctx context.Context, o *options) (*cluster, error) {
 		c.nats = ns
 		c.natsURL = ns.ClientURL()
 	}
+	return c, c.spawnNodes(ctx, o)
+}
+
+// spawnNodes starts o.spawnNodes pushd nodes and waits until each is ready
+// (and, with history, until history is available on each).
+func (c *cluster) spawnNodes(ctx context.Context, o *options) error {
 	k := max(o.spawnNodes, 1)
 	if per := o.conns / k; per > 18000 {
-		return c, fmt.Errorf("%d connections on %d node(s) is %d per pushd process, past what its 20,000 open files allow; use --spawn-nodes %d",
+		return fmt.Errorf("%d connections on %d node(s) is %d per pushd process, past what its 20,000 open files allow; use --spawn-nodes %d",
 			o.conns, k, per, (o.conns+17999)/18000)
 	}
 	for i := range k {
 		sp, err := c.spawnPushd(ctx, o, i)
 		if err != nil {
-			return c, err
+			return err
 		}
 		c.servers = append(c.servers, sp)
 	}
 	for _, sp := range c.servers {
-		if err := waitHTTP(ctx, strings.Replace(strings.TrimSuffix(sp.ws, "/ws"), "ws://", "http://", 1)+"/readyz", 20*time.Second, sp.done); err != nil {
-			return c, fmt.Errorf("%s not ready: %w (log %s: %s)", sp.name, err, sp.log, tail(sp.log))
+		if err := c.waitReady(ctx, sp); err != nil {
+			return err
 		}
 	}
-	return c, nil
+	return nil
+}
+
+// waitReady waits for a node's /readyz, and with history for
+// "history":"available": a node whose history heartbeat has not come back
+// yet delivers without positions.
+func (c *cluster) waitReady(ctx context.Context, sp *serverProc) error {
+	url := strings.Replace(strings.TrimSuffix(sp.ws, "/ws"), "ws://", "http://", 1) + "/readyz"
+	if err := waitHTTP(ctx, url, 20*time.Second, sp.done); err != nil {
+		return fmt.Errorf("%s not ready: %w (log %s: %s)", sp.name, err, sp.log, tail(sp.log))
+	}
+	if !c.history {
+		return nil
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		resp, err := http.Get(url)
+		if err == nil {
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if strings.Contains(string(b), `"history":"available"`) {
+				return nil
+			}
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s: history not available within 20s (log %s: %s)", sp.name, sp.log, tail(sp.log))
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-sp.done:
+			return fmt.Errorf("%s exited: %s", sp.name, tail(sp.log))
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// natsCPU is the NATS server's CPU time in ns when it is our child, else -1.
+func (c *cluster) natsCPU() int64 {
+	if c.natsProc == nil {
+		return -1
+	}
+	return procCPU(c.natsProc.pid)
+}
+
+// metric sums one sample (labelled ones written as in the exposition, e.g.
+// pushd_history_replays_total{result="recovered"}) over the nodes.
+func (c *cluster) metric(names ...string) map[string]float64 {
+	out := map[string]float64{}
+	for _, sp := range c.servers {
+		if sp.admin == "" {
+			continue
+		}
+		m := scrape(sp.admin + "/metrics")
+		for _, n := range names {
+			out[n] += m[n]
+		}
+	}
+	return out
+}
+
+// stopNodes ends every spawned node (the NATS server stays).
+func (c *cluster) stopNodes() {
+	for _, sp := range c.servers {
+		sp.stop()
+	}
+	c.servers = nil
+}
+
+// restart starts a stopped node again with its own arguments: same node id,
+// same ports.
+func (c *cluster) restart(ctx context.Context, i int) error {
+	old := c.servers[i]
+	sp, err := startProc(ctx, old.name, old.bin, old.args, old.env, old.log+".restart")
+	if err != nil {
+		return err
+	}
+	sp.ws, sp.admin = old.ws, old.admin
+	c.servers[i] = sp
+	return c.waitReady(ctx, sp)
 }
 
 func (c *cluster) spawnPushd(ctx context.Context, o *options, i int) (*serverProc, error) {
@@ -130,7 +233,10 @@ func (c *cluster) spawnPushd(ctx context.Context, o *options, i int) (*serverPro
 	}
 	args := []string{"--listen", fmt.Sprintf("127.0.0.1:%d", lp), "--admin-listen", fmt.Sprintf("127.0.0.1:%d", ap),
 		"--nats-url", c.natsURL, "--node-id", strconv.Itoa(i + 1), "--log-level", "warn", "--log-format", "text",
-		"--drain-timeout", "1s", "--node-name", fmt.Sprintf("pushbench-%d", i+1)}
+		"--drain-timeout", "1s", "--node-name", fmt.Sprintf("pushbench-%d", i+1),
+		// Without JetStream a node with history on would run it
+		// "unavailable" (heartbeats, warnings): say which one is measured.
+		"--history=" + strconv.FormatBool(c.history)}
 	if o.secret != "" {
 		args = append(args, "--jwt-secret", o.secret)
 	} else {
@@ -144,6 +250,7 @@ func (c *cluster) spawnPushd(ctx context.Context, o *options, i int) (*serverPro
 	}
 	sp.ws = fmt.Sprintf("ws://127.0.0.1:%d/ws", lp)
 	sp.admin = fmt.Sprintf("http://127.0.0.1:%d", ap)
+	sp.bin, sp.args, sp.env = o.pushdBin, args, o.nodeEnv
 	return sp, nil
 }
 
@@ -161,7 +268,7 @@ func startProc(ctx context.Context, name, bin string, args, env []string, logPat
 		lf.Close()
 		return nil, fmt.Errorf("start %s: %w", bin, err)
 	}
-	sp := &serverProc{name: name, pid: cmd.Process.Pid, cmd: cmd, done: make(chan struct{}), log: logPath}
+	sp := &serverProc{name: name, pid: cmd.Process.Pid, cmd: cmd, done: make(chan struct{}), log: logPath, bin: bin, args: args, env: env}
 	go func() { _ = cmd.Wait(); lf.Close(); close(sp.done) }()
 	return sp, nil
 }
@@ -196,22 +303,31 @@ func waitHTTP(ctx context.Context, url string, within time.Duration, died <-chan
 }
 
 // stop ends a child: SIGTERM, then SIGKILL after 5s.
-func (sp *serverProc) stop() {
+func (sp *serverProc) stop() { sp.term(5 * time.Second) }
+
+// term sends SIGTERM and waits up to within for the child to exit, then
+// kills it; it reports whether the child exited by itself.
+func (sp *serverProc) term(within time.Duration) bool {
 	if sp.cmd == nil {
-		return
+		return true
 	}
 	_ = sp.cmd.Process.Signal(syscall.SIGTERM)
 	select {
 	case <-sp.done:
-	case <-time.After(5 * time.Second):
+		return true
+	case <-time.After(within):
 		_ = sp.cmd.Process.Kill()
 		<-sp.done
+		return false
 	}
 }
 
 func (c *cluster) close() {
 	for _, sp := range c.servers {
 		sp.stop()
+	}
+	if c.natsProc != nil {
+		c.natsProc.stop()
 	}
 	if c.nats != nil {
 		c.nats.Shutdown()
@@ -275,7 +391,8 @@ func (c *cluster) sample(gc bool) serverSample {
 	return s
 }
 
-// scrape reads unlabelled samples of a Prometheus text page.
+// scrape reads the samples of a Prometheus text page whose labels have no
+// spaces, keyed by name and labels as written.
 func scrape(url string) map[string]float64 {
 	out := map[string]float64{}
 	cl := http.Client{Timeout: 5 * time.Second}
@@ -288,7 +405,7 @@ func scrape(url string) map[string]float64 {
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	for sc.Scan() {
 		line := sc.Text()
-		if line == "" || line[0] == '#' || strings.Contains(line, "{") {
+		if line == "" || line[0] == '#' {
 			continue
 		}
 		f := strings.Fields(line)
@@ -305,6 +422,12 @@ func scrape(url string) map[string]float64 {
 // startPeerNATS starts "pushbench nats-server" as a child so its RSS and CPU
 // are its own; it listens for NATS clients and WebSocket clients.
 func (c *cluster) startPeerNATS(ctx context.Context) (*serverProc, string, error) {
+	return c.startNATSProc(ctx, false, true)
+}
+
+// startNATSProc starts "pushbench nats-server" as a child, with JetStream
+// (file storage in the run's temp dir) and/or a WebSocket listener.
+func (c *cluster) startNATSProc(ctx context.Context, jetstream, websocket bool) (*serverProc, string, error) {
 	self, err := os.Executable()
 	if err != nil {
 		return nil, "", err
@@ -313,16 +436,26 @@ func (c *cluster) startPeerNATS(ctx context.Context) (*serverProc, string, error
 	if err != nil {
 		return nil, "", err
 	}
-	wp, err := freePort()
-	if err != nil {
-		return nil, "", err
+	wp := 0
+	if websocket {
+		if wp, err = freePort(); err != nil {
+			return nil, "", err
+		}
 	}
 	mp, err := freePort()
 	if err != nil {
 		return nil, "", err
 	}
-	sp, err := startProc(ctx, "nats-server", self, []string{"nats-server", "--port", strconv.Itoa(cp), "--ws-port", strconv.Itoa(wp),
-		"--monitor-port", strconv.Itoa(mp)}, []string{workerEnv + "=nats-server"}, filepath.Join(c.tmp, "nats-server.log"))
+	args := []string{"nats-server", "--port", strconv.Itoa(cp), "--ws-port", strconv.Itoa(wp), "--monitor-port", strconv.Itoa(mp)}
+	if jetstream {
+		pp, err := freePort()
+		if err != nil {
+			return nil, "", err
+		}
+		args = append(args, "--store-dir", filepath.Join(c.tmp, "jetstream"), "--prof-port", strconv.Itoa(pp))
+		c.natsProf = fmt.Sprintf("http://127.0.0.1:%d", pp)
+	}
+	sp, err := startProc(ctx, "nats-server", self, args, []string{workerEnv + "=nats-server"}, filepath.Join(c.tmp, "nats-server.log"))
 	if err != nil {
 		return nil, "", err
 	}
@@ -334,11 +467,16 @@ func (c *cluster) startPeerNATS(ctx context.Context) (*serverProc, string, error
 	return sp, fmt.Sprintf("nats://127.0.0.1:%d", cp), nil
 }
 
-// runPeerNATS is the hidden nats-server subcommand.
-func runPeerNATS(ctx context.Context, port, wsPort, monPort int) error {
-	ns, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: port, HTTPHost: "127.0.0.1", HTTPPort: monPort,
+// runPeerNATS is the hidden nats-server subcommand; a storeDir turns
+// JetStream on with file storage there.
+func runPeerNATS(ctx context.Context, port, wsPort, monPort, profPort int, storeDir string) error {
+	opts := &server.Options{Host: "127.0.0.1", Port: port, HTTPHost: "127.0.0.1", HTTPPort: monPort,
 		NoSigs: true, MaxPayload: 8 << 20, MaxPending: 512 << 20,
-		Websocket: server.WebsocketOpts{Host: "127.0.0.1", Port: wsPort, NoTLS: true}})
+		JetStream: storeDir != "", StoreDir: storeDir, ProfPort: profPort}
+	if wsPort > 0 {
+		opts.Websocket = server.WebsocketOpts{Host: "127.0.0.1", Port: wsPort, NoTLS: true}
+	}
+	ns, err := server.NewServer(opts)
 	if err != nil {
 		return err
 	}

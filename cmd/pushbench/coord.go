@@ -162,6 +162,10 @@ type bench struct {
 	rep     *report
 	users   int // clients connected (global indexes 0..users-1)
 	mode    string
+	// resume makes clients track positions and resume; reconnect makes
+	// them come back by themselves when the server closes them.
+	resume, reconnect bool
+	phase             string // prefix of the connect metrics (history: off_, on_)
 }
 
 func newBench(ctx context.Context, o *options, stderr io.Writer, scenario string) *bench {
@@ -183,7 +187,7 @@ func (b *bench) close() {
 }
 
 func (b *bench) setup() error {
-	cl, err := setupCluster(b.ctx, b.o)
+	cl, err := setupCluster(b.ctx, b.o, b.o.jetstream)
 	b.cl = cl
 	if err != nil {
 		return err
@@ -242,6 +246,7 @@ func (b *bench) connect(targets []string, subject string) (connectResult, error)
 				Concurrency: b.o.concurrency, Secret: b.o.secret, Docs: b.o.docs, DocDist: b.o.docDist,
 				SrcFrom: b.o.srcFrom, SrcTo: b.o.srcTo, ReadBuf: b.o.readBuf, EpochNano: epoch.UnixNano(),
 				TimeoutNano: int64(b.o.timeout), Subject: subject,
+				Resume: b.resume, Reconnect: b.reconnect, JitterNano: int64(b.o.jitter), Users: b.o.conns,
 			}}
 		})
 	stopBar()
@@ -319,13 +324,49 @@ type totals struct {
 	lat                                                                            *Hist
 	last                                                                           []int64
 	clientCPU                                                                      int64
+
+	dups, gaps, reordered, noSeq, recovered, notRecovered       uint64
+	closes1012, closesOther, reconnects, reconnErrs, reconnFail uint64
+	lastPushAt                                                  int64
+	gotUser, gotDoc                                             uint64
+	reconn, reconnHS                                            *Hist
+	userGot, docGot                                             []int32 // by global client index, with perClient
+	samples                                                     []string
 }
 
-func (b *bench) stats(withLast bool) (totals, error) {
-	t := totals{lat: &Hist{}}
-	op := "stats"
-	rs, err := all(b.ctx, b.workers, time.Minute, func(int) command { return command{Op: op} })
+func (b *bench) stats(withLast bool) (totals, error) { return b.statsOf(withLast, false) }
+
+func (b *bench) statsOf(withLast, perClient bool) (totals, error) {
+	t := totals{lat: &Hist{}, reconn: &Hist{}, reconnHS: &Hist{}}
+	rs, err := all(b.ctx, b.workers, time.Minute, func(int) command { return command{Op: "stats", PerClient: perClient} })
+	if perClient {
+		t.userGot, t.docGot = make([]int32, b.o.conns), make([]int32, b.o.conns)
+	}
 	for _, r := range rs {
+		t.dups += r.Dups
+		t.gaps += r.Gaps
+		t.reordered += r.Reordered
+		t.noSeq += r.NoSeq
+		t.recovered += r.Recovered
+		t.notRecovered += r.NotRecovered
+		t.closes1012 += r.Closes1012
+		t.closesOther += r.ClosesOther
+		t.reconnects += r.Reconnects
+		t.reconnErrs += r.ReconnErrs
+		t.reconnFail += r.ReconnFails
+		t.lastPushAt = max(t.lastPushAt, r.LastPushAt)
+		t.gotUser += r.GotUser
+		t.gotDoc += r.GotDoc
+		t.reconn.Merge(r.Reconn)
+		t.reconnHS.Merge(r.ReconnHS)
+		t.samples = append(t.samples, r.Samples...)
+		if perClient {
+			for i, v := range r.UserGot {
+				if j := r.First + i; j < len(t.userGot) {
+					t.userGot[j], t.docGot[j] = v, r.DocGot[i]
+				}
+			}
+		}
 		t.received += r.Received
 		t.pingsSent += r.PingsSent
 		t.pongs += r.Pongs

@@ -3,9 +3,11 @@
 // over worker processes (re-execs of itself) to stay under the per-process
 // open-files cap, can start the pushd nodes and the NATS server itself, and
 // runs named scenarios: idle, connect, broadcast, targeted, docs, churn,
-// compare (against NATS server's own WebSocket listener) and transports
-// (WebSocket against SSE and long-polling). --transport makes the clients
-// of any scenario SSE or long-poll clients.
+// compare (against NATS server's own WebSocket listener), transports
+// (WebSocket against SSE and long-polling), and, with history (JetStream),
+// history (on vs off), resume (reconnect storm) and rolling (rolling
+// restart without loss). --transport makes the clients of the scenarios
+// that take it SSE or long-poll clients.
 //
 //	go build -o /tmp/pushd ./cmd/pushd
 //	go run ./cmd/pushbench broadcast --pushd-bin /tmp/pushd --conns 1000 --count 100
@@ -62,28 +64,53 @@ type options struct {
 	maxRuntime  time.Duration
 	transport   string
 	transports  []string
+	jetstream   bool
+	missed      int
+	jitter      time.Duration
+	gap         time.Duration
+	profileDir  string
+	drop        string
 }
 
 type scenario struct {
 	name, short string
 	run         func(*bench) error
 	defaults    func(*options)
+	// jetstream: the scenario needs history, so --jetstream defaults on.
+	jetstream bool
 }
 
 var scenarios = []scenario{
-	{"idle", "hold N connections; server RSS, heap and goroutines per connection, heartbeat traffic", runIdle, nil},
-	{"connect", "ramp N connections; accepted per second (avg and peak), handshake p50/p99", runConnect, nil},
-	{"broadcast", "publish --count pushes to push.all at --rate; deliveries/s, server CPU per delivered frame, time to last client", runBroadcast, nil},
-	{"targeted", "publish --count pushes to random users at --rate; publish->receive p50/p99/p999 and loss", runTargeted, nil},
+	{"idle", "hold N connections; server RSS, heap and goroutines per connection, heartbeat traffic", runIdle, nil, false},
+	{"connect", "ramp N connections; accepted per second (avg and peak), handshake p50/p99", runConnect, nil, false},
+	{"broadcast", "publish --count pushes to push.all at --rate; deliveries/s, server CPU per delivered frame, time to last client", runBroadcast, nil, false},
+	{"targeted", "publish --count pushes to random users at --rate; publish->receive p50/p99/p999 and loss", runTargeted, nil, false},
 	{"docs", "clients join --docs docs (--doc-size uniform|zipf|fixed:N); pushes round-robin over docs; loss and latency", runDocs,
 		func(o *options) {
 			if o.docs == 0 {
 				o.docs = 100
 			}
-		}},
-	{"churn", "--churn-rate disconnect+reconnect cycles/s for --duration while broadcasts flow; goroutines and heap must return flat", runChurn, nil},
-	{"compare", "idle + broadcast against pushd, then against NATS server's own WebSocket listener; pushd/peer ratios", runCompare, nil},
-	{"transports", "idle + broadcast over each of --transports (ws, sse, poll), each on fresh nodes; memory per idle session and CPU per delivery, against ws", runTransports, nil},
+		}, false},
+	{"churn", "--churn-rate disconnect+reconnect cycles/s for --duration while broadcasts flow; goroutines and heap must return flat", runChurn, nil, false},
+	{"compare", "idle + broadcast against pushd, then against NATS server's own WebSocket listener; pushd/peer ratios", runCompare, nil, false},
+	{"transports", "idle + broadcast over each of --transports (ws, sse, poll), each on fresh nodes; memory per idle session and CPU per delivery, against ws", runTransports, nil, false},
+	{"history", "targeted (and with --docs, docs) pushes with nodes at --history=false, then at --history=true, same run: CPU per push, latency, loss, on/off ratios", runHistory,
+		nil, true},
+	{"resume", "reconnect storm: all clients drop, --missed pushes per user (and doc) are published, all come back with since; resume time, replayed vs expected, reads per session", runResume,
+		func(o *options) {
+			if o.docs == 0 {
+				o.docs = max(1, o.conns/100)
+			}
+		}, true},
+	{"rolling", "steady user and doc pushes while each node in turn is drained (SIGTERM, 1012) and restarted; clients resume by since elsewhere; delivery exactly once after dedupe", runRolling,
+		func(o *options) {
+			if o.docs == 0 {
+				o.docs = max(1, o.conns/20)
+			}
+			if o.spawnNodes < 2 && len(o.targets) == 0 {
+				o.spawnNodes = 3
+			}
+		}, true},
 }
 
 func newRootCmd(ctx context.Context, stdout, stderr io.Writer, lookupEnv func(string) (string, bool)) *cobra.Command {
@@ -109,7 +136,10 @@ Every flag has an environment twin PUSHBENCH_<FLAG> shown in its usage.`,
   pushbench compare   --pushd-bin /tmp/pushd --conns 10000 -o json
   pushbench transports --pushd-bin /tmp/pushd --conns 10000 --count 50 --rate 10
   pushbench idle      --pushd-bin /tmp/pushd --conns 10000 --transport sse
-  pushbench idle --spawn-nodes 4 --pushd-bin /tmp/pushd --conns 70000`,
+  pushbench idle --spawn-nodes 4 --pushd-bin /tmp/pushd --conns 70000
+  pushbench history   --pushd-bin /tmp/pushd --conns 18000 --count 200000 --rate 20000
+  pushbench resume    --pushd-bin /tmp/pushd --conns 10000 --missed 5
+  pushbench rolling   --pushd-bin /tmp/pushd --conns 6000 --rate 1000`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
@@ -149,6 +179,13 @@ Every flag has an environment twin PUSHBENCH_<FLAG> shown in its usage.`,
 	pf.DurationVar(&o.maxRuntime, "max-runtime", 30*time.Minute, "hard limit on the whole run")
 	pf.StringVar(&o.transport, "transport", "ws", "how clients connect to pushd: ws (WebSocket), sse (POST /http/connect + event stream) or poll (long-polling)")
 	pf.StringSliceVar(&o.transports, "transports", []string{"ws", "sse", "poll"}, "transports: the transports compared, in order")
+	pf.BoolVar(&o.jetstream, "jetstream", false, "run NATS with JetStream (a child process, file storage in the run's temp dir) and the nodes with --history=true; "+
+		"default on for history, resume and rolling, off for the rest (their nodes run --history=false, as measured before history existed)")
+	pf.StringVar(&o.drop, "drop", "close", "resume: how the clients go away: close (every client closes its socket) or kill (every node is killed with SIGKILL and started again with the same node id and ports)")
+	pf.IntVar(&o.missed, "missed", 5, "resume: pushes published to each user and each doc while the clients are away")
+	pf.DurationVar(&o.jitter, "reconnect-jitter", time.Second, "rolling: a client closed by a drain reconnects after a random delay up to this")
+	pf.StringVar(&o.profileDir, "profile-dir", "", "history: write CPU profiles of node 1 and of the NATS server for each phase's publishing here (<phase>pushd.pprof, <phase>nats.pprof)")
+	pf.DurationVar(&o.gap, "restart-gap", 3*time.Second, "rolling: steady pushes before the first drain, between a node's restart and the next drain, and after the last")
 	cliutil.AnnotateEnv(pf, envPrefix)
 
 	var scenarioName string
@@ -181,13 +218,18 @@ Every flag has an environment twin PUSHBENCH_<FLAG> shown in its usage.`,
 		Use: "worker", Hidden: true, Short: "client worker driven over stdin/stdout (started by pushbench)",
 		RunE: func(*cobra.Command, []string) error { return runWorker(ctx, os.Stdin, os.Stdout) },
 	})
-	var port, wsPort, monPort int
+	var port, wsPort, monPort, profPort int
+	var storeDir string
 	ns := &cobra.Command{
-		Use: "nats-server", Hidden: true, Short: "in-process NATS server with a WebSocket listener (compare's peer)",
-		RunE: func(*cobra.Command, []string) error { return runPeerNATS(ctx, port, wsPort, monPort) },
+		Use: "nats-server", Hidden: true, Short: "NATS server child: compare's peer (WebSocket listener) or the JetStream server of --jetstream",
+		RunE: func(*cobra.Command, []string) error {
+			return runPeerNATS(ctx, port, wsPort, monPort, profPort, storeDir)
+		},
 	}
 	ns.Flags().IntVar(&port, "port", 4222, "client port")
-	ns.Flags().IntVar(&wsPort, "ws-port", 8222, "WebSocket port")
+	ns.Flags().IntVar(&wsPort, "ws-port", 8222, "WebSocket port (0: none)")
+	ns.Flags().IntVar(&profPort, "prof-port", 0, "pprof port (0: none)")
+	ns.Flags().StringVar(&storeDir, "store-dir", "", "JetStream file store directory (empty: no JetStream)")
 	ns.Flags().IntVar(&monPort, "monitor-port", 0, "monitoring port")
 	root.AddCommand(ns)
 	return root
@@ -199,6 +241,12 @@ func runScenario(ctx context.Context, cmd *cobra.Command, o *options, s scenario
 	}
 	if s.defaults != nil {
 		s.defaults(o)
+	}
+	if !cmd.Flags().Changed("jetstream") {
+		o.jetstream = s.jetstream
+	}
+	if s.jetstream && !o.jetstream && len(o.targets) == 0 {
+		return fmt.Errorf("%s needs history: drop --jetstream=false", s.name)
 	}
 	if o.output != "table" && o.output != "json" {
 		return fmt.Errorf("-o %q: want table or json", o.output)
@@ -213,6 +261,9 @@ func runScenario(ctx context.Context, cmd *cobra.Command, o *options, s scenario
 		if t != transportWS && t != transportSSE && t != transportPoll {
 			return fmt.Errorf("transport %q: want ws, sse or poll", t)
 		}
+	}
+	if o.transport != transportWS && (s.jetstream || s.name == "compare") {
+		return fmt.Errorf("%s works with --transport ws only", s.name)
 	}
 	if o.transport != transportWS && o.docs > 0 {
 		return errors.New("--docs works with --transport ws only (an HTTP client's joins would need a second connection)")

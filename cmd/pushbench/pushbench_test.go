@@ -296,3 +296,89 @@ func TestBroadcastOverLongPolling(t *testing.T) {
 		t.Errorf("deliveries %v, want 200", d)
 	}
 }
+
+// TestHistoryOnOff runs targeted and docs pushes with history off, then on,
+// against one JetStream-enabled NATS server: nothing lost in either phase,
+// and with history every push carries a position, none twice.
+func TestHistoryOnOff(t *testing.T) {
+	r := run(t, "history", "--conns", "30", "--in-process", "--count", "120", "--rate", "1000", "--docs", "3", "--settle", "2s")
+	for _, p := range []string{"off_", "on_", "off_docs_", "on_docs_"} {
+		if l := metricOf(t, r, p+"lost"); l != 0 {
+			t.Errorf("%slost = %v", p, l)
+		}
+		positive(t, r, p+"latency_p99")
+	}
+	if d := metricOf(t, r, "on_docs_delivered"); d != 120*10 {
+		t.Errorf("docs delivered with history %v, want 1200", d)
+	}
+	// the NATS server is our child: its CPU is its own
+	if _, ok := r.get("on_nats_cpu_per_delivery"); !ok {
+		t.Error("no NATS CPU in the report")
+	}
+	// CPU is read in 10 ms ticks: at this size a phase may cost none, so
+	// only its presence is checked (and the ratio may be missing).
+	metricOf(t, r, "off_pushd_cpu_per_delivery")
+	metricOf(t, r, "on_pushd_cpu_per_delivery")
+}
+
+// TestResumeStorm: every client drops, 3 pushes per user and per doc are
+// stored, every client comes back with since and gets exactly those.
+func TestResumeStorm(t *testing.T) {
+	r := run(t, "resume", "--conns", "40", "--workers", "2", "--docs", "4", "--missed", "3", "--settle", "3s")
+	if got, want := metricOf(t, r, "replayed_user"), metricOf(t, r, "expected_user"); got != want || want != 120 {
+		t.Errorf("user pushes replayed %v, expected %v, want 120", got, want)
+	}
+	if got, want := metricOf(t, r, "replayed_doc"), metricOf(t, r, "expected_doc"); got != want || want != 120 {
+		t.Errorf("doc pushes replayed %v, expected %v, want 120", got, want)
+	}
+	if rr := metricOf(t, r, "recovered_rate"); rr != 1 {
+		t.Errorf("recovered rate %v", rr)
+	}
+	// 40 user resumes read the stream once each; 40 doc resumes of 4 docs
+	// share reads: well under two reads per session in all.
+	if reads := metricOf(t, r, "js_reads_per_session"); reads < 1 || reads >= 1.5 {
+		t.Errorf("JetStream reads per resumed session %v, want [1, 1.5)", reads)
+	}
+}
+
+// TestRollingRestart drains and restarts each of 3 nodes while pushes flow:
+// every stored push reaches every client once after dedupe by seq.
+func TestRollingRestart(t *testing.T) {
+	r := run(t, "rolling", "--conns", "30", "--in-process", "--docs", "3", "--rate", "100", "--restart-gap", "500ms",
+		"--reconnect-jitter", "300ms", "--settle", "3s")
+	if p := metricOf(t, r, "delivery_pct"); p != 100 {
+		t.Errorf("delivery %v%%", p)
+	}
+	positive(t, r, "closes_1012", "reconnects", "recovered_true", "pushes_stored")
+	if n := metricOf(t, r, "nodes"); n != 3 {
+		t.Errorf("nodes %v", n)
+	}
+}
+
+// TestResumeAfterKill: the node is killed (SIGKILL) and started again with
+// the same node id; its clients resume there without loss.
+func TestResumeAfterKill(t *testing.T) {
+	r := run(t, "resume", "--conns", "20", "--in-process", "--docs", "2", "--missed", "2", "--drop", "kill", "--settle", "3s")
+	if got, want := metricOf(t, r, "replayed_user")+metricOf(t, r, "replayed_doc"), 80.0; got != want {
+		t.Errorf("replayed %v, want %v", got, want)
+	}
+}
+
+func TestDurableScenariosRefuseBadInput(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"history", "--jetstream=false"}, "needs history"},
+		{[]string{"resume", "--drop", "unplug"}, `--drop "unplug"`},
+		{[]string{"resume", "--missed", "0"}, "--missed 0"},
+		{[]string{"rolling", "--target", "ws://127.0.0.1:1/ws", "--nats-url", "nats://127.0.0.1:1"}, "not --target"},
+	} {
+		var out bytes.Buffer
+		cmd := newRootCmd(context.Background(), &out, &out, func(string) (string, bool) { return "", false })
+		cmd.SetArgs(append(tc.args, "--pushd-bin", pushdBin, "--conns", "1"))
+		if err := cmd.Execute(); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%v: error %v, want one saying %q", tc.args, err, tc.want)
+		}
+	}
+}

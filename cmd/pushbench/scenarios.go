@@ -10,7 +10,7 @@ import (
 // the report.
 
 func (b *bench) connectChecked(targets []string, subject string) (connectResult, error) {
-	prefix := ""
+	prefix := b.phase
 	switch b.rep.Scenario {
 	case "compare":
 		prefix = b.mode + "_"

@@ -46,6 +46,17 @@ type connectSpec struct {
 	EpochNano   int64    `json:"epoch_ns"` // shared start of the per-second timeline
 	TimeoutNano int64    `json:"timeout_ns"`
 	Subject     string   `json:"subject"` // nats mode: subject to SUB
+	// Resume: track each client's last user and doc position ("seq") and
+	// come back with since; dedupe by seq, count duplicates and gaps.
+	Resume bool `json:"resume,omitempty"`
+	// Reconnect: a client the server closes (a drain's 1012) reconnects to
+	// another target after up to JitterNano, resuming.
+	Reconnect  bool  `json:"reconnect,omitempty"`
+	JitterNano int64 `json:"jitter_ns,omitempty"`
+	// Users is how many clients there are in all: push k to users goes to
+	// user k%Users (and doc push k to doc k%Docs), so a client knows which
+	// body index comes next and sees a gap.
+	Users int `json:"users,omitempty"`
 }
 
 type churnSpec struct {
@@ -55,10 +66,12 @@ type churnSpec struct {
 }
 
 type command struct {
-	Op      string       `json:"op"` // connect, reset, stats, churn, close
+	Op      string       `json:"op"` // connect, reset, stats, churn, drop, resume, close
 	Connect *connectSpec `json:"connect,omitempty"`
 	Seqs    int          `json:"seqs,omitempty"`
 	Churn   *churnSpec   `json:"churn,omitempty"`
+	// PerClient asks stats for each client's unique user and doc pushes.
+	PerClient bool `json:"per_client,omitempty"`
 }
 
 type reply struct {
@@ -83,6 +96,28 @@ type reply struct {
 	Dropped   uint64  `json:"dropped"` // closes we did not ask for
 	Cycles    uint64  `json:"cycles"`  // churn: completed reconnects
 	CPUNanos  int64   `json:"cpu_ns"`
+
+	// with Resume
+	Dups         uint64   `json:"dups,omitempty"`          // pushes at or before the position already processed
+	Gaps         uint64   `json:"gaps,omitempty"`          // pushes skipped (by body index) between two received
+	Reordered    uint64   `json:"reordered,omitempty"`     // new positions whose body index went backwards
+	NoSeq        uint64   `json:"no_seq,omitempty"`        // user/doc pushes without a position
+	Recovered    uint64   `json:"recovered,omitempty"`     // hello/joined with "recovered":true
+	NotRecovered uint64   `json:"not_recovered,omitempty"` // ... false
+	Closes1012   uint64   `json:"closes_1012,omitempty"`   // server closes with 1012 (drain)
+	ClosesOther  uint64   `json:"closes_other,omitempty"`  // other server closes
+	Reconnects   uint64   `json:"reconnects,omitempty"`    // completed automatic reconnects
+	ReconnErrs   uint64   `json:"reconn_errs,omitempty"`   // failed reconnect attempts (retried)
+	ReconnFails  uint64   `json:"reconn_fails,omitempty"`  // clients that gave up
+	LastPushAt   int64    `json:"last_push_at,omitempty"`  // unix ns of the latest push received
+	Reconn       Sparse   `json:"reconn,omitempty"`        // close -> ready again
+	ReconnHS     Sparse   `json:"reconn_hs,omitempty"`     // last attempt -> ready
+	UserGot      []int32  `json:"user_got,omitempty"`      // per client (index First+i): unique user pushes
+	DocGot       []int32  `json:"doc_got,omitempty"`       // ... unique doc pushes
+	First        int      `json:"first,omitempty"`
+	Samples      []string `json:"samples,omitempty"`  // the first anomalies seen, described
+	GotUser      uint64   `json:"got_user,omitempty"` // unique user pushes, all clients
+	GotDoc       uint64   `json:"got_doc,omitempty"`  // unique doc pushes, all clients
 }
 
 // runWorker serves commands until "close" or EOF, then closes every client.
@@ -144,6 +179,32 @@ type worker struct {
 	dropped   atomic.Uint64
 	cycles    atomic.Uint64
 	last      atomic.Pointer[[]atomic.Int64]
+
+	// Resume tracking (see connectSpec.Resume); state is per client slot
+	// and outlives reconnects.
+	state                           []clientState
+	dups, gaps, reordered, noSeq    atomic.Uint64
+	recovered, notRecovered         atomic.Uint64
+	closes1012, closesOther         atomic.Uint64
+	reconnects, reconnErrs, reconnF atomic.Uint64
+	lastPushAt                      atomic.Int64
+	reconn                          Hist          // close -> usable again, jitter included
+	reconnHS                        Hist          // the successful attempt alone: dial -> hello (+joined)
+	closing                         chan struct{} // closed by closeAll: no reconnect starts after
+	closingMu                       sync.Mutex
+	samplesMu                       sync.Mutex
+	samples                         []string
+	reconnWG                        sync.WaitGroup
+}
+
+// clientState is what a client remembers across its connections: the
+// positions it processed, what it got since the last reset, and the body
+// index it expects next on each subject.
+type clientState struct {
+	userSeq, docSeq atomic.Uint64
+	userGot, docGot atomic.Int32
+	userS, docS     atomic.Int64 // last body index received; -1: none yet
+	downAt          atomic.Int64 // when it was closed (unix ns)
 }
 
 func (w *worker) do(c command) reply {
@@ -154,6 +215,7 @@ func (w *worker) do(c command) reply {
 		}
 		return w.connectAll(*c.Connect)
 	case "reset":
+		w.resetResume()
 		w.received.Store(0)
 		w.lat.Reset()
 		w.errs.Store(0)
@@ -166,7 +228,21 @@ func (w *worker) do(c command) reply {
 		w.last.Store(&last)
 		return w.stats(false)
 	case "stats":
-		return w.stats(true)
+		r := w.stats(true)
+		if c.PerClient {
+			r.First = w.spec.First
+			r.UserGot = make([]int32, len(w.state))
+			r.DocGot = make([]int32, len(w.state))
+			for i := range w.state {
+				r.UserGot[i], r.DocGot[i] = w.state[i].userGot.Load(), w.state[i].docGot.Load()
+			}
+		}
+		return r
+	case "drop":
+		w.drop()
+		return w.stats(false)
+	case "resume":
+		return w.resumeAll()
 	case "churn":
 		if c.Churn == nil {
 			return reply{Err: "churn without spec"}
@@ -185,11 +261,22 @@ func (w *worker) stats(withLast bool) reply {
 		Received: w.received.Load(), Latency: w.lat.Snapshot(), PingsSent: w.pingsSent.Load(), Pongs: w.pongs.Load(),
 		FramesIn: w.framesIn.Load(), BytesIn: w.bytesIn.Load(), BytesOut: w.bytesOut.Load(), Errors: w.errs.Load(),
 		Dropped: w.dropped.Load(), Cycles: w.cycles.Load(), CPUNanos: procCPU(os.Getpid()),
+		Dups: w.dups.Load(), Gaps: w.gaps.Load(), Reordered: w.reordered.Load(), NoSeq: w.noSeq.Load(),
+		Recovered: w.recovered.Load(), NotRecovered: w.notRecovered.Load(), Closes1012: w.closes1012.Load(),
+		ClosesOther: w.closesOther.Load(), Reconnects: w.reconnects.Load(), ReconnErrs: w.reconnErrs.Load(),
+		ReconnFails: w.reconnF.Load(), LastPushAt: w.lastPushAt.Load(), Reconn: w.reconn.Snapshot(), ReconnHS: w.reconnHS.Snapshot(),
 	}
 	for i := range w.clients {
 		if c := w.clients[i].Load(); c != nil && c.ready.Load() && !c.closed.Load() {
 			r.Open++
 		}
+	}
+	w.samplesMu.Lock()
+	r.Samples = append([]string(nil), w.samples...)
+	w.samplesMu.Unlock()
+	for i := range w.state {
+		r.GotUser += uint64(w.state[i].userGot.Load())
+		r.GotDoc += uint64(w.state[i].docGot.Load())
 	}
 	if p := w.last.Load(); withLast && p != nil {
 		r.Last = make([]int64, len(*p))
@@ -205,6 +292,10 @@ func (w *worker) stats(withLast bool) reply {
 type benchClient struct {
 	w        *worker
 	idx      int
+	st       *clientState // nil unless Resume
+	target   int
+	pushes   atomic.Int64 // received on this connection
+	readyAt  atomic.Int64
 	conn     *gws.Conn
 	user     string
 	doc      string
@@ -245,6 +336,11 @@ func docID(i int) string  { return "d" + strconv.Itoa(i) }
 func (w *worker) connectAll(spec connectSpec) reply {
 	w.spec = spec
 	w.clients = make([]atomic.Pointer[benchClient], spec.Count)
+	w.closing = make(chan struct{})
+	if spec.Resume {
+		w.state = make([]clientState, spec.Count)
+		w.resetResume()
+	}
 	if spec.Concurrency <= 0 {
 		spec.Concurrency = 256
 	}
@@ -386,9 +482,9 @@ func (z *zipfTable) pick(u float64) int {
 	return lo
 }
 
-func (w *worker) wsURL(idx int) (string, error) {
+func (w *worker) wsURL(idx, target int) (string, error) {
 	s := w.spec
-	base := s.Targets[idx%len(s.Targets)]
+	base := s.Targets[target]
 	if s.Mode == "nats" {
 		return base, nil
 	}
@@ -408,6 +504,11 @@ func (w *worker) wsURL(idx int) (string, error) {
 	} else {
 		q.Set("user", user)
 	}
+	if st := w.stateOf(idx); st != nil {
+		if seq := st.userSeq.Load(); seq > 0 {
+			q.Set("since", strconv.FormatUint(seq, 10))
+		}
+	}
 	return base + "?" + q.Encode(), nil
 }
 
@@ -424,9 +525,14 @@ func zipfFor(n int) *zipfTable {
 // connectOne opens client idx and waits until it is usable: hello (and
 // joined) for pushd, PONG after CONNECT+SUB+PING for NATS.
 func (w *worker) connectOne(idx int, record bool) error {
+	return w.connectOneTo(idx, idx%len(w.spec.Targets), record)
+}
+
+// connectOneTo opens client idx on target index target.
+func (w *worker) connectOneTo(idx, target int, record bool) error {
 	s := w.spec
 	start := time.Now()
-	addr, err := w.wsURL(idx)
+	addr, err := w.wsURL(idx, target)
 	if err != nil {
 		return err
 	}
@@ -444,7 +550,7 @@ func (w *worker) connectOne(idx int, record bool) error {
 	if err != nil {
 		return err
 	}
-	c := &benchClient{w: w, idx: idx, user: userID(idx), readyCh: make(chan struct{})}
+	c := &benchClient{w: w, idx: idx, user: userID(idx), readyCh: make(chan struct{}), st: w.stateOf(idx), target: target}
 	if s.Docs > 0 && s.Mode != "nats" {
 		c.doc = docID(docFor(idx, s.Docs, s.DocDist, zipfFor(s.Docs)))
 	}
@@ -509,6 +615,7 @@ func (w *worker) awaitReady(c *benchClient, nc net.Conn, start time.Time, timeou
 		_ = nc.Close()
 		return w.ctx.Err()
 	}
+	c.readyAt.Store(time.Now().UnixNano())
 	c.ready.Store(true)
 	if record {
 		now := time.Now()
@@ -533,15 +640,27 @@ type benchHandler struct{}
 
 func (benchHandler) OnOpen(*gws.Conn) {}
 
-func (benchHandler) OnClose(conn *gws.Conn, _ error) {
+func (benchHandler) OnClose(conn *gws.Conn, err error) {
 	c := clientOf(conn)
 	if c == nil {
 		return
 	}
 	c.closed.Store(true)
-	if !c.leaving.Load() && c.w.ctx.Err() == nil {
-		c.w.dropped.Add(1)
+	if c.leaving.Load() || c.w.ctx.Err() != nil {
+		return
 	}
+	if c.w.spec.Reconnect && c.st != nil {
+		var ce *gws.CloseError
+		if errors.As(err, &ce) && ce.Code == 1012 {
+			c.w.closes1012.Add(1)
+		} else {
+			c.w.closesOther.Add(1)
+		}
+		c.st.downAt.Store(time.Now().UnixNano())
+		c.w.startReconnect(c.idx, c.target)
+		return
+	}
+	c.w.dropped.Add(1)
 }
 
 func (benchHandler) OnPing(conn *gws.Conn, p []byte) { _ = conn.WritePong(p) }
@@ -556,6 +675,10 @@ var (
 	keyT      = []byte(`"t":`)
 	keyS      = []byte(`"s":`)
 	keyPing   = []byte(`"ping_interval":`)
+	keySeq    = []byte(`"seq":"`)
+	keyRecT   = []byte(`"recovered":true`)
+	keyRecF   = []byte(`"recovered":false`)
+	pfxTarget = []byte(`{"type":"push","target":"`)
 )
 
 func (benchHandler) OnMessage(conn *gws.Conn, msg *gws.Message) {
@@ -572,17 +695,32 @@ func (benchHandler) OnMessage(conn *gws.Conn, msg *gws.Message) {
 	switch {
 	case bytes.HasPrefix(b, pfxPush):
 		w.gotPush(b)
+		if c.st != nil {
+			c.track(b)
+		}
 	case bytes.HasPrefix(b, pfxPong):
 		w.pongs.Add(1)
 		c.setInterval(b)
 	case bytes.HasPrefix(b, pfxHello):
 		c.setInterval(b)
+		if c.st != nil {
+			c.position(b, &c.st.userSeq)
+		}
 		if c.doc != "" {
-			w.write(c, `{"type":"join","doc":"`+c.doc+`"}`)
+			join := `{"type":"join","doc":"` + c.doc + `"}`
+			if c.st != nil {
+				if seq := c.st.docSeq.Load(); seq > 0 {
+					join = `{"type":"join","doc":"` + c.doc + `","since":"` + strconv.FormatUint(seq, 10) + `"}`
+				}
+			}
+			w.write(c, join)
 			return
 		}
 		c.markReady()
 	case bytes.HasPrefix(b, pfxJoined):
+		if c.st != nil {
+			c.position(b, &c.st.docSeq)
+		}
 		c.markReady()
 	case bytes.HasPrefix(b, pfxError):
 		w.errs.Add(1)
@@ -784,6 +922,16 @@ func (w *worker) churn(spec churnSpec) {
 }
 
 func (w *worker) closeAll() {
+	if w.closing != nil {
+		w.closingMu.Lock()
+		select {
+		case <-w.closing:
+		default:
+			close(w.closing)
+		}
+		w.closingMu.Unlock()
+		w.reconnWG.Wait()
+	}
 	if w.stopPing != nil {
 		close(w.stopPing)
 		w.pingDone.Wait()

@@ -127,6 +127,7 @@ to it. Exit codes: 0 ok, 1 error, 2 usage, 3 no node answered / not found,
 		newPublishCmd(g),
 		newKickCmd(g),
 		newStatsCmd(g),
+		newHistoryCmd(g),
 		newVersionCmd(g),
 	)
 	return cmd

@@ -1,160 +1,18 @@
 package main
 
 import (
-	"errors"
+	"bytes"
 	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
-
 	"github.com/pushd/pushd/client"
 	"github.com/pushd/pushd/internal/pushtest"
 )
-
-// TestClusterOverNATSCluster runs three pushd nodes, each on its own server of
-// a three-server NATS cluster, and publishes through a fourth connection to
-// the third server.
-func TestClusterOverNATSCluster(t *testing.T) {
-	servers := pushtest.RunNATSCluster(t, 3)
-	nodes := []*testNode{
-		startPushd(t, servers[0].URL(), "--dev", "--node-id", "10"),
-		startPushd(t, servers[1].URL(), "--dev", "--node-id", "11"),
-		startPushd(t, servers[2].URL(), "--dev", "--node-id", "12"),
-	}
-	pub := servers[2].Connect(t)
-
-	// alice on nodes 0 and 1; bob on node 2; carol on node 0.
-	a0, a1 := dial(t, nodes[0], "alice"), dial(t, nodes[1], "alice")
-	b2, c0 := dial(t, nodes[2], "bob"), dial(t, nodes[0], "carol")
-	all := []*client.Client{a0, a1, b2, c0}
-	sids := map[string]bool{}
-	for _, c := range all {
-		if sids[c.SID()] {
-			t.Fatalf("duplicate sid %s", c.SID())
-		}
-		sids[c.SID()] = true
-	}
-	for _, c := range []*client.Client{a1, b2, c0} {
-		if err := c.Join(ctxT(t), "shared"); err != nil {
-			t.Fatal(err)
-		}
-	}
-	// Interest crosses routes asynchronously; wait until every node's
-	// subscriptions are visible on the publishing server.
-	waitInterest(t, pub, "push.user.alice", 2)
-	waitInterest(t, pub, "push.doc.shared", 3)
-	for _, c := range all {
-		flushProbes(t, pub, c)
-	}
-
-	rs := publish(t, pub, "push.user.alice", nil, `"u"`, 2)
-	if delivered(rs) != 2 {
-		t.Fatalf("user push reports %+v, want 2 deliveries on 2 nodes", rs)
-	}
-	expectPush(t, a0, "message", `"u"`)
-	expectPush(t, a1, "message", `"u"`)
-	marker(t, pub, a0)
-	marker(t, pub, a1)
-
-	rs = publish(t, pub, "push.doc.shared", nil, `"d"`, 3)
-	if delivered(rs) != 3 {
-		t.Fatalf("doc push reports %+v, want 3", rs)
-	}
-	for _, c := range []*client.Client{a1, b2, c0} {
-		expectPush(t, c, "message", `"d"`)
-	}
-	marker(t, pub, a0)
-
-	rs = publish(t, pub, "push.all", nil, `"b"`, 3)
-	if delivered(rs) != 4 {
-		t.Fatalf("broadcast reports %+v, want 4 sessions on 3 nodes", rs)
-	}
-	for _, c := range all {
-		expectPush(t, c, "message", `"b"`)
-		marker(t, pub, c)
-	}
-}
-
-// waitInterest publishes requests until want nodes answer, which proves the
-// subscriptions have propagated across the cluster's routes.
-func waitInterest(t *testing.T, nc *nats.Conn, subject string, want int) {
-	t.Helper()
-	eventually(t, func() error {
-		// The probe is a real push; flushProbes removes it from the clients.
-		got, err := answers(nc, subject, hdr("Push-Event", "probe"), 300*time.Millisecond)
-		if err != nil {
-			return err
-		}
-		if got < want {
-			return fmt.Errorf("%s: %d nodes answered, want %d", subject, got, want)
-		}
-		return nil
-	})
-}
-
-// flushProbes reads c's pushes up to a fresh marker, dropping probes.
-func flushProbes(t *testing.T, nc *nats.Conn, c *client.Client) {
-	t.Helper()
-	ev := "flush-" + c.SID()
-	publish(t, nc, sessionSubject(c.SID()), hdr("Push-Event", ev), `{}`, 1)
-	for {
-		f, err := c.Next(ctxT(t))
-		if err != nil {
-			t.Fatal(err)
-		}
-		switch f.Event {
-		case ev:
-			return
-		case "probe":
-		default:
-			t.Fatalf("unexpected push %+v while flushing probes", f)
-		}
-	}
-}
-
-func TestNATSRestartRestoresSubscriptions(t *testing.T) {
-	ns := pushtest.RunNATS(t)
-	n := startPushd(t, ns.URL(), "--dev")
-	a := dial(t, n, "alice")
-	if err := a.Join(ctxT(t), "doc"); err != nil {
-		t.Fatal(err)
-	}
-	restarted := time.Now()
-	ns.Restart(t)
-	nc := ns.Connect(t)
-
-	// Until the node has reconnected and re-subscribed, nobody answers.
-	var recovered time.Duration
-	eventually(t, func() error {
-		got, err := answers(nc, sessionSubject(a.SID()), hdr("Push-Event", "probe"), 200*time.Millisecond)
-		if err != nil {
-			return err
-		}
-		if got == 0 {
-			return errors.New("node not re-subscribed yet")
-		}
-		recovered = time.Since(restarted)
-		return nil
-	})
-	t.Logf("NATS restart: pushes delivered again %s after the server restarted", recovered.Round(time.Millisecond))
-	expectPush(t, a, "probe", "")
-
-	// Every subscription is back: user, doc, session and broadcast.
-	for _, subj := range []string{"push.user.alice", "push.doc.doc", "push.all"} {
-		if got := delivered(publish(t, nc, subj, nil, `"after"`, 1)); got != 1 {
-			t.Fatalf("%s after restart delivered %d, want 1", subj, got)
-		}
-		expectPush(t, a, "message", `"after"`)
-	}
-	if got := metric(t, n, "pushd_nats_reconnects_total"); got < 1 {
-		t.Fatalf("pushd_nats_reconnects_total = %v, want >= 1", got)
-	}
-	if status, body := httpGet(t, n.httpURL("/readyz")); status != 200 {
-		t.Fatalf("readyz after recovery: %d %s", status, body)
-	}
-}
 
 // TestNodeNumbersAreNeverShared: two live nodes minting session IDs from one
 // node number would collide, and a push to one session could reach another
@@ -193,9 +51,9 @@ func TestDuplicateNumberAfterAPartitionHeals(t *testing.T) {
 
 	pushtest.Heal(t, a, b)
 	// pushctl marks the shared number loudly.
-	pc := ctl{t: t, bin: buildPushctl(t), env: []string{"PUSHCTL_NATS_URL=" + a.URL(), "PUSHCTL_TIMEOUT=1s"}}
+	pushctl := buildPushctl(t)
 	eventually(t, func() error {
-		r := pc.run("nodes")
+		r := runPushctl(t, pushctl, []string{"PUSHCTL_NATS_URL=" + a.URL(), "PUSHCTL_TIMEOUT=1s"}, "nodes")
 		if r.code != 0 || strings.Count(r.stdout, "DUPLICATE-NUMBER") != 2 ||
 			!strings.Contains(r.stderr, "WARNING: more than one live node uses node number 7") {
 			return fmt.Errorf("pushctl nodes: exit %d\n%s%s", r.code, r.stdout, r.stderr)
@@ -222,4 +80,47 @@ func TestDuplicateNumberAfterAPartitionHeals(t *testing.T) {
 	if _, err := kept.Ping(ctxT(t)); err != nil {
 		t.Fatalf("older node's session: %v", err)
 	}
+}
+
+// buildPushctl builds the real pushctl binary into a test temp dir.
+// (pushctl's own tests are in cmd/pushctl.)
+func buildPushctl(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "pushctl")
+	out, err := exec.Command("go", "build", "-o", bin, "github.com/pushd/pushd/cmd/pushctl").CombinedOutput()
+	if err != nil {
+		t.Fatalf("go build pushctl: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// ctlResult is one pushctl run.
+type ctlResult struct {
+	stdout, stderr string
+	code           int
+}
+
+// runPushctl runs pushctl bin with args and env, on top of an environment
+// without PUSHCTL_* variables.
+func runPushctl(t *testing.T, bin string, env []string, args ...string) ctlResult {
+	t.Helper()
+	cmd := exec.Command(bin, args...)
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "PUSHCTL_") {
+			cmd.Env = append(cmd.Env, kv)
+		}
+	}
+	cmd.Env = append(cmd.Env, env...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	r := ctlResult{}
+	if err := cmd.Run(); err != nil {
+		ee, ok := err.(*exec.ExitError)
+		if !ok {
+			t.Fatalf("pushctl %q: %v", args, err)
+		}
+		r.code = ee.ExitCode()
+	}
+	r.stdout, r.stderr = stdout.String(), stderr.String()
+	return r
 }

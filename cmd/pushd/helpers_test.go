@@ -5,29 +5,64 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
-	"github.com/nats-io/nats.go"
 	"go.uber.org/goleak"
 
 	"github.com/pushd/pushd/client"
-	"github.com/pushd/pushd/contract"
 	"github.com/pushd/pushd/internal/pushtest"
 )
 
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m,
+	code := m.Run()
+	if binDir != "" {
+		_ = os.RemoveAll(binDir)
+	}
+	if code == 0 {
 		// The NATS client's package-level flusher/timer helpers, and the
 		// in-process NATS servers' shared pools, are global by design.
-		goleak.IgnoreTopFunction("time.Sleep"),
-		goleak.IgnoreTopFunction("github.com/nats-io/nats-server/v2/server.(*Server).startGoRoutine"),
-	)
+		if err := goleak.Find(goleak.IgnoreTopFunction("time.Sleep"),
+			goleak.IgnoreTopFunction("github.com/nats-io/nats-server/v2/server.(*Server).startGoRoutine")); err != nil {
+			fmt.Fprintln(os.Stderr, "pushd test: leaked goroutines:", err)
+			code = 1
+		}
+	}
+	os.Exit(code)
+}
+
+// The pushd binary, built once for the tests that need a real process (a
+// signal, kill -9, the memory of a process).
+var (
+	buildOnce sync.Once
+	binDir    string
+	binErr    error
+)
+
+// binary returns the path of the pushd binary built from this package.
+func binary(t *testing.T) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		if binDir, binErr = os.MkdirTemp("", "pushd-test-"); binErr != nil {
+			return
+		}
+		if out, err := exec.Command("go", "build", "-o", filepath.Join(binDir, "pushd"), ".").CombinedOutput(); err != nil {
+			binErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if binErr != nil {
+		t.Fatal(binErr)
+	}
+	return filepath.Join(binDir, "pushd")
 }
 
 const testSecret = "test-secret-do-not-use"
@@ -132,28 +167,6 @@ func token(t testing.TB, sub string, ttl time.Duration) string {
 	return signed(t, jwt.MapClaims{"sub": sub, "exp": time.Now().Add(ttl).Unix()})
 }
 
-// answers publishes a push with a reply subject and counts the delivery
-// reports that arrive within wait.
-func answers(nc *nats.Conn, subject string, h nats.Header, wait time.Duration) (int, error) {
-	inbox := nats.NewInbox()
-	sub, err := nc.SubscribeSync(inbox)
-	if err != nil {
-		return 0, err
-	}
-	defer func() { _ = sub.Unsubscribe() }()
-	if err := nc.PublishMsg(&nats.Msg{Subject: subject, Reply: inbox, Header: h}); err != nil {
-		return 0, err
-	}
-	got := 0
-	for {
-		m, err := sub.NextMsg(wait)
-		if err != nil || len(m.Data) == 0 { // timeout, or NATS's "no responders" status
-			return got, nil
-		}
-		got++
-	}
-}
-
 func ctxT(t *testing.T) context.Context { return pushtest.Ctx(t) }
 
 // dial opens a dev session for user.
@@ -162,17 +175,13 @@ func dial(t *testing.T, n *testNode, user string) *client.Client {
 	return pushtest.Dial(t, n.wsURL(), user)
 }
 
-type report = contract.Report
-
 // The wire-level helpers are shared with the other packages' tests.
 var (
-	publish        = pushtest.Publish
-	delivered      = pushtest.Delivered
-	expectPush     = pushtest.ExpectPush
-	marker         = pushtest.Marker
-	sessionSubject = pushtest.SessionSubject
-	hdr            = pushtest.Header
-	closeCode      = pushtest.CloseCode
+	publish    = pushtest.Publish
+	delivered  = pushtest.Delivered
+	expectPush = pushtest.ExpectPush
+	hdr        = pushtest.Header
+	closeCode  = pushtest.CloseCode
 )
 
 func httpGet(t *testing.T, url string) (int, string) {
@@ -209,4 +218,36 @@ func eventually(t *testing.T, fn func() error) {
 	pushtest.Eventually(t, 10*time.Second, fn)
 }
 
-var _ = fmt.Sprintf
+// handshake returns the HTTP status and body of a WebSocket upgrade request.
+func handshake(t *testing.T, url string, header http.Header) (int, string) {
+	t.Helper()
+	return pushtest.Handshake(t, url, header)
+}
+
+// signed signs claims with the test secret; exp defaults to an hour ahead.
+func signed(t testing.TB, claims jwt.MapClaims) string {
+	t.Helper()
+	if _, ok := claims["exp"]; !ok {
+		claims["exp"] = time.Now().Add(time.Hour).Unix()
+	}
+	return mustSign(t, claims, testSecret)
+}
+
+func mustSign(t testing.TB, claims jwt.MapClaims, secret string) string {
+	t.Helper()
+	s, err := jwt.NewWithClaims(jwt.SigningMethodHS256, claims).SignedString([]byte(secret))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func dialToken(t *testing.T, n *testNode, tok string) *client.Client {
+	t.Helper()
+	c, err := client.Dial(ctxT(t), n.wsURL(), client.Options{Token: tok})
+	if err != nil {
+		t.Fatalf("dial: %v", err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	return c
+}

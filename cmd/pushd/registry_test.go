@@ -107,6 +107,7 @@ func TestPushdWaitsForConsulAtStart(t *testing.T) {
 }
 
 func TestLeaseLossRefusesNewSessionsKeepsOld(t *testing.T) {
+	t.Parallel() // it waits for Consul, not working
 	consul := pushtest.RunConsul(t)
 	ns := pushtest.RunNATS(t)
 	nc := ns.Connect(t)

@@ -164,6 +164,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, onStart func(start
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
 	mux.HandleFunc("/readyz", fr.readyz)
 	mux.Handle("/metrics", metricsHandler)
+	dev := mountDev(mux, cfg) // devpage.go: the demo page and /dev/publish, on dev nodes
 	httpSrv := &http.Server{
 		Handler:           mux,
 		ReadHeaderTimeout: 5 * time.Second,
@@ -238,6 +239,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, onStart func(start
 	if err != nil {
 		return fmt.Errorf("connect to NATS at %s: %w", natsURL, err)
 	}
+	dev.use(nc)
 	undo.add(nc.Close)
 
 	// The node number must be no other live node's, wherever it came from:

@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -17,10 +16,7 @@ import (
 // TestSIGTERMDrainsAndExitsZero runs the real binary, as an orchestrator
 // would, and stops it with SIGTERM.
 func TestSIGTERMDrainsAndExitsZero(t *testing.T) {
-	bin := filepath.Join(t.TempDir(), "pushd")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("build pushd: %v\n%s", err, out)
-	}
+	bin := binary(t)
 	cmd := exec.Command(bin, "--dev", "--listen", "127.0.0.1:0", "--admin-listen", "", "--nats-embedded-listen", "127.0.0.1:0",
 		"--drain-timeout", "200ms", "--log-format", "json")
 	stderr, err := cmd.StderrPipe()

@@ -30,10 +30,7 @@ func TestTLSMemoryCost(t *testing.T) {
 		conns = v
 	}
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "pushd")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
+	bin := binary(t)
 	cert, key := filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key")
 	writeCert(t, cert, key, "mem")
 	for _, mode := range []string{"plain", "tls"} {

@@ -502,6 +502,10 @@ func TestBadValuesRejected(t *testing.T) {
 		{"no jwt key", "auth:\n  jwtSecret:\n    existingSecret: \"\"\n", "JWT key"},
 		{"two jwt keys", "auth:\n  jwtPublicKey:\n    existingSecret: pub\n", "only one of"},
 		{"replicas without consul", "consul:\n  enabled: false\n", "consul.enabled=true"},
+		{"history replicas 0", "history:\n  replicas: 0\n", "replicas"},
+		{"history storage", "history:\n  storage: disk\n", "storage"},
+		{"history max age", "history:\n  doc:\n    maxAge: 1 hour\n", "maxAge"},
+		{"unknown history key", "history:\n  maxMsgs: 5\n", "maxMsgs"},
 		{"servicemonitor without metrics", "metrics:\n  enabled: false\n  serviceMonitor:\n    enabled: true\n", "metrics.enabled=true"},
 	}
 	// Control: the base values render, so each failure below is due to its own bad value.
@@ -522,5 +526,49 @@ func TestBadValuesRejected(t *testing.T) {
 				t.Errorf("error does not mention %q:\n%v", tc.wantErr, err)
 			}
 		})
+	}
+}
+
+func TestHistoryValuesBecomeFlags(t *testing.T) {
+	env := envMap(deployment(t, renderDecoded(t, "-f", minimal(), "--set", "history.replicas=3", "--set", "history.doc.maxAge=30m")).Spec.Template.Spec.Containers[0])
+	for name, want := range map[string]string{
+		"PUSHD_HISTORY": "true", "PUSHD_HISTORY_REPLICAS": "3", "PUSHD_HISTORY_DOC_MAX_AGE": "30m",
+		"PUSHD_HISTORY_MAX_BYTES": "1073741824", "PUSHD_REPLAY_MAX_MSGS": "100",
+	} {
+		if got := env[name].Value; got != want {
+			t.Errorf("%s = %q, want %q", name, got, want)
+		}
+	}
+	env = envMap(deployment(t, renderDecoded(t, "-f", minimal(), "--set", "history.enabled=false")).Spec.Template.Spec.Containers[0])
+	if env["PUSHD_HISTORY"].Value != "false" {
+		t.Errorf("PUSHD_HISTORY = %q with history.enabled=false", env["PUSHD_HISTORY"].Value)
+	}
+	if _, ok := env["PUSHD_HISTORY_REPLICAS"]; ok {
+		t.Error("history flags rendered with history off")
+	}
+}
+
+// TestEnvNamesArePushdFlags: every PUSHD_ variable the chart sets is the twin
+// of a flag cmd/pushd defines, so a renamed flag cannot leave the chart
+// setting a variable nobody reads.
+func TestEnvNamesArePushdFlags(t *testing.T) {
+	src, err := os.ReadFile(filepath.Join("..", "..", "cmd", "pushd", "config.go"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	flags := map[string]bool{}
+	for _, m := range regexp.MustCompile(`f\.[A-Za-z0-9]+Var\(&[^,]+, "([a-z0-9-]+)"`).FindAllStringSubmatch(string(src), -1) {
+		flags["PUSHD_"+strings.ToUpper(strings.ReplaceAll(m[1], "-", "_"))] = true
+	}
+	if len(flags) < 20 {
+		t.Fatalf("found %d flags in cmd/pushd/config.go: the pattern no longer matches", len(flags))
+	}
+	for _, values := range []string{"minimal-values.yaml", "production-values.yaml", "dev-standalone-values.yaml"} {
+		c := deployment(t, renderDecoded(t, "-f", filepath.Join(chartDir, "ci", values))).Spec.Template.Spec.Containers[0]
+		for _, e := range c.Env {
+			if strings.HasPrefix(e.Name, "PUSHD_") && !flags[e.Name] {
+				t.Errorf("%s: the chart sets %s, which no pushd flag reads", values, e.Name)
+			}
+		}
 	}
 }

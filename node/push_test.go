@@ -1,4 +1,4 @@
-package main
+package node_test
 
 import (
 	"encoding/json"
@@ -12,17 +12,23 @@ import (
 
 	"github.com/pushd/pushd/client"
 	"github.com/pushd/pushd/internal/pushtest"
+	"github.com/pushd/pushd/internal/testnode"
+	"github.com/pushd/pushd/node"
 )
 
+// Delivery: what a backend publishes on NATS reaches exactly the sessions it
+// targets, and what a client publishes reaches the backends.
+
 func TestUserPushReachesEverySessionOfTheUserAndNobodyElse(t *testing.T) {
+	t.Parallel() // it waits for its node to drain at cleanup, not working
 	ns := pushtest.RunNATS(t)
 	nc := ns.Connect(t)
-	n := startPushd(t, ns.URL(), "--dev")
+	n := testnode.Start(t, ns.URL(), node.Config{Dev: true, NodeID: 4})
 	a1, a2, b := dial(t, n, "alice"), dial(t, n, "alice"), dial(t, n, "bob")
 
 	rs := publish(t, nc, "push.user.alice", hdr("Push-Event", "greet", "Push-Id", "m-1"), `{"hi":1}`, 1)
-	if rs[0].Delivered != 2 || rs[0].Node != n.NodeID {
-		t.Fatalf("delivery report %+v, want node %d delivered 2", rs[0], n.NodeID)
+	if rs[0].Delivered != 2 || rs[0].Node != n.ID() {
+		t.Fatalf("delivery report %+v, want node %d delivered 2", rs[0], n.ID())
 	}
 	for _, c := range []*client.Client{a1, a2} {
 		f := expectPush(t, c, "greet", `{"hi":1}`)
@@ -34,9 +40,10 @@ func TestUserPushReachesEverySessionOfTheUserAndNobodyElse(t *testing.T) {
 }
 
 func TestDocPushReachesJoinedSessionsAndStopsAfterLeave(t *testing.T) {
+	t.Parallel() // it waits for its node to drain at cleanup, not working
 	ns := pushtest.RunNATS(t)
 	nc := ns.Connect(t)
-	n := startPushd(t, ns.URL(), "--dev")
+	n := testnode.Start(t, ns.URL(), node.Config{Dev: true})
 	a, b, c := dial(t, n, "alice"), dial(t, n, "bob"), dial(t, n, "carol")
 	for _, cl := range []*client.Client{a, b} {
 		if err := cl.Join(ctxT(t), "doc-1"); err != nil {
@@ -67,7 +74,7 @@ func TestDocPushReachesJoinedSessionsAndStopsAfterLeave(t *testing.T) {
 func TestBroadcastSessionPushAndExclude(t *testing.T) {
 	ns := pushtest.RunNATS(t)
 	nc := ns.Connect(t)
-	n := startPushd(t, ns.URL(), "--dev")
+	n := testnode.Start(t, ns.URL(), node.Config{Dev: true})
 	a1, a2, b := dial(t, n, "alice"), dial(t, n, "alice"), dial(t, n, "bob")
 	all := []*client.Client{a1, a2, b}
 
@@ -102,7 +109,7 @@ func TestBroadcastSessionPushAndExclude(t *testing.T) {
 func TestBodyThatIsNotJSONArrivesAsString(t *testing.T) {
 	ns := pushtest.RunNATS(t)
 	nc := ns.Connect(t)
-	n := startPushd(t, ns.URL(), "--dev")
+	n := testnode.Start(t, ns.URL(), node.Config{Dev: true})
 	a := dial(t, n, "alice")
 	for body, want := range map[string]string{
 		"plain text":     `"plain text"`,
@@ -118,7 +125,7 @@ func TestBodyThatIsNotJSONArrivesAsString(t *testing.T) {
 func TestUpstreamPublishReachesBackends(t *testing.T) {
 	ns := pushtest.RunNATS(t)
 	nc := ns.Connect(t)
-	n := startPushd(t, ns.URL(), "--dev")
+	n := testnode.Start(t, ns.URL(), node.Config{Dev: true})
 	up, err := nc.SubscribeSync("push.up.doc.>")
 	if err != nil {
 		t.Fatal(err)
@@ -183,7 +190,7 @@ func nextEvent(t *testing.T, sub *nats.Subscription) (string, event) {
 func TestConnectAndDisconnectEvents(t *testing.T) {
 	ns := pushtest.RunNATS(t)
 	nc := ns.Connect(t)
-	n := startPushd(t, ns.URL(), "--dev", "--node-id", "7")
+	n := testnode.Start(t, ns.URL(), node.Config{Dev: true, NodeID: 7})
 	events, err := nc.SubscribeSync("push.events.*")
 	if err != nil {
 		t.Fatal(err)
@@ -191,7 +198,7 @@ func TestConnectAndDisconnectEvents(t *testing.T) {
 	if err := nc.Flush(); err != nil {
 		t.Fatal(err)
 	}
-	c, err := client.Dial(ctxT(t), n.wsURL(), client.Options{User: "alice"})
+	c, err := client.Dial(ctxT(t), n.WSURL(), client.Options{User: "alice"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -209,7 +216,7 @@ func TestConnectAndDisconnectEvents(t *testing.T) {
 
 func TestSubscriptionsFollowWhatTheNodeHolds(t *testing.T) {
 	ns := pushtest.RunNATS(t)
-	n := startPushd(t, ns.URL(), "--dev")
+	n := testnode.Start(t, ns.URL(), node.Config{Dev: true})
 	subs := func() int { return int(ns.NumSubscriptions()) }
 	base := subs() // push.all, push.session.<node>.* and the node's own inbox machinery
 	want := func(d int) {
@@ -240,7 +247,7 @@ func TestSubscriptionsFollowWhatTheNodeHolds(t *testing.T) {
 	want(1) // d is gone; push.user.alice remains for a1
 	_ = a1.Close()
 	want(0)
-	if got := metric(t, n, "pushd_nats_subscriptions"); got != 2 {
+	if got := n.Metric(t, "pushd_nats_subscriptions"); got != 2 {
 		t.Fatalf("pushd_nats_subscriptions = %v, want 2 (push.all and the node's sessions)", got)
 	}
 }
@@ -248,8 +255,8 @@ func TestSubscriptionsFollowWhatTheNodeHolds(t *testing.T) {
 func TestTwoNodesDeliverOncePerSession(t *testing.T) {
 	ns := pushtest.RunNATS(t)
 	nc := ns.Connect(t)
-	n1 := startPushd(t, ns.URL(), "--dev", "--node-id", "1")
-	n2 := startPushd(t, ns.URL(), "--dev", "--node-id", "2")
+	n1 := testnode.Start(t, ns.URL(), node.Config{Dev: true, NodeID: 1})
+	n2 := testnode.Start(t, ns.URL(), node.Config{Dev: true, NodeID: 2})
 	a1, a2 := dial(t, n1, "alice"), dial(t, n2, "alice")
 	if a1.SID() == a2.SID() {
 		t.Fatal("two nodes issued the same sid")
@@ -279,10 +286,11 @@ func TestTwoNodesDeliverOncePerSession(t *testing.T) {
 // upstream publishes and tokens all work with it, and a push to one dotted
 // ID reaches no other.
 func TestDottedIDs(t *testing.T) {
+	t.Parallel() // it waits for its node to drain at cleanup, not working
 	ns := pushtest.RunNATS(t)
 	nc := ns.Connect(t)
-	n := startPushd(t, ns.URL(), "--dev", "--jwt-secret", testSecret)
-	alice, err := client.Dial(ctxT(t), n.wsURL(), client.Options{Token: signed(t, jwt.MapClaims{
+	n := testnode.Start(t, ns.URL(), node.Config{Dev: true, Auth: hs256(t)})
+	alice, err := client.Dial(ctxT(t), n.WSURL(), client.Options{Token: signed(t, jwt.MapClaims{
 		"sub": "alice@example.com", "exp": time.Now().Add(time.Hour).Unix(), "docs": []string{"reports/*", "acme.team.7"}})})
 	if err != nil {
 		t.Fatal(err)
@@ -342,7 +350,7 @@ func TestDottedIDs(t *testing.T) {
 func TestHelloComesFirstUnderAPushFlood(t *testing.T) {
 	ns := pushtest.RunNATS(t)
 	nc := ns.Connect(t)
-	n := startPushd(t, ns.URL(), "--dev", "--max-sessions-per-user", "0")
+	n := testnode.Start(t, ns.URL(), node.Config{Dev: true, MaxSessionsPerUser: -1})
 	stop := make(chan struct{})
 	flooded := make(chan error, 1)
 	go func() { // about 20,000 pushes a second: a flood, not a queue overflow
@@ -374,7 +382,7 @@ func TestHelloComesFirstUnderAPushFlood(t *testing.T) {
 		}
 	}()
 	for i := range 60 {
-		c := pushtest.RawDial(t, n.Listen, "?user=early", nil)
+		c := pushtest.RawDial(t, n.Addr(), "?user=early", nil)
 		if first := c.TextFrame(t); !strings.HasPrefix(first, `{"type":"hello"`) {
 			t.Fatalf("session %d: first frame %s, want hello", i, first)
 		}

@@ -1,7 +1,6 @@
-package main
+package node_test
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -15,60 +14,18 @@ import (
 
 	"github.com/pushd/pushd/client"
 	"github.com/pushd/pushd/internal/pushtest"
+	"github.com/pushd/pushd/internal/testnode"
+	"github.com/pushd/pushd/node"
 )
 
-// signed signs claims with the test secret; exp defaults to an hour ahead.
-func signed(t testing.TB, claims jwt.MapClaims) string {
-	t.Helper()
-	if _, ok := claims["exp"]; !ok {
-		claims["exp"] = time.Now().Add(time.Hour).Unix()
-	}
-	s, err := jwt.NewWithClaims(jwt.SigningMethodHS256, claims).SignedString([]byte(testSecret))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
-}
-
-func dialToken(t *testing.T, n *testNode, tok string) *client.Client {
-	t.Helper()
-	c, err := client.Dial(ctxT(t), n.wsURL(), client.Options{Token: tok})
-	if err != nil {
-		t.Fatalf("dial: %v", err)
-	}
-	t.Cleanup(func() { _ = c.Close() })
-	return c
-}
-
-// request sends a raw frame and returns the reply.
-func request(t *testing.T, c *client.Client, frame string) client.Frame {
-	t.Helper()
-	if err := c.Send([]byte(frame)); err != nil {
-		t.Fatal(err)
-	}
-	f, err := c.Reply(ctxT(t))
-	if err != nil {
-		t.Fatalf("%s: %v", frame, err)
-	}
-	return f
-}
-
-func joinFrame(doc, tok string) string {
-	if tok == "" {
-		return `{"type":"join","doc":` + jsonString(doc) + `}`
-	}
-	return `{"type":"join","doc":` + jsonString(doc) + `,"token":` + jsonString(tok) + `}`
-}
-
-func jsonString(s string) string {
-	b, _ := json.Marshal(s)
-	return string(b)
-}
+// Security end to end (docs/SECURITY.md): who may join which doc, tokens
+// that are refreshed or lapse, and IDs that try to reach other subjects.
 
 func TestJoinAuthorization(t *testing.T) {
+	t.Parallel() // it waits for its nodes to drain at cleanup, not working
 	ns := pushtest.RunNATS(t)
 	nc := ns.Connect(t)
-	n := startPushd(t, ns.URL(), "--jwt-secret", testSecret)
+	n := testnode.Start(t, ns.URL(), node.Config{Auth: hs256(t)})
 
 	granted := dialToken(t, n, signed(t, jwt.MapClaims{"sub": "alice", "docs": []string{"d1", "team-7/*"}}))
 	plain := dialToken(t, n, signed(t, jwt.MapClaims{"sub": "bob"}))
@@ -106,7 +63,7 @@ func TestJoinAuthorization(t *testing.T) {
 		})
 	}
 	// An expired connection token with a docs claim does not even connect.
-	if status, body := handshake(t, n.wsURL()+"?token="+signed(t, jwt.MapClaims{"sub": "eve", "docs": []string{"*"}, "exp": time.Now().Add(-time.Minute).Unix()}), nil); status != 401 || !strings.Contains(body, "token_expired") {
+	if status, body := handshake(t, n.WSURL()+"?token="+signed(t, jwt.MapClaims{"sub": "eve", "docs": []string{"*"}, "exp": time.Now().Add(-time.Minute).Unix()}), nil); status != 401 || !strings.Contains(body, "token_expired") {
 		t.Fatalf("expired connection token: %d %s", status, body)
 	}
 	// Only the authorized joins receive doc pushes.
@@ -115,31 +72,23 @@ func TestJoinAuthorization(t *testing.T) {
 	publish(t, nc, "push.doc.d9", nil, `"for d9"`, 1)
 	expectPush(t, plain, "message", `"for d9"`)
 	marker(t, nc, plain) // bob got nothing for d1
-	if got := metric(t, n, `pushd_joins_refused_total{reason="forbidden"}`); got != 5 {
+	if got := n.Metric(t, `pushd_joins_refused_total{reason="forbidden"}`); got != 5 {
 		t.Fatalf("forbidden joins = %v, want 5", got)
 	}
 
 	// --join-authorization off lets any token join any doc.
-	off := startPushd(t, ns.URL(), "--jwt-secret", testSecret, "--join-authorization", "off")
+	off := testnode.Start(t, ns.URL(), node.Config{NodeID: 1, Auth: hs256(t), JoinAuthorization: node.JoinOff})
 	c := dialToken(t, off, signed(t, jwt.MapClaims{"sub": "carol"}))
 	if f := request(t, c, joinFrame("anything", "")); f.Type != "joined" {
 		t.Fatalf("join with authorization off: %+v", f)
 	}
 }
 
-func mustSign(t testing.TB, claims jwt.MapClaims, secret string) string {
-	t.Helper()
-	s, err := jwt.NewWithClaims(jwt.SigningMethodHS256, claims).SignedString([]byte(secret))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
-}
-
 func TestRefreshAndTokenExpiry(t *testing.T) {
+	t.Parallel() // it waits for a token to expire, not working
 	ns := pushtest.RunNATS(t)
 	nc := ns.Connect(t)
-	n := startPushd(t, ns.URL(), "--jwt-secret", testSecret, "--heartbeat-sweep", "50ms")
+	n := testnode.Start(t, ns.URL(), node.Config{Auth: hs256(t), SweepInterval: 50 * time.Millisecond})
 	// exp has one-second resolution: two seconds ahead is at least one second away.
 	exp := time.Now().Add(2 * time.Second).Unix()
 	refresher := dialToken(t, n, signed(t, jwt.MapClaims{"sub": "alice", "exp": exp}))
@@ -181,18 +130,18 @@ func TestRefreshAndTokenExpiry(t *testing.T) {
 	})
 	publish(t, nc, "push.user.alice", nil, `"still here"`, 1)
 	expectPush(t, refresher, "message", `"still here"`)
-	if got := metric(t, n, `pushd_connections_closed_total{reason="token_expired"}`); got != 1 {
+	if got := n.Metric(t, `pushd_connections_closed_total{reason="token_expired"}`); got != 1 {
 		t.Fatalf("token_expired closes = %v, want 1", got)
 	}
-	if got := metric(t, n, `pushd_token_refreshes_total{result="ok"}`); got != 1 {
+	if got := n.Metric(t, `pushd_token_refreshes_total{result="ok"}`); got != 1 {
 		t.Fatalf("refreshes ok = %v", got)
 	}
 }
 
 func TestRefreshedFrameCarriesExp(t *testing.T) {
 	ns := pushtest.RunNATS(t)
-	n := startPushd(t, ns.URL(), "--jwt-secret", testSecret)
-	c := pushtest.RawDial(t, n.Listen, "?token="+token(t, "alice", time.Hour), nil)
+	n := testnode.Start(t, ns.URL(), node.Config{Auth: hs256(t)})
+	c := pushtest.RawDial(t, n.Addr(), "?token="+token(t, "alice", time.Hour), nil)
 	if hello := c.TextFrame(t); !strings.Contains(hello, `"type":"hello"`) {
 		t.Fatalf("hello %s", hello)
 	}
@@ -229,7 +178,7 @@ func TestSubjectInjectionThroughIDs(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer func() { _ = sub.Unsubscribe() }()
-	n := startPushd(t, ns.URL(), "--dev", "--jwt-secret", testSecret, "--max-frame-size", "65536")
+	n := testnode.Start(t, ns.URL(), node.Config{Dev: true, Auth: hs256(t), MaxFrameSize: 65536})
 	c := dial(t, n, "mallory")
 	for _, id := range hostileIDs {
 		if f := request(t, c, joinFrame(id, "")); f.Type != "error" || f.Code != "invalid_doc" {
@@ -243,16 +192,16 @@ func TestSubjectInjectionThroughIDs(t *testing.T) {
 			t.Fatalf("ping: %+v", f)
 		}
 		q := "?user=" + urlQuery(id)
-		if status, body := handshake(t, n.wsURL()+q, nil); status != http.StatusBadRequest || !strings.Contains(body, "invalid_user") {
+		if status, body := handshake(t, n.WSURL()+q, nil); status != http.StatusBadRequest || !strings.Contains(body, "invalid_user") {
 			t.Fatalf("dev user %.40q: %d %s", id, status, body)
 		}
-		if status, _ := handshake(t, n.wsURL()+"?token="+signed(t, jwt.MapClaims{"sub": id}), nil); status != http.StatusBadRequest && status != http.StatusUnauthorized {
+		if status, _ := handshake(t, n.WSURL()+"?token="+signed(t, jwt.MapClaims{"sub": id}), nil); status != http.StatusBadRequest && status != http.StatusUnauthorized {
 			t.Fatalf("token sub %.40q: %d", id, status)
 		}
 	}
 	// Invalid UTF-8 cannot travel in a JSON text frame (the socket closes
 	// with 1007); in a query it can.
-	if status, body := handshake(t, n.wsURL()+"?user=a%FFb", nil); status != http.StatusBadRequest || !strings.Contains(body, "invalid_user") {
+	if status, body := handshake(t, n.WSURL()+"?user=a%FFb", nil); status != http.StatusBadRequest || !strings.Contains(body, "invalid_user") {
 		t.Fatalf("dev user with invalid UTF-8: %d %s", status, body)
 	}
 	if err := nc.Flush(); err != nil {
@@ -263,16 +212,16 @@ func TestSubjectInjectionThroughIDs(t *testing.T) {
 	subjects := append([]string(nil), seen...)
 	mu.Unlock()
 	for _, s := range subjects {
-		ok := strings.HasPrefix(s, "push.events.") || strings.HasPrefix(s, "push.session.") || strings.HasPrefix(s, "push.admin") ||
-			strings.HasPrefix(s, "push.nodes.") || // heartbeats and number claims
-			strings.HasPrefix(s, "push.history.") // history heartbeats
-		if !ok {
+		// The node alone publishes events and its sessions' marker pushes
+		// (pushd's admin and cluster subjects are not the node's).
+		if !strings.HasPrefix(s, "push.events.") && !strings.HasPrefix(s, "push.session.") {
 			t.Errorf("node published on %q", s)
 		}
 	}
-	if status, _ := httpGet(t, n.httpURL("/healthz")); status != 200 {
-		t.Fatalf("healthz %d", status)
+	if ok, why := n.Ready(); !ok {
+		t.Fatalf("node not ready after the hostile IDs: %s", why)
 	}
+	dial(t, n, "newcomer")
 }
 
 func urlQuery(s string) string {
@@ -281,4 +230,75 @@ func urlQuery(s string) string {
 		fmt.Fprintf(&b, "%%%02X", s[i])
 	}
 	return b.String()
+}
+
+// TestClientPublishCannotReachAdminSubjects: a client's only way onto NATS is
+// a publish frame for a joined, validated doc, which lands on
+// <prefix>.up.doc.<doc>; nothing a client sends reaches <prefix>.admin.*.
+func TestClientPublishCannotReachAdminSubjects(t *testing.T) {
+	t.Parallel() // it waits out messages that must not come, not working
+	ns := pushtest.RunNATS(t)
+	nc := ns.Connect(t)
+	n := testnode.Start(t, ns.URL(), node.Config{Dev: true})
+	adminMsgs, err := nc.SubscribeSync("push.admin.>")
+	if err != nil {
+		t.Fatal(err)
+	}
+	up, err := nc.SubscribeSync("push.up.>")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	c := dial(t, n, "eve")
+	for _, doc := range []string{"*", ">", "admin.>", "admin.*", ".admin", "admin..kick", ""} {
+		if err := c.Join(ctxT(t), doc); err == nil {
+			t.Fatalf("join %q accepted", doc)
+		}
+	}
+	// Dotted doc IDs are fine: they stay under push.up.doc.
+	for _, doc := range []string{"admin", "admin.kick"} {
+		if err := c.Join(ctxT(t), doc); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, doc := range []string{"admin", "admin.kick", ">"} {
+		if err := c.Publish(doc, "kick", map[string]string{"user": "alice"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := c.Send([]byte(`{"type":"kick","user":"alice"}`)); err != nil {
+		t.Fatal(err)
+	}
+	// Frames are handled in order: once the pong is back, all of the above was.
+	if err := c.Send([]byte(`{"type":"ping"}`)); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		f, err := c.Reply(ctxT(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if f.Type == "pong" {
+			break
+		}
+	}
+	for _, want := range []string{"push.up.doc.admin", "push.up.doc.admin.kick"} {
+		m, err := up.NextMsg(5 * time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m.Subject != want {
+			t.Fatalf("client publish went to %s, want %s", m.Subject, want)
+		}
+	}
+	if m, err := adminMsgs.NextMsg(200 * time.Millisecond); err == nil {
+		t.Fatalf("a client frame reached %s", m.Subject)
+	} else if err != nats.ErrTimeout {
+		t.Fatal(err)
+	}
+	if m, err := up.NextMsg(100 * time.Millisecond); err == nil {
+		t.Fatalf("unexpected upstream message on %s", m.Subject)
+	}
 }

@@ -3,22 +3,23 @@ package main
 import (
 	"encoding/json"
 	"net/http"
+	"path/filepath"
 	"slices"
 	"testing"
 
 	"github.com/pushd/pushd/internal/pushtest"
 )
 
-// TestHTTPTransportsAsWired: pushd serves the HTTP transports under
-// /http/ and wires the forwarding between nodes: a poll session opened on
-// node 1 is joined, polled and closed through node 2, an SSE session
-// streams through node 2, and pushctl lists each session's transport.
-func TestHTTPTransportsAsWired(t *testing.T) {
-	bin := buildPushctl(t)
+// TestSessionsShowTransports: real pushd processes serve the HTTP
+// transports under /http/ and forward between nodes (a poll session opened
+// on node 1 is joined, polled and closed through node 2, an SSE session
+// streams through node 2), and pushctl lists each session's transport.
+func TestSessionsShowTransports(t *testing.T) {
+	bin := filepath.Join(binDir, "pushctl")
 	ns := pushtest.RunNATS(t)
 	nc := ns.Connect(t)
-	n1 := startPushd(t, ns.URL(), "--dev", "--node-id", "1")
-	n2 := startPushd(t, ns.URL(), "--dev", "--node-id", "2")
+	n1 := startPushd(t, ns.URL(), 1)
+	n2 := startPushd(t, ns.URL(), 2)
 	base1, base2 := "http://"+n1.Listen, "http://"+n2.Listen
 	ws := dial(t, n1, "wendy")
 

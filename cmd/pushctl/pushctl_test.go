@@ -17,24 +17,12 @@ import (
 	"time"
 
 	"github.com/hashicorp/consul/api"
-	"github.com/nats-io/nats.go"
 
 	"github.com/pushd/pushd/admin"
 	"github.com/pushd/pushd/client"
 	"github.com/pushd/pushd/contract"
 	"github.com/pushd/pushd/internal/pushtest"
 )
-
-// buildPushctl builds the real pushctl binary into a test temp dir.
-func buildPushctl(t *testing.T) string {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), "pushctl")
-	out, err := exec.Command("go", "build", "-o", bin, "github.com/pushd/pushd/cmd/pushctl").CombinedOutput()
-	if err != nil {
-		t.Fatalf("go build pushctl: %v\n%s", err, out)
-	}
-	return bin
-}
 
 // ctlResult is one pushctl run.
 type ctlResult struct {
@@ -172,14 +160,14 @@ func sidCol(out string) []string {
 	return sids
 }
 
-// TestPushctl runs the real pushctl binary against two real pushd nodes on
-// a real NATS server, with real WebSocket clients.
+// TestPushctl runs the real pushctl binary against two real pushd processes
+// on a real NATS server, with real WebSocket clients.
 func TestPushctl(t *testing.T) {
-	bin := buildPushctl(t)
+	bin := filepath.Join(binDir, "pushctl")
 	ns := pushtest.RunNATS(t)
 	nc := ns.Connect(t)
-	n1 := startPushd(t, ns.URL(), "--dev", "--node-id", "1", "--ping-interval", "10m", "--ping-grace", "10m", "--max-push-size", "65536")
-	n2 := startPushd(t, ns.URL(), "--dev", "--node-id", "2", "--ping-interval", "10m", "--ping-grace", "10m", "--max-push-size", "65536")
+	n1 := startPushd(t, ns.URL(), 1, "--ping-interval", "10m", "--ping-grace", "10m", "--max-push-size", "65536")
+	n2 := startPushd(t, ns.URL(), 2, "--ping-interval", "10m", "--ping-grace", "10m", "--max-push-size", "65536")
 	// Without Consul pushctl collects answers for the whole --timeout; the
 	// nodes answer in milliseconds, so keep it short.
 	pc := ctl{t: t, bin: bin, env: []string{"PUSHCTL_NATS_URL=" + ns.URL(), "PUSHCTL_TIMEOUT=1s"}}
@@ -187,11 +175,11 @@ func TestPushctl(t *testing.T) {
 	a1, a2, b1 := dial(t, n1, "alice"), dial(t, n1, "alice"), dial(t, n1, "bob")
 	a3, c2 := dial(t, n2, "alice"), dial(t, n2, "carol")
 	for _, c := range []*client.Client{a1, b1, c2} {
-		if err := c.Join(ctxT(t), "doc-1"); err != nil {
+		if err := c.Join(pushtest.Ctx(t), "doc-1"); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if _, err := a1.Ping(ctxT(t)); err != nil {
+	if _, err := a1.Ping(pushtest.Ctx(t)); err != nil {
 		t.Fatal(err)
 	}
 	all := []*client.Client{a1, a2, b1, a3, c2}
@@ -246,7 +234,7 @@ func TestPushctl(t *testing.T) {
 		// Without Consul, pushctl waits for the live peers the nodes name
 		// (from their NATS heartbeats, once they have heard a full round),
 		// not for its whole --timeout.
-		eventually(t, func() error {
+		pushtest.Eventually(t, 10*time.Second, func() error {
 			doc := decode[struct {
 				Nodes            []admin.NodeInfo `json:"nodes"`
 				NotAnswering     []any            `json:"not_answering"`
@@ -379,7 +367,7 @@ func TestPushctl(t *testing.T) {
 			t.Fatalf("publish output %q", out)
 		}
 		for _, c := range []*client.Client{a1, a2, a3} {
-			if f := expectPush(t, c, "greet", `{"hi":1}`); f.ID != "m-1" || f.Target != "user" {
+			if f := pushtest.ExpectPush(t, c, "greet", `{"hi":1}`); f.ID != "m-1" || f.Target != "user" {
 				t.Fatalf("push %+v", f)
 			}
 		}
@@ -389,14 +377,14 @@ func TestPushctl(t *testing.T) {
 			t.Fatalf("doc publish %+v", res)
 		}
 		for _, c := range []*client.Client{a1, b1, c2} {
-			if f := expectPush(t, c, "message", `"v1"`); f.ID != res.ID {
+			if f := pushtest.ExpectPush(t, c, "message", `"v1"`); f.ID != res.ID {
 				t.Fatalf("push id %q, want %q", f.ID, res.ID)
 			}
 		}
 		if out := pc.ok("publish", "--session", c2.SID(), "-o", "wide", `[1]`); !strings.Contains(out, "delivered to 1 of 1 matching session(s) on 1 node(s)") || !strings.Contains(out, "NODE") {
 			t.Fatalf("session publish %q", out)
 		}
-		expectPush(t, c2, "message", `[1]`)
+		pushtest.ExpectPush(t, c2, "message", `[1]`)
 
 		file := filepath.Join(t.TempDir(), "data.json")
 		if err := os.WriteFile(file, []byte(`{"from":"file"}`), 0o600); err != nil {
@@ -406,12 +394,12 @@ func TestPushctl(t *testing.T) {
 			t.Fatalf("broadcast %q", out)
 		}
 		for _, c := range all {
-			expectPush(t, c, "message", `{"from":"file"}`)
+			pushtest.ExpectPush(t, c, "message", `{"from":"file"}`)
 		}
 		if r := pc.runIn(`{"from":"stdin"}`, "publish", "--user", "bob", "-"); r.code != 0 || !strings.Contains(r.stdout, "delivered to 1 of 1 matching session(s)") {
 			t.Fatalf("stdin publish: %d %q %q", r.code, r.stdout, r.stderr)
 		}
-		expectPush(t, b1, "message", `{"from":"stdin"}`)
+		pushtest.ExpectPush(t, b1, "message", `{"from":"stdin"}`)
 
 		// The timestamp header arrives: NATS subscriber sees every header.
 		sub, err := nc.SubscribeSync("push.user.dave")
@@ -440,7 +428,7 @@ func TestPushctl(t *testing.T) {
 		big := strings.Repeat("z", 100_000)
 		pc.fails(4, "nothing delivered: 2 node(s) refused it as too large (100000 bytes; see pushd --max-push-size)",
 			"publish", "--user", "alice", "--require-delivery", big)
-		marker(t, nc, a1) // the refused push reached nobody
+		pushtest.Marker(t, nc, a1) // the refused push reached nobody
 		pc.fails(2, "exactly one target, got --user and --doc", "publish", "--user", "a", "--doc", "b", "x")
 		pc.fails(2, "needs a target", "publish", "x")
 		pc.fails(1, "cannot read the data from @/nonexistent/file", "publish", "--all", "@/nonexistent/file")
@@ -455,7 +443,7 @@ func TestPushctl(t *testing.T) {
 		if out != "closed 1 session(s): "+k3.SID()+"\n" {
 			t.Fatalf("kick output %q", out)
 		}
-		if _, err := k3.Next(ctxT(t)); closeCode(err) != 4010 || !strings.Contains(err.Error(), "bye trent") {
+		if _, err := k3.Next(pushtest.Ctx(t)); pushtest.CloseCode(err) != 4010 || !strings.Contains(err.Error(), "bye trent") {
 			t.Fatalf("kicked client got %v, want close 4010 bye trent", err)
 		}
 		res := decode[admin.KickResult](t, pc.ok("kick", "--user", "mallory", "--reason", "account suspended", "-o", "json"))
@@ -463,14 +451,14 @@ func TestPushctl(t *testing.T) {
 			t.Fatalf("kick result %+v", res)
 		}
 		for _, c := range []*client.Client{k1, k2} {
-			_, err := c.Next(ctxT(t))
+			_, err := c.Next(pushtest.Ctx(t))
 			var ce *client.CloseError
 			if !errors.As(err, &ce) || ce.Code != 4010 || ce.Reason != "account suspended" {
 				t.Fatalf("kicked client got %v", err)
 			}
 		}
-		eventually(t, func() error {
-			if v := metric(t, n1, `pushd_connections_closed_total{reason="kicked"}`); v != 2 {
+		pushtest.Eventually(t, 10*time.Second, func() error {
+			if v := n1.metric(t, `pushd_connections_closed_total{reason="kicked"}`); v != 2 {
 				return fmt.Errorf("node 1 kicked = %v, want 2", v)
 			}
 			return nil
@@ -490,7 +478,7 @@ func TestPushctl(t *testing.T) {
 		}
 		for range 5 {
 			pc.ok("publish", "--user", "carol", "--wait", "50ms", "x")
-			expectPush(t, c2, "message", `"x"`)
+			pushtest.ExpectPush(t, c2, "message", `"x"`)
 		}
 		if err := cmd.Wait(); err != nil {
 			t.Fatalf("stats: %v: %s", err, stderr)
@@ -521,7 +509,7 @@ func TestPushctl(t *testing.T) {
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
-		eventually(t, func() error {
+		pushtest.Eventually(t, 10*time.Second, func() error {
 			if n := strings.Count(watched.String(), "rates over"); n < 3 {
 				return fmt.Errorf("%d redraws so far", n)
 			}
@@ -592,7 +580,7 @@ func TestPushctl(t *testing.T) {
 
 	t.Run("consul", func(t *testing.T) {
 		consul := pushtest.RunConsul(t)
-		n3 := startPushd(t, ns.URL(), "--dev", "--node-id", "3", "--ping-interval", "10m", "--ping-grace", "10m")
+		n3 := startPushd(t, ns.URL(), 3, "--ping-interval", "10m", "--ping-grace", "10m")
 		register := func(id int64, addr string) {
 			host, port, _ := strings.Cut(addr, ":")
 			p, _ := strconv.Atoi(port)
@@ -610,7 +598,7 @@ func TestPushctl(t *testing.T) {
 		register(3, n3.Listen)
 		pc := pc.with("PUSHCTL_CONSUL_ADDR=" + consul.Addr())
 		pc.t = t
-		eventually(t, func() error {
+		pushtest.Eventually(t, 10*time.Second, func() error {
 			if r := pc.run("nodes", "--timeout", "10s", "-o", "json"); r.code != 0 || r.took > 5*time.Second {
 				return fmt.Errorf("nodes with Consul: exit %d after %s: %s", r.code, r.took, r.stderr)
 			}
@@ -622,7 +610,7 @@ func TestPushctl(t *testing.T) {
 		}
 
 		// Node 3 stops but stays registered: listed as not answering.
-		if err := n3.stop(t); err != nil {
+		if err := n3.stop(); err != nil {
 			t.Fatal(err)
 		}
 		out := pc.ok("nodes")
@@ -643,76 +631,6 @@ func TestPushctl(t *testing.T) {
 		}
 		pc.with("PUSHCTL_CONSUL_ADDR=127.0.0.1:1").fails(1, "cannot list pushd nodes in Consul at 127.0.0.1:1", "nodes")
 	})
-}
-
-// TestClientPublishCannotReachAdminSubjects: a client's only way onto NATS is
-// a publish frame for a joined, validated doc, which lands on
-// <prefix>.up.doc.<doc>; nothing a client sends reaches <prefix>.admin.*.
-func TestClientPublishCannotReachAdminSubjects(t *testing.T) {
-	ns := pushtest.RunNATS(t)
-	nc := ns.Connect(t)
-	n := startPushd(t, ns.URL(), "--dev")
-	adminMsgs, err := nc.SubscribeSync("push.admin.>")
-	if err != nil {
-		t.Fatal(err)
-	}
-	up, err := nc.SubscribeSync("push.up.>")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := nc.Flush(); err != nil {
-		t.Fatal(err)
-	}
-	c := dial(t, n, "eve")
-	for _, doc := range []string{"*", ">", "admin.>", "admin.*", ".admin", "admin..kick", ""} {
-		if err := c.Join(ctxT(t), doc); err == nil {
-			t.Fatalf("join %q accepted", doc)
-		}
-	}
-	// Dotted doc IDs are fine: they stay under push.up.doc.
-	for _, doc := range []string{"admin", "admin.kick"} {
-		if err := c.Join(ctxT(t), doc); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for _, doc := range []string{"admin", "admin.kick", ">"} {
-		if err := c.Publish(doc, "kick", map[string]string{"user": "alice"}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := c.Send([]byte(`{"type":"kick","user":"alice"}`)); err != nil {
-		t.Fatal(err)
-	}
-	// Frames are handled in order: once the pong is back, all of the above was.
-	if err := c.Send([]byte(`{"type":"ping"}`)); err != nil {
-		t.Fatal(err)
-	}
-	for {
-		f, err := c.Reply(ctxT(t))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if f.Type == "pong" {
-			break
-		}
-	}
-	for _, want := range []string{"push.up.doc.admin", "push.up.doc.admin.kick"} {
-		m, err := up.NextMsg(5 * time.Second)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if m.Subject != want {
-			t.Fatalf("client publish went to %s, want %s", m.Subject, want)
-		}
-	}
-	if m, err := adminMsgs.NextMsg(200 * time.Millisecond); err == nil {
-		t.Fatalf("a client frame reached %s", m.Subject)
-	} else if err != nats.ErrTimeout {
-		t.Fatal(err)
-	}
-	if m, err := up.NextMsg(100 * time.Millisecond); err == nil {
-		t.Fatalf("unexpected upstream message on %s", m.Subject)
-	}
 }
 
 // statsDoc is pushctl stats' JSON.
@@ -752,4 +670,10 @@ func cmpSID(a, b string) int {
 		return 1
 	}
 	return 0
+}
+
+// dial opens a dev session for user on p, closed when the test ends.
+func dial(t *testing.T, p *pushd, user string) *client.Client {
+	t.Helper()
+	return pushtest.Dial(t, p.wsURL(), user)
 }

@@ -1,4 +1,4 @@
-package main
+package node_test
 
 import (
 	"context"
@@ -7,8 +7,6 @@ import (
 	"crypto/rand"
 	"encoding/json"
 	"errors"
-	"io"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -19,42 +17,23 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/nats-io/nats.go"
 
+	"github.com/pushd/pushd/auth"
 	"github.com/pushd/pushd/client"
+	"github.com/pushd/pushd/contract"
 	"github.com/pushd/pushd/internal/pushtest"
+	"github.com/pushd/pushd/internal/testnode"
+	"github.com/pushd/pushd/node"
 )
 
-// handshake returns the HTTP status and body of a WebSocket upgrade request.
-func handshake(t *testing.T, url string, header http.Header) (int, string) {
-	t.Helper()
-	req, err := http.NewRequest(http.MethodGet, strings.Replace(url, "ws://", "http://", 1), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Connection", "Upgrade")
-	req.Header.Set("Upgrade", "websocket")
-	req.Header.Set("Sec-WebSocket-Version", "13")
-	req.Header.Set("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ==")
-	for k, v := range header {
-		req.Header[k] = v
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var b strings.Builder
-	buf := make([]byte, 512)
-	if resp.StatusCode != http.StatusSwitchingProtocols {
-		n, _ := resp.Body.Read(buf)
-		b.Write(buf[:n])
-	}
-	return resp.StatusCode, b.String()
-}
+// Sessions: how a client gets one (tokens, the connect frame, refusals), how
+// it is kept (heartbeats, replies, bad input, slow consumers) and how it
+// ends (drain).
 
 func TestTokenAuthentication(t *testing.T) {
+	t.Parallel() // it waits for its node to drain at cleanup, not working
 	ns := pushtest.RunNATS(t)
-	n := startPushd(t, ns.URL(), "--jwt-secret", testSecret)
-	url := n.wsURL()
+	n := testnode.Start(t, ns.URL(), node.Config{Auth: hs256(t)})
+	url := n.WSURL()
 
 	wrongKey, err := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{"sub": "alice", "exp": time.Now().Add(time.Hour).Unix()}).
 		SignedString([]byte("another-secret"))
@@ -93,7 +72,7 @@ func TestTokenAuthentication(t *testing.T) {
 	if h := c.Hello(); h.User != "alice" || h.SID == "" || h.PingInterval != 20000 || h.PingTimeout != 30000 {
 		t.Fatalf("hello %+v", h)
 	}
-	if got := metric(t, n, `pushd_handshake_failures_total{reason="unauthorized"}`); got != 5 {
+	if got := n.Metric(t, `pushd_handshake_failures_total{reason="unauthorized"}`); got != 5 {
 		t.Fatalf("unauthorized handshake failures = %v, want 5", got)
 	}
 }
@@ -105,13 +84,17 @@ func TestES256PublicKey(t *testing.T) {
 	}
 	path := filepath.Join(t.TempDir(), "pub.pem")
 	pushtest.WritePublicKeyPEM(t, path, &key.PublicKey)
+	v, err := auth.New(auth.Config{PublicKeyFiles: []string{path}})
+	if err != nil {
+		t.Fatal(err)
+	}
 	ns := pushtest.RunNATS(t)
-	n := startPushd(t, ns.URL(), "--jwt-public-key", path)
+	n := testnode.Start(t, ns.URL(), node.Config{Auth: v})
 	tok, err := jwt.NewWithClaims(jwt.SigningMethodES256, jwt.MapClaims{"sub": "erin", "exp": time.Now().Add(time.Hour).Unix()}).SignedString(key)
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := client.Dial(ctxT(t), n.wsURL(), client.Options{Token: tok})
+	c, err := client.Dial(ctxT(t), n.WSURL(), client.Options{Token: tok})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -119,79 +102,34 @@ func TestES256PublicKey(t *testing.T) {
 	// An HS256 token signed with the public key's bytes (HS/RS confusion) is refused.
 	pemBytes, _ := os.ReadFile(path)
 	forged, _ := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{"sub": "erin", "exp": time.Now().Add(time.Hour).Unix()}).SignedString(pemBytes)
-	if status, _ := handshake(t, n.wsURL()+"?token="+forged, nil); status != 401 {
+	if status, _ := handshake(t, n.WSURL()+"?token="+forged, nil); status != 401 {
 		t.Fatalf("HS256 token forged with the public key: status %d, want 401", status)
 	}
 }
 
-func TestDevModeRules(t *testing.T) {
-	// Without a key and without --dev, pushd refuses to start.
-	cmd := newRootCmd(context.Background(), nil, nil, func(string) (string, bool) { return "", false }, nil)
-	cmd.SetArgs([]string{"--listen", "127.0.0.1:0", "--nats-embedded-listen", "127.0.0.1:0"})
-	if err := cmd.Execute(); err == nil || !strings.Contains(err.Error(), "no token key") {
-		t.Fatalf("start without key: %v, want a 'no token key' error", err)
-	}
-	// --dev with an embedded NATS server accepts ?user= and still verifies tokens if a key is set.
-	n := startPushd(t, "", "--dev", "--jwt-secret", testSecret)
+// TestDevModeAcceptsUsersAndStillVerifiesTokens: a dev node with a key
+// accepts ?user= and still verifies the tokens it is given. (That pushd
+// refuses to start with neither a key nor --dev is cmd/pushd's
+// TestDevModeRules.)
+func TestDevModeAcceptsUsersAndStillVerifiesTokens(t *testing.T) {
+	ns := pushtest.RunNATS(t)
+	n := testnode.Start(t, ns.URL(), node.Config{Dev: true, Auth: hs256(t)})
 	c := dial(t, n, "dev-user")
 	if c.Hello().User != "dev-user" {
 		t.Fatalf("hello %+v", c.Hello())
 	}
-	if status, _ := handshake(t, n.wsURL()+"?token="+token(t, "x", -time.Minute), nil); status != 401 {
+	if status, _ := handshake(t, n.WSURL()+"?token="+token(t, "x", -time.Minute), nil); status != 401 {
 		t.Fatalf("expired token in dev mode: %d, want 401", status)
 	}
-	if status, _ := handshake(t, n.wsURL()+"?user=a*b", nil); status != 400 {
+	if status, _ := handshake(t, n.WSURL()+"?user=a*b", nil); status != 400 {
 		t.Fatalf("dev user a*b: %d, want 400", status)
 	}
-	// The embedded server is reachable for backends.
-	if !strings.HasPrefix(n.NATSURL, "nats://127.0.0.1:") {
-		t.Fatalf("embedded NATS url %q", n.NATSURL)
-	}
 }
-
-func TestEnvVarsSetFlags(t *testing.T) {
-	env := map[string]string{"PUSHD_DEV": "true", "PUSHD_NODE_ID": "42", "PUSHD_LISTEN": "127.0.0.1:0",
-		"PUSHD_ADMIN_LISTEN": "", "PUSHD_NATS_EMBEDDED_LISTEN": "127.0.0.1:0", "PUSHD_LOG_LEVEL": "error"}
-	ctx, cancel := context.WithCancel(context.Background())
-	got := make(chan started, 1)
-	cmd := newRootCmd(ctx, nil, devNull{}, func(k string) (string, bool) { v, ok := env[k]; return v, ok }, func(s started) { got <- s })
-	cmd.SetArgs(nil)
-	done := make(chan error, 1)
-	go func() { done <- cmd.Execute() }()
-	select {
-	case s := <-got:
-		if s.NodeID != 42 || s.AdminListen != "" {
-			t.Errorf("env not applied: %+v", s)
-		}
-	case err := <-done:
-		t.Fatal(err)
-	}
-	cancel()
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
-	// A bad value names the variable.
-	env["PUSHD_NODE_ID"] = "4096"
-	cmd = newRootCmd(context.Background(), nil, devNull{}, func(k string) (string, bool) { v, ok := env[k]; return v, ok }, nil)
-	cmd.SetArgs(nil)
-	if err := cmd.Execute(); err == nil || !strings.Contains(err.Error(), "--node-id 4096") {
-		t.Fatalf("node id 4096: %v", err)
-	}
-	env["PUSHD_DRAIN_TIMEOUT"] = "soon"
-	cmd = newRootCmd(context.Background(), nil, devNull{}, func(k string) (string, bool) { v, ok := env[k]; return v, ok }, nil)
-	cmd.SetArgs(nil)
-	if err := cmd.Execute(); err == nil || !strings.Contains(err.Error(), "PUSHD_DRAIN_TIMEOUT") {
-		t.Fatalf("bad duration: %v", err)
-	}
-}
-
-type devNull struct{}
-
-func (devNull) Write(p []byte) (int, error) { return len(p), nil }
 
 func TestHeartbeatTimeoutClosesSilentClient(t *testing.T) {
 	ns := pushtest.RunNATS(t)
-	n := startPushd(t, ns.URL(), "--dev", "--ping-interval", "150ms", "--ping-grace", "150ms", "--heartbeat-sweep", "50ms")
+	n := testnode.Start(t, ns.URL(), node.Config{Dev: true, PingInterval: 150 * time.Millisecond, PingGrace: 150 * time.Millisecond,
+		SweepInterval: 50 * time.Millisecond})
 	silent := dial(t, n, "silent")
 	alive := dial(t, n, "alive")
 	if silent.Hello().PingInterval != 150 || silent.Hello().PingTimeout != 300 {
@@ -228,7 +166,7 @@ func TestHeartbeatTimeoutClosesSilentClient(t *testing.T) {
 
 func TestAdaptiveHeartbeatIntervalRises(t *testing.T) {
 	ns := pushtest.RunNATS(t)
-	n := startPushd(t, ns.URL(), "--dev", "--ping-interval", "1s", "--ping-interval-max", "3s", "--ping-healthy-runs", "2")
+	n := testnode.Start(t, ns.URL(), node.Config{Dev: true, PingInterval: time.Second, PingIntervalMax: 3 * time.Second, HealthyPings: 2})
 	c := dial(t, n, "alice")
 	var got []int64
 	for range 6 {
@@ -250,9 +188,10 @@ func TestAdaptiveHeartbeatIntervalRises(t *testing.T) {
 }
 
 func TestBadInputGetsClearErrorsAndHurtsNoOne(t *testing.T) {
+	t.Parallel() // it waits for its node to drain at cleanup, not working
 	ns := pushtest.RunNATS(t)
 	nc := ns.Connect(t)
-	n := startPushd(t, ns.URL(), "--dev", "--max-frame-size", "1024")
+	n := testnode.Start(t, ns.URL(), node.Config{Dev: true, MaxFrameSize: 1024})
 	bystander := dial(t, n, "bystander")
 
 	c := dial(t, n, "mallory")
@@ -314,20 +253,22 @@ func TestBadInputGetsClearErrorsAndHurtsNoOne(t *testing.T) {
 			}
 		})
 	}
-	// The node and the bystander are unaffected.
+	// The node and the bystander are unaffected: the node is ready (what
+	// pushd's /readyz reports) and takes new sessions.
 	publish(t, nc, "push.user.bystander", nil, `"still here"`, 1)
 	expectPush(t, bystander, "message", `"still here"`)
-	if status, _ := httpGet(t, n.httpURL("/healthz")); status != 200 {
-		t.Fatalf("healthz %d", status)
+	if ok, why := n.Ready(); !ok {
+		t.Fatalf("node not ready after bad input: %s", why)
 	}
+	dial(t, n, "newcomer")
 }
 
 func TestSlowConsumerIsCutOffWithoutHurtingOthers(t *testing.T) {
 	ns := pushtest.RunNATS(t)
 	nc := ns.Connect(t)
-	n := startPushd(t, ns.URL(), "--dev", "--max-queued-bytes", "65536", "--write-timeout", "2s")
+	n := testnode.Start(t, ns.URL(), node.Config{Dev: true, MaxQueuedBytes: 65536, WriteTimeout: 2 * time.Second})
 	// A client that never reads: its receive buffer is one push deep and it never calls Next.
-	slow, err := client.Dial(ctxT(t), n.wsURL(), client.Options{User: "slow", Buffer: 1})
+	slow, err := client.Dial(ctxT(t), n.WSURL(), client.Options{User: "slow", Buffer: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -347,7 +288,7 @@ func TestSlowConsumerIsCutOffWithoutHurtingOthers(t *testing.T) {
 			if err != nil {
 				break
 			}
-			var r report
+			var r contract.Report
 			if err := json.Unmarshal(m.Data, &r); err != nil {
 				t.Fatalf("report %q: %v", m.Data, err)
 			}
@@ -356,7 +297,7 @@ func TestSlowConsumerIsCutOffWithoutHurtingOthers(t *testing.T) {
 			}
 			cut = cut || r.CutOff == 1
 		}
-		if cut && metric(t, n, "pushd_slow_consumers_total") >= 1 {
+		if cut && n.Metric(t, "pushd_slow_consumers_total") >= 1 {
 			return nil
 		}
 		for range 50 {
@@ -367,7 +308,7 @@ func TestSlowConsumerIsCutOffWithoutHurtingOthers(t *testing.T) {
 		return errors.New("slow consumer not cut off (and reported so) yet")
 	})
 	eventually(t, func() error {
-		if got := metric(t, n, `pushd_connections_closed_total{reason="slow_consumer"}`); got != 1 {
+		if got := n.Metric(t, `pushd_connections_closed_total{reason="slow_consumer"}`); got != 1 {
 			return errors.New("slow consumer session not closed yet")
 		}
 		return nil
@@ -376,21 +317,29 @@ func TestSlowConsumerIsCutOffWithoutHurtingOthers(t *testing.T) {
 	expectPush(t, fast, "message", `"fine"`)
 }
 
+// TestGracefulShutdownSends1012: Drain, which pushd runs on SIGTERM, closes
+// every session with 1012, spread over the drain timeout, and the node then
+// leaves NATS. (The binary's exit status is cmd/pushd's
+// TestSIGTERMDrainsAndExitsZero.)
 func TestGracefulShutdownSends1012(t *testing.T) {
+	t.Parallel() // it waits for the drain, not working
 	ns := pushtest.RunNATS(t)
-	n := startPushd(t, ns.URL(), "--dev", "--drain-timeout", "300ms")
+	n := testnode.Start(t, ns.URL(), node.Config{Dev: true, DrainTimeout: 300 * time.Millisecond})
 	var clients []*client.Client
 	for _, u := range []string{"a", "b", "c", "d"} {
-		c, err := client.Dial(ctxT(t), n.wsURL(), client.Options{User: u})
+		c, err := client.Dial(ctxT(t), n.WSURL(), client.Options{User: u})
 		if err != nil {
 			t.Fatal(err)
 		}
 		clients = append(clients, c)
 	}
 	start := time.Now()
-	if err := n.stop(t); err != nil {
-		t.Fatalf("pushd exited with %v, want nil", err)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := n.Drain(ctx); err != nil {
+		t.Fatalf("drain: %v, want every session closed in time", err)
 	}
+	n.Stop()
 	for _, c := range clients {
 		<-c.Done()
 		if code := closeCode(c.Err()); code != 1012 {
@@ -400,14 +349,12 @@ func TestGracefulShutdownSends1012(t *testing.T) {
 	if took := time.Since(start); took < 200*time.Millisecond {
 		t.Fatalf("four sessions closed in %s: closes were not spread over the drain timeout", took)
 	}
-	if got := ns.NumSubscriptions(); got > 0 {
-		eventually(t, func() error {
-			if ns.NumClients() != 0 {
-				return errors.New("pushd still connected to NATS")
-			}
-			return nil
-		})
-	}
+	eventually(t, func() error {
+		if ns.NumClients() != 0 {
+			return errors.New("node still connected to NATS")
+		}
+		return nil
+	})
 }
 
 // TestPongEchoesPingPayload: RFC 6455 section 5.5.3 wants a pong to carry the
@@ -415,8 +362,8 @@ func TestGracefulShutdownSends1012(t *testing.T) {
 // pings by it and drop a session whose pongs never match.
 func TestPongEchoesPingPayload(t *testing.T) {
 	ns := pushtest.RunNATS(t)
-	n := startPushd(t, ns.URL(), "--dev")
-	c := pushtest.RawDial(t, n.Listen, "?user=pinger", nil)
+	n := testnode.Start(t, ns.URL(), node.Config{Dev: true})
+	c := pushtest.RawDial(t, n.Addr(), "?user=pinger", nil)
 	if f := c.TextFrame(t); !strings.Contains(f, `"hello"`) {
 		t.Fatalf("first frame %s, want hello", f)
 	}
@@ -435,16 +382,16 @@ func TestPongEchoesPingPayload(t *testing.T) {
 }
 
 // TestLargePushReachesAReadingClient: a push bigger than the whole outbound
-// queue limit (but within --max-push-size) reaches an idle client that reads;
-// a push over --max-push-size is refused once, reported as too_large, and
+// queue limit (but within MaxPushSize) reaches an idle client that reads;
+// a push over MaxPushSize is refused once, reported as too_large, and
 // disconnects nobody.
 func TestLargePushReachesAReadingClient(t *testing.T) {
 	ns := pushtest.RunNATS(t)
 	nc := ns.Connect(t)
-	n := startPushd(t, ns.URL(), "--dev", "--max-push-size", "400000")
+	n := testnode.Start(t, ns.URL(), node.Config{Dev: true, NodeID: 4, MaxPushSize: 400000})
 	c := dial(t, n, "reader")
 	big := `"` + strings.Repeat("x", 300_000) + `"`
-	if rs := publish(t, nc, "push.user.reader", nil, big, 1); rs[0] != (report{Node: n.NodeID, Matched: 1, Delivered: 1}) {
+	if rs := publish(t, nc, "push.user.reader", nil, big, 1); rs[0] != (contract.Report{Node: n.ID(), Matched: 1, Delivered: 1}) {
 		t.Fatalf("300 KB push report %+v", rs[0])
 	}
 	if f := expectPush(t, c, "message", ""); len(f.Data) != len(big) {
@@ -452,7 +399,7 @@ func TestLargePushReachesAReadingClient(t *testing.T) {
 	}
 
 	huge := `"` + strings.Repeat("y", 500_000) + `"`
-	if rs := publish(t, nc, "push.user.reader", nil, huge, 1); rs[0] != (report{Node: n.NodeID, Matched: 1, Refused: "too_large"}) {
+	if rs := publish(t, nc, "push.user.reader", nil, huge, 1); rs[0] != (contract.Report{Node: n.ID(), Matched: 1, Refused: "too_large"}) {
 		t.Fatalf("500 KB push report %+v, want refused too_large", rs[0])
 	}
 	metricIs(t, n, `pushd_pushes_refused_total{reason="too_large"}`, 1)
@@ -463,8 +410,8 @@ func TestLargePushReachesAReadingClient(t *testing.T) {
 // it answers by an optional id; errors about a doc name it.
 func TestRepliesEchoTheClientsID(t *testing.T) {
 	ns := pushtest.RunNATS(t)
-	n := startPushd(t, ns.URL(), "--dev", "--jwt-secret", testSecret)
-	c, err := client.Dial(ctxT(t), n.wsURL(), client.Options{Token: signed(t, jwt.MapClaims{
+	n := testnode.Start(t, ns.URL(), node.Config{Dev: true, Auth: hs256(t)})
+	c, err := client.Dial(ctxT(t), n.WSURL(), client.Options{Token: signed(t, jwt.MapClaims{
 		"sub": "alice", "exp": time.Now().Add(time.Hour).Unix(), "docs": []string{"open"}})})
 	if err != nil {
 		t.Fatal(err)
@@ -510,9 +457,9 @@ func TestRepliesEchoTheClientsID(t *testing.T) {
 func TestConnectFrameAuthentication(t *testing.T) {
 	ns := pushtest.RunNATS(t)
 	nc := ns.Connect(t)
-	n := startPushd(t, ns.URL(), "--jwt-secret", testSecret, "--auth-timeout", "300ms", "--max-sessions-per-user", "1")
+	n := testnode.Start(t, ns.URL(), node.Config{Auth: hs256(t), AuthTimeout: 300 * time.Millisecond, MaxSessionsPerUser: 1})
 	connect := func(frame string) *pushtest.RawConn {
-		c := pushtest.RawDial(t, n.Listen, "", nil)
+		c := pushtest.RawDial(t, n.Addr(), "", nil)
 		if frame != "" {
 			if err := c.Text(frame); err != nil {
 				t.Fatal(err)
@@ -547,7 +494,7 @@ func TestConnectFrameAuthentication(t *testing.T) {
 		{"bad user", `{"type":"connect","token":"` + token(t, "a.>", time.Hour) + `"}`, 4003, "invalid_user: user id: "},
 		{"dev user on a production node", `{"type":"connect","user":"bob"}`, 4003, "token_missing: "},
 		{"another frame first", `{"type":"ping"}`, 4003, `token_missing: the first frame must be {"type":"connect"`},
-		{"nothing within --auth-timeout", "", 4003, "auth_timeout: no connect frame within 300ms"},
+		{"nothing within AuthTimeout", "", 4003, "auth_timeout: no connect frame within 300ms"},
 		{"over the user's session limit", `{"type":"connect","token":"` + token(t, "alice", time.Hour) + `"}`, 4009, "too_many_sessions: "},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -558,8 +505,8 @@ func TestConnectFrameAuthentication(t *testing.T) {
 		})
 	}
 
-	dev := startPushd(t, ns.URL(), "--dev")
-	d := pushtest.RawDial(t, dev.Listen, "", nil)
+	dev := testnode.Start(t, ns.URL(), node.Config{Dev: true, NodeID: 1})
+	d := pushtest.RawDial(t, dev.Addr(), "", nil)
 	if err := d.Text(`{"type":"connect","user":"carol"}`); err != nil {
 		t.Fatal(err)
 	}
@@ -574,8 +521,8 @@ func TestConnectFrameAuthentication(t *testing.T) {
 // statuses.
 func TestBrowserSeesEveryRefusal(t *testing.T) {
 	ns := pushtest.RunNATS(t)
-	n := startPushd(t, ns.URL(), "--jwt-secret", testSecret, "--max-connections", "1", "--handshake-rate-per-ip", "1000")
-	origin := "Origin: http://" + n.Listen
+	n := testnode.Start(t, ns.URL(), node.Config{Auth: hs256(t), MaxConnections: 1, HandshakeRatePerIP: 1000})
+	origin := "Origin: http://" + n.Addr()
 	for _, tc := range []struct {
 		name, query string
 		code        uint16
@@ -587,7 +534,7 @@ func TestBrowserSeesEveryRefusal(t *testing.T) {
 		{"bad user", "?token=" + token(t, "a.>", time.Hour), 4003, "invalid_user: ", 400},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			c, status, err := pushtest.RawUpgrade(n.Listen, tc.query, nil, origin)
+			c, status, err := pushtest.RawUpgrade(n.Addr(), tc.query, nil, origin)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -595,102 +542,19 @@ func TestBrowserSeesEveryRefusal(t *testing.T) {
 			if code, reason := c.CloseFrame(t, 5*time.Second); status != 101 || code != tc.code || !strings.HasPrefix(reason, tc.reason) {
 				t.Fatalf("browser: status %d, close %d %q; want 101, %d %q...", status, code, reason, tc.code, tc.reason)
 			}
-			if status, body := handshake(t, n.wsURL()+tc.query, nil); status != tc.status || !strings.Contains(body, strings.TrimSuffix(tc.reason, ": ")) {
+			if status, body := handshake(t, n.WSURL()+tc.query, nil); status != tc.status || !strings.Contains(body, strings.TrimSuffix(tc.reason, ": ")) {
 				t.Fatalf("non-browser: %d %s, want %d", status, body, tc.status)
 			}
 		})
 	}
 	// The node's one connection slot taken: the next browser hears 1013.
-	_ = pushtest.RawDial(t, n.Listen, "?token="+token(t, "alice", time.Hour), nil)
-	c, status, err := pushtest.RawUpgrade(n.Listen, "?token="+token(t, "bob", time.Hour), nil, origin)
+	_ = pushtest.RawDial(t, n.Addr(), "?token="+token(t, "alice", time.Hour), nil)
+	c, status, err := pushtest.RawUpgrade(n.Addr(), "?token="+token(t, "bob", time.Hour), nil, origin)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer c.Close()
 	if code, reason := c.CloseFrame(t, 5*time.Second); status != 101 || code != 1013 || !strings.HasPrefix(reason, "over_capacity: ") {
 		t.Fatalf("full node: status %d close %d %q, want 101 1013 over_capacity", status, code, reason)
-	}
-}
-
-// TestSecondDevNodeNeedsNoFlags: `pushd --dev` twice on one laptop. The
-// first listens on loopback only and embeds NATS; the second takes the next
-// free ports, joins the first one's NATS server and the next free node
-// number, and the two form a cluster.
-func TestSecondDevNodeNeedsNoFlags(t *testing.T) {
-	run := func() started {
-		ctx, cancel := context.WithCancel(context.Background())
-		ready, done := make(chan started, 1), make(chan error, 1)
-		cmd := newRootCmd(ctx, io.Discard, io.Discard, func(string) (string, bool) { return "", false }, func(s started) { ready <- s })
-		cmd.SetArgs([]string{"--dev", "--log-level", "error", "--drain-timeout", "200ms"})
-		go func() { done <- cmd.Execute() }()
-		t.Cleanup(func() { cancel(); <-done })
-		select {
-		case s := <-ready:
-			return s
-		case err := <-done:
-			t.Fatalf("pushd --dev: %v", err)
-		case <-time.After(15 * time.Second):
-			t.Fatal("pushd --dev did not start")
-		}
-		return started{}
-	}
-	a := run()
-	b := run()
-	for _, s := range []started{a, b} {
-		if host, _, _ := net.SplitHostPort(s.Listen); host != "127.0.0.1" {
-			t.Fatalf("dev node listens on %s, want loopback only", s.Listen)
-		}
-	}
-	if a.Listen == b.Listen || a.AdminListen == b.AdminListen || a.NodeID == b.NodeID {
-		t.Fatalf("two dev nodes share a listener or a number: %+v %+v", a, b)
-	}
-	if a.NATSURL != b.NATSURL {
-		t.Fatalf("second dev node uses NATS %s, want the first one's %s", b.NATSURL, a.NATSURL)
-	}
-	nc, err := nats.Connect(a.NATSURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	ca := dial(t, &testNode{started: a}, "alice")
-	cb := dial(t, &testNode{started: b}, "alice")
-	if rs := publish(t, nc, "push.user.alice", nil, `"both"`, 2); delivered(rs) != 2 {
-		t.Fatalf("reports %+v, want one session on each node", rs)
-	}
-	expectPush(t, ca, "message", `"both"`)
-	expectPush(t, cb, "message", `"both"`)
-}
-
-// TestTakenPortsAreReportedAtOnce: outside dev mode a taken address is an
-// error naming the flag, at once (the embedded NATS port once took 10s).
-func TestTakenPortsAreReportedAtOnce(t *testing.T) {
-	ns := pushtest.RunNATS(t)
-	busy, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer busy.Close()
-	addr := busy.Addr().String()
-	for _, tc := range []struct {
-		args []string
-		want string
-	}{
-		{[]string{"--listen", addr, "--nats-url", ns.URL()}, "--listen " + addr},
-		{[]string{"--admin-listen", addr, "--nats-url", ns.URL()}, "--admin-listen " + addr},
-		{[]string{"--nats-embedded-listen", addr}, "--nats-embedded-listen " + addr},
-	} {
-		start := time.Now()
-		ctx, cancel := context.WithCancel(context.Background())
-		cmd := newRootCmd(ctx, io.Discard, io.Discard, func(string) (string, bool) { return "", false }, nil)
-		args := append([]string{"--jwt-secret", testSecret, "--node-id", "1", "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"}, tc.args...)
-		cmd.SetArgs(args)
-		err := cmd.Execute()
-		cancel()
-		if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), "address already in use") {
-			t.Fatalf("%v: %v, want an error naming %q", tc.args, err, tc.want)
-		}
-		if took := time.Since(start); took > 3*time.Second {
-			t.Fatalf("%v: refused after %s, want at once", tc.args, took)
-		}
 	}
 }

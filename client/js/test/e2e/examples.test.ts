@@ -1,0 +1,92 @@
+// The examples docs/SDK.md shows (client/js/examples/), run against a real pushd with tokens.
+import { after, before, test } from "node:test";
+import assert from "node:assert/strict";
+import type { PushdClient } from "@pushd/client";
+import { connect } from "../../examples/connect.js";
+import { followDoc } from "../../examples/join.js";
+import { publishEdit, watchForGiveUp } from "../../examples/errors.js";
+import { Cluster, type PushdNode } from "../support/cluster.js";
+import { Backend } from "../support/backend.js";
+import { tokenFor } from "../support/jwt.js";
+import { within } from "../support/wait.js";
+
+const secret = "examples-secret";
+const cluster = new Cluster();
+let node: PushdNode;
+let backend: Backend;
+const clients: PushdClient[] = [];
+const logged: unknown[][] = [];
+const realLog = console.log;
+
+before(async () => {
+  await cluster.nats();
+  node = await cluster.pushd(41, ["--jwt-secret", secret]);
+  backend = await Backend.connect(cluster.natsURL);
+  console.log = (...args: unknown[]) => void logged.push(args);
+});
+after(async () => {
+  console.log = realLog;
+  for (const c of clients) c.disconnect();
+  await backend?.close();
+  const logs = await cluster.stop();
+  if (process.exitCode) console.log(logs);
+});
+
+const getToken = (user: string) => async () => tokenFor(user, 3600, secret, { docs: ["*"] });
+
+/** Resolves when fn returns true, checked after each console.log of the example. */
+function logs(match: (args: unknown[]) => boolean): Promise<unknown[]> {
+  return within(5000, "the example's log line", new Promise((resolve) => {
+    const orig = console.log;
+    console.log = (...args: unknown[]) => {
+      orig(...args);
+      if (match(args)) {
+        console.log = orig;
+        resolve(args);
+      }
+    };
+  }));
+}
+
+test("connect.ts: connects with a token and logs pushes", async () => {
+  const connected = logs((a) => a[0] === "pushd connected");
+  const client = connect(node.url, getToken("ex-alice"));
+  clients.push(client);
+  await connected;
+  const pushed = logs((a) => a[0] === "pushd user push");
+  await backend.push("push.user.ex-alice", { text: "hi" }, { event: "greet" });
+  assert.deepEqual(await pushed, ["pushd user push", "greet", { text: "hi" }]);
+});
+
+test("join.ts: follows a doc's edits", async () => {
+  const client = connect(node.url, getToken("ex-bob"));
+  clients.push(client);
+  let refetches = 0;
+  const edits: unknown[] = [];
+  let edited!: () => void;
+  const gotEdit = new Promise<void>((r) => (edited = r));
+  const sub = followDoc(client, "ex-doc", () => refetches++, (e) => {
+    edits.push(e);
+    edited();
+  });
+  await sub.ready;
+  await backend.push("push.doc.ex-doc", { line: 1 }, { event: "edit" });
+  await within(5000, "an edit", gotEdit);
+  assert.deepEqual(edits, [{ line: 1 }]);
+  assert.equal(refetches, 0, "no refetch on the first join");
+});
+
+test("errors.ts: publishEdit joins when needed; watchForGiveUp tells when the client stops", async () => {
+  const client = connect(node.url, getToken("ex-carol"));
+  clients.push(client);
+  const upstream = await backend.subscribe("push.up.doc.ex-doc-2");
+  await publishEdit(client, "ex-doc-2", { line: 2 });
+  const m = await upstream.next;
+  assert.equal(m.headers?.get("Push-User"), "ex-carol");
+  assert.deepEqual(JSON.parse(new TextDecoder().decode(m.data)), { line: 2 });
+
+  const bad = connect(node.url, async () => tokenFor("ex-eve", 3600, "not-the-secret"));
+  clients.push(bad);
+  const shown = await within(10_000, "the give-up message", new Promise<string>((resolve) => watchForGiveUp(bad, resolve)));
+  assert.match(shown, /^Disconnected from push updates \(4003 token_invalid: /);
+});
