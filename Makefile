@@ -44,6 +44,10 @@ fuzz:
 	$(GO) test -run='^$$' -fuzz='^FuzzDecodeClientFrame$$' $(FUZZFLAGS) ./node
 	$(GO) test -run='^$$' -fuzz='^FuzzEncodePush$$' $(FUZZFLAGS) ./node
 	$(GO) test -run='^$$' -fuzz='^FuzzFrameTracker$$' $(FUZZFLAGS) ./node
+	$(GO) test -run='^$$' -fuzz='^FuzzParseCursor$$' $(FUZZFLAGS) ./node
+	$(GO) test -run='^$$' -fuzz='^FuzzAppendEvent$$' $(FUZZFLAGS) ./node
+	$(GO) test -run='^$$' -fuzz='^FuzzDecodeRequest$$' $(FUZZFLAGS) ./node
+	$(GO) test -run='^$$' -fuzz='^FuzzDecodeAnswer$$' $(FUZZFLAGS) ./node
 	$(GO) test -run='^$$' -fuzz='^FuzzVerify$$' $(FUZZFLAGS) ./auth
 
 chart:

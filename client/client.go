@@ -48,6 +48,12 @@ type Frame struct {
 	Recovered *bool `json:"recovered,omitempty"`
 	// Ack is set on a push whose publisher asked for a receipt.
 	Ack bool `json:"ack,omitempty"`
+	// CloseCode, Reason and Retry are an HTTP session's close frame's
+	// (type "close"): the WebSocket close code it stands for, why, and how
+	// long (ms) to wait before reconnecting when set.
+	CloseCode int    `json:"close_code,omitempty"`
+	Reason    string `json:"reason,omitempty"`
+	Retry     int64  `json:"retry,omitempty"`
 }
 
 // Options configure Dial.

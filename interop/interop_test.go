@@ -167,16 +167,19 @@ func (s server) pushctl(t *testing.T, args ...string) error {
 // with a heartbeat of 1 s plus 1 s grace (a session silent for 2 s is closed
 // within the 100 ms sweep) that does not adapt. pushd is stopped, and its log
 // shown if the test failed, when the test ends.
-func startServer(t *testing.T) server {
+func startServer(t *testing.T) server { return startServerOn(t, pushtest.RunNATS(t)) }
+
+// startServerOn is startServer on a NATS server of the caller's (one with
+// JetStream gives pushes their positions), with extra pushd arguments.
+func startServerOn(t *testing.T, ns *pushtest.NATS, args ...string) server {
 	t.Helper()
-	ns := pushtest.RunNATS(t)
 	log := &logLines{started: make(chan string, 1)}
-	cmd := exec.Command(filepath.Join(binDir, "pushd"),
+	cmd := exec.Command(filepath.Join(binDir, "pushd"), append([]string{
 		"--dev", "--nats-url", ns.URL(),
 		"--listen", "127.0.0.1:0", "--admin-listen", "",
 		"--ping-interval", "1s", "--ping-interval-max", "1s", "--ping-grace", "1s",
 		"--heartbeat-sweep", "100ms", "--drain-timeout", "100ms",
-		"--log-format", "json")
+		"--log-format", "json"}, args...)...)
 	cmd.Stdout, cmd.Stderr = log, log
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start pushd: %v", err)

@@ -151,6 +151,11 @@ type Config struct {
 	// only, or any origin with Dev.
 	AllowedOrigins []string
 
+	// Forwarder carries requests for HTTP sessions held by other nodes
+	// (forward.go). Nil means such requests are answered 404
+	// session_not_found, as for a session that does not exist.
+	Forwarder Forwarder
+
 	// Logger receives the node's logs. Nil means slog.Default().
 	Logger *slog.Logger
 	// Registerer receives the node's metrics. Nil means they are not registered.

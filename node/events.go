@@ -16,6 +16,7 @@ func (n *Node) publishEvent(kind string, s *session, reason Reason, at time.Time
 	b = appendString(b, s.user)
 	b = append(b, `,"node":`...)
 	b = strconv.AppendInt(b, n.cfg.NodeID, 10)
+	b = appendString(append(b, `,"transport":`...), s.t.name())
 	b = append(b, `,"remote":`...)
 	b = appendString(b, s.remote)
 	b = append(b, `,"connected_at":"`...)

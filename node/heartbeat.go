@@ -67,6 +67,7 @@ func (n *Node) sweep() {
 			}
 			clear(stuck)
 			n.ipLimiter.prune(ns)
+			n.http.prune(ns, n.cfg.PingInterval+n.cfg.PingGrace)
 			n.expirePending(ns)
 			for _, s := range expired {
 				n.log.Debug("heartbeat timeout", "sid", s.sid, "user", s.user)

@@ -194,9 +194,7 @@ func (n *Node) admitFrame(s *session, now int64, size int) bool {
 	s.limited++
 	n.metrics.rateLimited.inc()
 	if s.limited == 1 {
-		f := encodeError(errRateLimited, "too many frames: slow down (frames or bytes per second over the limit)", ref{})
-		s.enqueue(f)
-		f.release()
+		s.reply(encodeError(errRateLimited, "too many frames: slow down (frames or bytes per second over the limit)", ref{}))
 	}
 	burst := float64(max(cfg.UpstreamBurst, 1))
 	if !s.strikes.take(now, max(cfg.UpstreamRate/10, 1), burst, 1) || s.strikes.tokens < 1 {

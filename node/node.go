@@ -86,6 +86,9 @@ type Node struct {
 	// pending are upgraded connections waiting for their connect frame.
 	pending pendingSessions
 
+	// http are the HTTP sessions (SSE and long-polling, httpsession.go).
+	http *httpSessions
+
 	// poller watches parked sessions (park.go); nil when parking is off.
 	poller         *poller
 	parkedSessions atomic.Int64
@@ -117,11 +120,15 @@ func New(cfg Config) (*Node, error) {
 		bus:  cfg.Bus,
 		ids:  ids,
 		hub:  newHub(),
+		http: newHTTPSessions(),
 		stop: make(chan struct{}),
 	}
 	n.metrics = newMetrics(n)
 	if cfg.Registerer != nil {
 		if err := cfg.Registerer.Register(n.metrics); err != nil {
+			return nil, fmt.Errorf("pushd: node metrics: %w", err)
+		}
+		if err := cfg.Registerer.Register(newHTTPCollector(n)); err != nil {
 			return nil, fmt.Errorf("pushd: node metrics: %w", err)
 		}
 	}
@@ -282,6 +289,7 @@ func (n *Node) stopAccepting() {
 	n.gate.Lock()
 	n.draining.Store(true)
 	n.gate.Unlock()
+	n.http.stop() // SSE streams relayed for other nodes' sessions end
 }
 
 func ms(d time.Duration) int64 { return d.Milliseconds() }

@@ -40,7 +40,7 @@ func (s *session) enqueueHeld(f *frame, held *[]*session) enqueued {
 		return closing
 	}
 	cfg := &s.node.cfg
-	if s.outBytes >= cfg.MaxQueuedBytes || len(s.out) >= cfg.MaxQueuedFrames {
+	if s.outBytes+int(s.backlog.Load()) >= cfg.MaxQueuedBytes || len(s.out)+int(s.backlogFrames.Load()) >= cfg.MaxQueuedFrames {
 		s.mu.Unlock()
 		s.node.slowConsumer(s, ReasonSlowConsumer)
 		return cutOff
@@ -69,8 +69,13 @@ func (s *session) enqueueHeld(f *frame, held *[]*session) enqueued {
 }
 
 // reply queues f, which the caller built for this session alone, and drops
-// the caller's reference.
+// the caller's reference; while the read side collects replies (sink), f
+// goes there instead.
 func (s *session) reply(f *frame) {
+	if s.sink != nil {
+		*s.sink = append(*s.sink, f)
+		return
+	}
 	s.enqueue(f)
 	f.release()
 }

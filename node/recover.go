@@ -156,7 +156,12 @@ func (n *Node) release(s *session, t contract.Target, key string, reply func(res
 				at.recovered = false
 				n.metrics.resumes.inc("seam_not_closed")
 			}
-			frames := append([]*frame{reply(at)}, replay...)
+			frames := append(make([]*frame, 0, len(replay)+1), reply(at))
+			if s.sink != nil { // an HTTP session's POST answers, the stream gets the pushes
+				*s.sink = append(*s.sink, frames[0])
+				frames = frames[:0]
+			}
+			frames = append(frames, replay...)
 			if h != nil {
 				floor := at.position
 				for _, f := range h.frames {

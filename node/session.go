@@ -42,6 +42,11 @@ type session struct {
 	msgsOut    atomic.Uint64
 	bytesOut   atomic.Uint64
 	lastBeatAt atomic.Int64
+	// backlog and backlogFrames are what the transport holds that its
+	// client has not confirmed yet (an HTTP session's log; always 0 on a
+	// WebSocket): they count against the queue limits with the queue.
+	backlog       atomic.Int64
+	backlogFrames atomic.Int64
 	// writeStarted is the UnixNano at which the transport write in flight
 	// began, 0 when none is; the sweeper cuts off writes older than
 	// WriteTimeout.
@@ -62,6 +67,10 @@ type session struct {
 	// connSlot and userSlot are set while the session holds the admission
 	// slots it must release (limits.go); read side only.
 	connSlot, userSlot bool
+	// sink, while set, takes the replies to the frame being read instead of
+	// the queue: an HTTP session answers a POSTed frame in the POST's
+	// response (httpsession.go). Read side only.
+	sink *[]*frame
 	// pending is set while an upgraded connection waits for its connect
 	// frame (handshake.go): it has no user, no ID and no index entry.
 	pending atomic.Bool

@@ -242,7 +242,7 @@ func (b *bench) connect(targets []string, subject string) (connectResult, error)
 				count = b.o.conns - per*(nw-1)
 			}
 			return command{Op: "connect", Connect: &connectSpec{
-				Mode: b.mode, Targets: targets, First: i * per, Count: count, Rate: b.o.connRate / float64(nw),
+				Mode: b.mode, Transport: b.o.transport, Targets: targets, First: i * per, Count: count, Rate: b.o.connRate / float64(nw),
 				Concurrency: b.o.concurrency, Secret: b.o.secret, Docs: b.o.docs, DocDist: b.o.docDist,
 				SrcFrom: b.o.srcFrom, SrcTo: b.o.srcTo, ReadBuf: b.o.readBuf, EpochNano: epoch.UnixNano(),
 				TimeoutNano: int64(b.o.timeout), Subject: subject,

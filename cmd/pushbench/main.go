@@ -3,9 +3,11 @@
 // over worker processes (re-execs of itself) to stay under the per-process
 // open-files cap, can start the pushd nodes and the NATS server itself, and
 // runs named scenarios: idle, connect, broadcast, targeted, docs, churn,
-// compare (against NATS server's own WebSocket listener), and, with history
-// (JetStream), history (on vs off), resume (reconnect storm) and rolling
-// (rolling restart without loss).
+// compare (against NATS server's own WebSocket listener), transports
+// (WebSocket against SSE and long-polling), and, with history (JetStream),
+// history (on vs off), resume (reconnect storm) and rolling (rolling
+// restart without loss). --transport makes the clients of the scenarios
+// that take it SSE or long-poll clients.
 //
 //	go build -o /tmp/pushd ./cmd/pushd
 //	go run ./cmd/pushbench broadcast --pushd-bin /tmp/pushd --conns 1000 --count 100
@@ -60,6 +62,8 @@ type options struct {
 	output      string
 	progress    bool
 	maxRuntime  time.Duration
+	transport   string
+	transports  []string
 	jetstream   bool
 	missed      int
 	jitter      time.Duration
@@ -89,6 +93,7 @@ var scenarios = []scenario{
 		}, false},
 	{"churn", "--churn-rate disconnect+reconnect cycles/s for --duration while broadcasts flow; goroutines and heap must return flat", runChurn, nil, false},
 	{"compare", "idle + broadcast against pushd, then against NATS server's own WebSocket listener; pushd/peer ratios", runCompare, nil, false},
+	{"transports", "idle + broadcast over each of --transports (ws, sse, poll), each on fresh nodes; memory per idle session and CPU per delivery, against ws", runTransports, nil, false},
 	{"history", "targeted (and with --docs, docs) pushes with nodes at --history=false, then at --history=true, same run: CPU per push, latency, loss, on/off ratios", runHistory,
 		nil, true},
 	{"resume", "reconnect storm: all clients drop, --missed pushes per user (and doc) are published, all come back with since; resume time, replayed vs expected, reads per session", runResume,
@@ -129,6 +134,8 @@ Every flag has an environment twin PUSHBENCH_<FLAG> shown in its usage.`,
   pushbench docs      --pushd-bin /tmp/pushd --conns 5000 --docs 1000 --doc-size zipf
   pushbench churn     --pushd-bin /tmp/pushd --conns 15000 --churn-rate 3000 --duration 5m
   pushbench compare   --pushd-bin /tmp/pushd --conns 10000 -o json
+  pushbench transports --pushd-bin /tmp/pushd --conns 10000 --count 50 --rate 10
+  pushbench idle      --pushd-bin /tmp/pushd --conns 10000 --transport sse
   pushbench idle --spawn-nodes 4 --pushd-bin /tmp/pushd --conns 70000
   pushbench history   --pushd-bin /tmp/pushd --conns 18000 --count 200000 --rate 20000
   pushbench resume    --pushd-bin /tmp/pushd --conns 10000 --missed 5
@@ -170,6 +177,8 @@ Every flag has an environment twin PUSHBENCH_<FLAG> shown in its usage.`,
 	pf.StringVarP(&o.output, "output", "o", "table", "output: table or json")
 	pf.BoolVar(&o.progress, "progress", false, "draw the ramp progress bar even when stderr is not a terminal")
 	pf.DurationVar(&o.maxRuntime, "max-runtime", 30*time.Minute, "hard limit on the whole run")
+	pf.StringVar(&o.transport, "transport", "ws", "how clients connect to pushd: ws (WebSocket), sse (POST /http/connect + event stream) or poll (long-polling)")
+	pf.StringSliceVar(&o.transports, "transports", []string{"ws", "sse", "poll"}, "transports: the transports compared, in order")
 	pf.BoolVar(&o.jetstream, "jetstream", false, "run NATS with JetStream (a child process, file storage in the run's temp dir) and the nodes with --history=true; "+
 		"default on for history, resume and rolling, off for the rest (their nodes run --history=false, as measured before history existed)")
 	pf.StringVar(&o.drop, "drop", "close", "resume: how the clients go away: close (every client closes its socket) or kill (every node is killed with SIGKILL and started again with the same node id and ports)")
@@ -247,6 +256,17 @@ func runScenario(ctx context.Context, cmd *cobra.Command, o *options, s scenario
 	}
 	if o.srcFrom < 1 || o.srcTo > 254 || o.srcTo < o.srcFrom {
 		return errors.New("--src-from/--src-to: want 1 <= from <= to <= 254")
+	}
+	for _, t := range append([]string{o.transport}, o.transports...) {
+		if t != transportWS && t != transportSSE && t != transportPoll {
+			return fmt.Errorf("transport %q: want ws, sse or poll", t)
+		}
+	}
+	if o.transport != transportWS && (s.jetstream || s.name == "compare") {
+		return fmt.Errorf("%s works with --transport ws only", s.name)
+	}
+	if o.transport != transportWS && o.docs > 0 {
+		return errors.New("--docs works with --transport ws only (an HTTP client's joins would need a second connection)")
 	}
 	ctx, cancel := context.WithTimeout(ctx, o.maxRuntime)
 	defer cancel()

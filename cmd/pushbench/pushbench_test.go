@@ -272,6 +272,31 @@ func TestIntAfterAndBody(t *testing.T) {
 	}
 }
 
+// TestTransports runs idle + broadcast with WebSocket, SSE and long-poll
+// clients against fresh nodes, with a JWT so the HTTP clients authenticate
+// with Authorization: every client of each transport gets every push.
+func TestTransports(t *testing.T) {
+	r := run(t, "transports", "--conns", "30", "--workers", "2", "--count", "10", "--rate", "200", "--hold", "300ms", "--jwt-secret", "bench-secret")
+	for _, tr := range []string{"ws", "sse", "poll"} {
+		if d, e := metricOf(t, r, tr+"_deliveries"), metricOf(t, r, tr+"_expected"); d != e || d != 300 {
+			t.Errorf("%s: deliveries %v, expected %v, want 300", tr, d, e)
+		}
+		if got := metricOf(t, r, tr+"_open"); got != 30 {
+			t.Errorf("%s: open = %v", tr, got)
+		}
+	}
+	positive(t, r, "sse_server_rss_total", "poll_server_rss_total", "sse_vs_ws_rss_per_conn")
+}
+
+// TestBroadcastOverLongPolling: --transport makes any scenario's clients
+// HTTP clients, here long-polling ones.
+func TestBroadcastOverLongPolling(t *testing.T) {
+	r := run(t, "broadcast", "--conns", "20", "--in-process", "--transport", "poll", "--count", "10", "--rate", "200")
+	if d := metricOf(t, r, "deliveries"); d != 200 {
+		t.Errorf("deliveries %v, want 200", d)
+	}
+}
+
 // TestHistoryOnOff runs targeted and docs pushes with history off, then on,
 // against one JetStream-enabled NATS server: nothing lost in either phase,
 // and with history every push carries a position, none twice.

@@ -11,8 +11,11 @@ import (
 
 func (b *bench) connectChecked(targets []string, subject string) (connectResult, error) {
 	prefix := b.phase
-	if b.rep.Scenario == "compare" {
+	switch b.rep.Scenario {
+	case "compare":
 		prefix = b.mode + "_"
+	case "transports":
+		prefix = b.o.transport + "_"
 	}
 	cr, err := b.connect(targets, subject)
 	b.rep.add(prefix+"connections", float64(cr.connected), "")
@@ -395,4 +398,44 @@ func (b *bench) tmpCluster() (*cluster, error) {
 	dir, err := mkTemp()
 	c.tmp = dir
 	return c, err
+}
+
+// runTransports runs idle + broadcast with WebSocket, SSE and long-poll
+// clients in turn (--transports), each against freshly started nodes so
+// every transport's memory is measured from the same baseline, and reports
+// each HTTP transport's cost against the WebSocket's.
+func runTransports(b *bench) error {
+	transports := b.o.transports
+	defer func(t string) { b.o.transport = t }(b.o.transport)
+	for i, t := range transports {
+		if i > 0 {
+			b.close()
+			b.workers, b.cl = nil, nil
+		}
+		b.o.transport = t
+		if err := b.setup(); err != nil {
+			return err
+		}
+		time.Sleep(time.Second) // let the fresh node settle before the baseline
+		base := b.cl.sample(true)
+		prefix := t + "_"
+		if _, err := b.connectChecked(b.cl.targets(), ""); err != nil {
+			return err
+		}
+		if err := b.idleMeasure(base, prefix); err != nil {
+			return err
+		}
+		if err := b.broadcastPhase("push.all", prefix); err != nil {
+			return err
+		}
+	}
+	for _, t := range transports {
+		if t == transportWS {
+			continue
+		}
+		b.rep.ratio(t+"_vs_ws_rss_per_conn", t+"_server_rss_per_conn", "ws_server_rss_per_conn")
+		b.rep.ratio(t+"_vs_ws_heap_per_conn", t+"_server_heap_inuse_per_conn", "ws_server_heap_inuse_per_conn")
+		b.rep.ratio(t+"_vs_ws_cpu_per_delivery", t+"_server_cpu_per_delivery", "ws_server_cpu_per_delivery")
+	}
+	return nil
 }

@@ -30,7 +30,8 @@ import (
 
 // connectSpec tells a worker which clients to open.
 type connectSpec struct {
-	Mode        string   `json:"mode"` // "pushd" or "nats"
+	Mode        string   `json:"mode"`      // "pushd" or "nats"
+	Transport   string   `json:"transport"` // pushd mode: "ws" (default), "sse" or "poll"
 	Targets     []string `json:"targets"`
 	First       int      `json:"first"` // global index of the first client
 	Count       int      `json:"count"`
@@ -305,6 +306,18 @@ type benchClient struct {
 	nextPing atomic.Int64
 	interval atomic.Int64
 	natsBuf  []byte
+	// raw and session are an SSE or long-poll client's connection and
+	// "sid=...&secret=..." (httpclient.go); conn is nil then.
+	raw     net.Conn
+	session string
+}
+
+// netConn is the client's socket, whatever its transport.
+func (c *benchClient) netConn() net.Conn {
+	if c.conn != nil {
+		return c.conn.NetConn()
+	}
+	return c.raw
 }
 
 type clientSlot struct{ c *benchClient }
@@ -541,6 +554,19 @@ func (w *worker) connectOneTo(idx, target int, record bool) error {
 	if s.Docs > 0 && s.Mode != "nats" {
 		c.doc = docID(docFor(idx, s.Docs, s.DocDist, zipfFor(s.Docs)))
 	}
+	if s.Mode != "nats" && s.Transport != "" && s.Transport != transportWS {
+		c.raw = nc
+		if old := w.slot(idx).Swap(c); old != nil && !old.closed.Load() {
+			old.leaving.Store(true)
+			_ = old.netConn().Close()
+		}
+		if err := w.connectHTTP(c, nc, u.Host, timeout); err != nil {
+			c.leaving.Store(true)
+			_ = nc.Close()
+			return err
+		}
+		return w.awaitReady(c, nc, start, timeout, record)
+	}
 	rb := s.ReadBuf
 	if rb <= 0 {
 		rb = 1024
@@ -556,7 +582,7 @@ func (w *worker) connectOneTo(idx, target int, record bool) error {
 	c.conn = conn
 	if old := w.slot(idx).Swap(c); old != nil && !old.closed.Load() {
 		old.leaving.Store(true)
-		_ = old.conn.NetConn().Close()
+		_ = old.netConn().Close()
 	}
 	_ = nc.SetDeadline(time.Time{})
 	go conn.ReadLoop()
@@ -569,6 +595,13 @@ func (w *worker) connectOneTo(idx, target int, record bool) error {
 			return err
 		}
 	}
+	return w.awaitReady(c, nc, start, timeout, record)
+}
+
+// awaitReady waits for client c's hello (and joined), then records the
+// handshake.
+func (w *worker) awaitReady(c *benchClient, nc net.Conn, start time.Time, timeout time.Duration, record bool) error {
+	s := w.spec
 	t := time.NewTimer(timeout)
 	defer t.Stop()
 	select {
@@ -873,8 +906,10 @@ func (w *worker) churn(spec churnSpec) {
 			defer func() { <-sem }()
 			if c := w.slot(idx).Load(); c != nil {
 				c.leaving.Store(true)
-				_ = c.conn.WriteClose(1000, nil)
-				_ = c.conn.NetConn().Close()
+				if c.conn != nil {
+					_ = c.conn.WriteClose(1000, nil)
+				}
+				_ = c.netConn().Close()
 			}
 			if err := w.connectOne(idx, false); err != nil {
 				w.errs.Add(1)
@@ -905,7 +940,7 @@ func (w *worker) closeAll() {
 	for i := range w.clients {
 		if c := w.clients[i].Load(); c != nil && !c.closed.Load() {
 			c.leaving.Store(true)
-			_ = c.conn.NetConn().Close()
+			_ = c.netConn().Close()
 		}
 	}
 }

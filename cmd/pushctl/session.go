@@ -13,7 +13,7 @@ func newSessionCmd(g *globals) *cobra.Command {
 	return &cobra.Command{
 		Use:   "session SID",
 		Short: "Show one session in detail",
-		Long: `Show one session: user, node, remote address, docs joined, connected since,
+		Long: `Show one session: user, node, transport, remote address, docs joined, connected since,
 last heartbeat, messages and bytes in and out, and its outbound queue.
 
 Only the node holding the session answers, so an unknown SID takes --timeout
@@ -51,6 +51,7 @@ func runSession(g *globals, c *conn, sid string) error {
 		{"SID", s.SID},
 		{"User", s.User},
 		{"Node", itoa(s.Node)},
+		{"Transport", s.Transport},
 		{"Remote", s.Remote},
 		{"Docs", docs},
 		{"Connected", fmt.Sprintf("%s (%s)", s.ConnectedAt.Local().Format(time.DateTime), ago(s.ConnectedAt))},

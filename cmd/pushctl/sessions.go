@@ -25,7 +25,8 @@ func newSessionsCmd(g *globals) *cobra.Command {
 		Use:   "sessions",
 		Short: "List sessions, filtered by user, doc or node, a page at a time",
 		Long: `List sessions across the cluster, ordered by session ID: SID, user, node,
-remote address, docs joined, since when and last heartbeat.
+transport (ws, sse or poll), remote address, docs joined, since when and last
+heartbeat.
 
 --user and --doc are answered by each node from its indexes, so they stay fast
 with hundreds of thousands of sessions; both together list the user's
@@ -85,13 +86,13 @@ func runSessions(g *globals, c *conn, q admin.SessionsQuery) error {
 		return printJSON(g.out, page)
 	}
 	wide := g.output == outWide
-	header := []string{"SID", "USER", "NODE", "REMOTE", "DOCS", "CONNECTED", "LAST HEARTBEAT"}
+	header := []string{"SID", "USER", "NODE", "TRANSPORT", "REMOTE", "DOCS", "CONNECTED", "LAST HEARTBEAT"}
 	if wide {
 		header = append(header, "MSGS IN", "BYTES IN", "MSGS OUT", "BYTES OUT", "QUEUE")
 	}
 	t := newTable(g.out, header...)
 	for _, s := range page.Sessions {
-		row := []string{s.SID, s.User, itoa(s.Node), s.Remote, docsCell(s.Docs), ago(s.ConnectedAt), heartbeat(s)}
+		row := []string{s.SID, s.User, itoa(s.Node), s.Transport, s.Remote, docsCell(s.Docs), ago(s.ConnectedAt), heartbeat(s)}
 		if wide {
 			row = append(row, itoa(s.MsgsIn), bytesHuman(s.BytesIn), itoa(s.MsgsOut), bytesHuman(s.BytesOut), itoa(s.QueueDepth))
 		}

@@ -36,7 +36,7 @@ var (
 )
 
 // front is the public HTTP surface. It is up before the node exists, so
-// /healthz answers while pushd waits for Consul; /ws and /readyz say
+// /healthz answers while pushd waits for Consul; /ws, /http/ and /readyz say
 // "starting" until then.
 type front struct {
 	node   atomic.Pointer[node.Node]
@@ -51,6 +51,20 @@ func (f *front) serveWS(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	n.ServeHTTP(w, r)
+}
+
+// serveHTTPSessions serves the HTTP transports (SSE, long-polling) under
+// /http/.
+func (f *front) serveHTTPSessions(w http.ResponseWriter, r *http.Request) {
+	n := f.node.Load()
+	if n == nil {
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Retry-After", "1")
+		w.WriteHeader(http.StatusServiceUnavailable)
+		_, _ = w.Write([]byte(`{"error":"starting","message":"node is starting"}` + "\n"))
+		return
+	}
+	n.ServeHTTPSessions(w, r)
 }
 
 // readyz answers 200 when the node accepts sessions, else 503, with a JSON
@@ -131,7 +145,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, onStart func(start
 	stopReload := startReloader(log, reg, cfg.KeysReload, verifier, tlsKeys)
 	defer stopReload()
 	if cfg.Dev {
-		log.Warn("DEV MODE: /ws?user=<id> is accepted without a token. Never run this in production.")
+		log.Warn("DEV MODE: /ws?user=<id> and /http/connect?user=<id> are accepted without a token. Never run this in production.")
 	}
 
 	// Listeners first: health answers while the rest starts.
@@ -146,6 +160,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, onStart func(start
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("/ws", fr.serveWS)
+	mux.HandleFunc("/http/", fr.serveHTTPSessions)
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
 	mux.HandleFunc("/readyz", fr.readyz)
 	mux.Handle("/metrics", metricsHandler)
@@ -268,7 +283,18 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, onStart func(start
 		return err
 	}
 	undo.add(func() { _ = rt.Close() })
+	fwd, err := router.NewForwarder(router.ForwarderConfig{
+		Conn:   nc,
+		Prefix: cfg.SubjectPrefix,
+		NodeID: nodeID,
+		Logger: log.With("component", "forwarder"),
+	})
+	if err != nil {
+		return err
+	}
+	undo.add(func() { _ = fwd.Close() })
 	ncfg := node.Config{
+		Forwarder:        fwd,
 		NodeID:           nodeID,
 		Bus:              rt,
 		Auth:             verifier,
@@ -299,6 +325,9 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, onStart func(start
 	n.Start()
 	undo.add(func() { _ = n.Close() })
 	if err := rt.Start(n); err != nil {
+		return err
+	}
+	if err := fwd.Serve(n.ServeForwarded, n.ForwardBusy); err != nil {
 		return err
 	}
 	// Set the lease state before and after publishing the node: a lease
@@ -337,7 +366,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, onStart func(start
 		runErr = fmt.Errorf("http server: %w", err)
 		log.Error("http server failed; shutting down", "err", err)
 	}
-	shutdown(log, cfg, n, rt, hist, nc, httpSrv, adminSrv, ctl, cl, consul)
+	shutdown(log, cfg, n, rt, fwd, hist, nc, httpSrv, adminSrv, ctl, cl, consul)
 	return runErr
 }
 
@@ -400,11 +429,16 @@ func adminMux(metrics http.Handler) *http.ServeMux {
 // requests and receiving from NATS, flush what we published, stop the HTTP
 // servers and the node's goroutines, and only then give up the node-ID lease
 // (no session ID can be minted any more).
-func shutdown(log *slog.Logger, cfg config, n *node.Node, rt *router.Router, hist *history.History, nc *nats.Conn, httpSrv, adminSrv *http.Server, ctl *admin.Server, cl *cluster.Cluster, consul *registry.Registry) {
+func shutdown(log *slog.Logger, cfg config, n *node.Node, rt *router.Router, fwd *router.Forwarder, hist *history.History, nc *nats.Conn, httpSrv, adminSrv *http.Server, ctl *admin.Server, cl *cluster.Cluster, consul *registry.Registry) {
 	drainCtx, cancel := context.WithTimeout(context.Background(), cfg.DrainTimeout+5*time.Second)
 	defer cancel()
 	if err := n.Drain(drainCtx); err != nil {
 		log.Warn("drain did not finish in time; remaining sessions cut off", "err", err)
+	}
+	// Forwarded HTTP-session requests were answered by the drain (every
+	// session got its close frame); stop taking more.
+	if err := fwd.Close(); err != nil {
+		log.Warn("forwarder close", "err", err)
 	}
 	if err := ctl.Close(); err != nil {
 		log.Warn("admin close", "err", err)

@@ -34,6 +34,15 @@ func RunJetStream(t testing.TB) *NATS {
 		JetStream: true, StoreDir: t.TempDir(), ServerName: "js"})
 }
 
+// RunNATSWith starts a NATS server as RunNATS does, with its options
+// changed by set first.
+func RunNATSWith(t testing.TB, set func(*server.Options)) *NATS {
+	t.Helper()
+	o := &server.Options{Host: "127.0.0.1", Port: server.RANDOM_PORT, NoSigs: true, NoLog: true, Cluster: server.ClusterOpts{Port: 0}}
+	set(o)
+	return runNATS(t, o)
+}
+
 // RunJetStreamCluster starts size NATS servers with JetStream, routed into
 // one cluster, and waits until JetStream has a meta leader.
 func RunJetStreamCluster(t testing.TB, size int) []*NATS {

@@ -31,8 +31,11 @@ type Node struct {
 	Router *router.Router
 	// History is the node's history; nil without Options.History.
 	History *history.History
-	// Server serves the node's WebSocket endpoint at /ws.
+	// Server serves the node's WebSocket endpoint at /ws and its HTTP
+	// transports under /http/.
 	Server *httptest.Server
+	// Forwarder carries requests for HTTP sessions between nodes.
+	Forwarder *router.Forwarder
 	// Registry holds the node's and the router's metrics.
 	Registry *prometheus.Registry
 
@@ -94,7 +97,13 @@ func StartWith(t testing.TB, natsURL string, cfg node.Config, opts Options) *Nod
 		nc.Close()
 		t.Fatalf("testnode: router: %v", err)
 	}
-	cfg.Bus, cfg.Registerer = rt, reg
+	fwd, err := router.NewForwarder(router.ForwarderConfig{Conn: nc, NodeID: cfg.NodeID, Logger: cfg.Logger})
+	if err != nil {
+		_ = rt.Close()
+		nc.Close()
+		t.Fatalf("testnode: forwarder: %v", err)
+	}
+	cfg.Bus, cfg.Registerer, cfg.Forwarder = rt, reg, fwd
 	n, err := node.New(cfg)
 	if err != nil {
 		_ = rt.Close()
@@ -108,9 +117,16 @@ func StartWith(t testing.TB, natsURL string, cfg node.Config, opts Options) *Nod
 		nc.Close()
 		t.Fatalf("testnode: router start: %v", err)
 	}
+	if err := fwd.Serve(n.ServeForwarded, n.ForwardBusy); err != nil {
+		_ = n.Close()
+		_ = rt.Close()
+		nc.Close()
+		t.Fatalf("testnode: forwarder: %v", err)
+	}
 	mux := http.NewServeMux()
 	mux.Handle("/ws", n)
-	tn := &Node{Node: n, Router: rt, History: hist, Server: httptest.NewServer(mux), Registry: reg, nc: nc}
+	mux.HandleFunc("/http/", n.ServeHTTPSessions)
+	tn := &Node{Node: n, Router: rt, Forwarder: fwd, History: hist, Server: httptest.NewServer(mux), Registry: reg, nc: nc}
 	t.Cleanup(tn.Stop)
 	return tn
 }
@@ -125,6 +141,7 @@ func (n *Node) Stop() {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	_ = n.Drain(ctx)
+	_ = n.Forwarder.Close()
 	_ = n.Router.Close()
 	if n.History != nil {
 		_ = n.History.Close()
@@ -137,6 +154,9 @@ func (n *Node) Stop() {
 
 // Addr is the node's listener, host:port.
 func (n *Node) Addr() string { return strings.TrimPrefix(n.Server.URL, "http://") }
+
+// URL is the node's base URL, http://host:port.
+func (n *Node) URL() string { return n.Server.URL }
 
 // WSURL is the node's WebSocket endpoint.
 func (n *Node) WSURL() string { return "ws://" + n.Addr() + "/ws" }
