@@ -334,10 +334,11 @@ func TestResumeStorm(t *testing.T) {
 	if rr := metricOf(t, r, "recovered_rate"); rr != 1 {
 		t.Errorf("recovered rate %v", rr)
 	}
-	// 40 user resumes read the stream once each; 40 doc resumes of 4 docs
-	// share reads: well under two reads per session in all.
-	if reads := metricOf(t, r, "js_reads_per_session"); reads < 1 || reads >= 1.5 {
-		t.Errorf("JetStream reads per resumed session %v, want [1, 1.5)", reads)
+	// 40 user resumes, each of which missed pushes, cost two round trips
+	// each (the subject's last push, then the read); 40 doc resumes of 4
+	// docs share reads: well under three per session in all.
+	if reads := metricOf(t, r, "js_reads_per_session"); reads < 1 || reads >= 2.5 {
+		t.Errorf("JetStream reads per resumed session %v, want [1, 2.5)", reads)
 	}
 }
 
