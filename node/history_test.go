@@ -380,10 +380,26 @@ func TestReceipts(t *testing.T) {
 	// Not acknowledged: no receipt; resuming from before it replays it.
 	pushtest.Publish(t, nc, "push.user.erin", pushtest.Header(contract.HeaderReceipt, "receipts.app"), `"later"`, 1)
 	g := next(t, c, `"later"`)
-	// A broadcast has no position to acknowledge: no receipt asked of it.
+	// A broadcast has no position: it is acknowledged by its ID, and
+	// without one no receipt is asked of it.
 	pushtest.Publish(t, nc, "push.all", pushtest.Header(contract.HeaderReceipt, "receipts.app"), `"all"`, 1)
 	if b := next(t, c, `"all"`); b.Ack || b.Seq != "" {
-		t.Fatalf("broadcast %+v: want no seq and no ack", b)
+		t.Fatalf("broadcast without an ID %+v: want no seq and no ack", b)
+	}
+	pushtest.Publish(t, nc, "push.all", pushtest.Header(contract.HeaderReceipt, "receipts.app", contract.HeaderID, "news-1"), `"news"`, 1)
+	if b := next(t, c, `"news"`); !b.Ack || b.Seq != "" || b.ID != "news-1" {
+		t.Fatalf("broadcast with an ID %+v: want ack:true, no seq", b)
+	}
+	if err := c.Send([]byte(`{"type":"ack","push_id":"news-1"}`)); err != nil {
+		t.Fatal(err)
+	}
+	m, err = receipts.NextMsg(5 * time.Second)
+	if err != nil {
+		t.Fatalf("receipt of the broadcast: %v", err)
+	}
+	var br map[string]any
+	if err := json.Unmarshal(m.Data, &br); err != nil || br["target"] != "all" || br["id"] != "news-1" || br["sid"] != c.SID() || br["seq"] != nil {
+		t.Fatalf("broadcast receipt %s", m.Data)
 	}
 	_ = c.Close()
 	c = dialSince(t, n, "erin", start)

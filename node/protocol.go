@@ -63,6 +63,9 @@ type ClientFrame struct {
 	Since Position `json:"since,omitempty"`
 	// Seq is the position of the push an ack acknowledges.
 	Seq Position `json:"seq,omitempty"`
+	// PushID names the push an ack acknowledges when it has no position (a
+	// broadcast or a session push): its "id".
+	PushID string `json:"push_id,omitempty"`
 }
 
 // Position is a push's position as a client sends it back: a decimal
@@ -104,7 +107,7 @@ const maxFrameIDLength = 128
 
 var (
 	errNoType = errors.New("pushd: frame has no type")
-	errLongID = errors.New("pushd: frame id longer than 128 bytes")
+	errLongID = errors.New("pushd: frame id or push_id longer than 128 bytes")
 )
 
 // ref is what a reply echoes of the client frame it answers, so a client can
@@ -132,7 +135,7 @@ func DecodeClientFrame(b []byte) (ClientFrame, error) {
 	if f.Type == "" {
 		return ClientFrame{}, errNoType
 	}
-	if len(f.ID) > maxFrameIDLength {
+	if len(f.ID) > maxFrameIDLength || len(f.PushID) > maxFrameIDLength {
 		return ClientFrame{}, errLongID
 	}
 	return f, nil
@@ -156,7 +159,8 @@ func encodePush(p *contract.Push) *frame {
 		b = append(b, '"')
 		f.seq, f.prev, f.subject = p.Seq, p.PrevSeq, subjectKey(p.Target, p.Key)
 	}
-	if p.Receipt != "" && p.Seq != 0 { // an ack names a push by its position
+	// An ack names a push by its position, or by its ID when it has none.
+	if p.Receipt != "" && (p.Seq != 0 || p.ID != "") {
 		b = append(b, `,"ack":true`...)
 		f.receipt = &receipt{subject: p.Receipt, id: p.ID, target: p.Target, key: p.Key}
 	}
