@@ -28,6 +28,10 @@ type Bus interface {
 	// Sync returns once every subscription made so far is active on the
 	// server, so a client told "hello" or "joined" is reachable.
 	Sync(ctx context.Context) error
+	// AfterSync calls fn once every subscription made so far is active (or
+	// the bus gave up, with the error), from a goroutine of the bus's; fn
+	// must not block.
+	AfterSync(fn func(error))
 	// Connected reports whether the bus is up; a node without it is not
 	// ready for new sessions.
 	Connected() bool
