@@ -10,6 +10,10 @@ import (
 // tombstones are looked at.
 const maintainEvery = 100 * time.Millisecond
 
+// roundLinger is how long after its deadline a sync round's late answers
+// are still taken.
+const roundLinger = 10 * time.Second
+
 // flushLoop hands due event batches to the sink and does the tracker's
 // housekeeping, until Close. It is the only caller of the sink, so a doc's
 // batches arrive in order.
@@ -84,7 +88,13 @@ func (t *Tracker) endRounds(now time.Time) {
 	t.roundsMu.Unlock()
 	for _, d := range late {
 		d.mu.Lock()
-		if r := d.round; r != nil && !d.closed && now.After(r.deadline) {
+		r := d.round
+		switch {
+		case r == nil || d.closed || now.Before(r.deadline):
+		case now.After(r.deadline.Add(roundLinger)):
+			t.endRound(r.reply)
+			d.round = nil
+		case !d.isReady:
 			for inst, h := range r.expected {
 				if !r.answered[inst] && !t.gone(inst) {
 					rm := d.remoteOf(h.Node, inst)

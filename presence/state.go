@@ -39,7 +39,9 @@ type remote struct {
 }
 
 // syncRound is a new holder's wait for the members of the doc's other
-// holders.
+// holders. It is ready once every holder named answered, or at deadline;
+// answers coming later (a holder nobody named yet) are still applied until
+// roundLinger after the deadline.
 type syncRound struct {
 	reply    string
 	deadline time.Time
@@ -131,10 +133,6 @@ func (d *docState) setReady() {
 	}
 	d.isReady = true
 	close(d.ready)
-	if d.round != nil {
-		d.t.endRound(d.round.reply)
-		d.round = nil
-	}
 	for _, m := range d.waiting {
 		d.t.answerQuery(d, m)
 	}

@@ -399,6 +399,10 @@ func (t *Tracker) release(d *docState) {
 		t.unindex(inst, d)
 	}
 	d.setReady() // answers queries that still wait, from what is known
+	if d.round != nil {
+		t.endRound(d.round.reply)
+		d.round = nil
+	}
 	d.pending = nil
 	t.dirtyMu.Lock()
 	delete(t.dirtyM, d)
