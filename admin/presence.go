@@ -35,7 +35,7 @@ func (c *Client) Presence(ctx context.Context, doc string, q contract.PresenceQu
 	switch {
 	case errors.Is(err, nats.ErrNoResponders):
 		return empty, nil
-	case errors.Is(err, context.DeadlineExceeded):
+	case errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout):
 		return empty, fmt.Errorf("%w on %s within %s (a node holds the doc but did not answer; is it overloaded?)", ErrNoNodes, subject, c.timeout)
 	case err != nil:
 		return empty, fmt.Errorf("presence of %s: %w", doc, err)

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -540,4 +541,227 @@ func TestPresenceRefusals(t *testing.T) {
 	if !errors.As(err, &he) || he.Status != 401 {
 		t.Fatalf("token with a %d-byte info: %v, want refused 401", len(big), err)
 	}
+}
+
+// docSection returns the lines of the section of a doc in docs/ that
+// starts with heading, up to the next heading of the same level.
+func docSection(t *testing.T, file, heading string) []string {
+	t.Helper()
+	b, err := os.ReadFile("../docs/" + file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	level := heading[:strings.Index(heading, " ")+1]
+	var out []string
+	in := false
+	for _, line := range strings.Split(string(b), "\n") {
+		switch {
+		case line == heading:
+			in = true
+			continue
+		case in && strings.HasPrefix(line, level):
+			return out
+		}
+		if in {
+			out = append(out, line)
+		}
+	}
+	if !in {
+		t.Fatalf("%s has no %q", file, heading)
+	}
+	return out
+}
+
+// jsonExamples are the one-line JSON objects of a section's code blocks.
+func jsonExamples(t *testing.T, lines []string) []map[string]any {
+	t.Helper()
+	var out []map[string]any
+	for _, l := range lines {
+		if !strings.HasPrefix(l, "{") {
+			continue
+		}
+		var m map[string]any
+		if err := json.Unmarshal([]byte(l), &m); err != nil {
+			t.Fatalf("doc example %s: %v", l, err)
+		}
+		out = append(out, m)
+	}
+	return out
+}
+
+// shape is the keys of an object and, for its lists of objects, the union
+// of their keys under "<list>[]".
+func shape(m map[string]any, into map[string]bool) {
+	for k, v := range m {
+		into[k] = true
+		if list, ok := v.([]any); ok {
+			for _, e := range list {
+				if o, ok := e.(map[string]any); ok {
+					for k2 := range o {
+						into[k+"[]."+k2] = true
+					}
+				}
+			}
+		}
+	}
+}
+
+func keys(set map[string]bool) []string {
+	out := make([]string, 0, len(set))
+	for k := range set {
+		out = append(out, k)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// TestPresenceFramesMatchTheDocs sends the requests docs/PROTOCOL.md and
+// docs/NATS.md show, verbatim, and checks that what a node answers and
+// pushes has exactly the fields the docs' examples have.
+func TestPresenceFramesMatchTheDocs(t *testing.T) {
+	ns := pushtest.RunNATS(t)
+	nc := ns.Connect(t)
+	v, err := auth.New(auth.Config{Secret: []byte(presenceSecret)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := testnode.StartWith(t, ns.URL(), node.Config{Dev: true, NodeID: 1, Auth: v},
+		testnode.Options{Presence: &presence.Config{Window: 20 * time.Millisecond, LargeDoc: 3}})
+	listener := pushtest.RawDial(t, n.Addr(), "?user=listener", nil)
+	send := func(frame string) map[string]any {
+		t.Helper()
+		if err := listener.Text(frame); err != nil {
+			t.Fatal(err)
+		}
+		var m map[string]any
+		if err := json.Unmarshal([]byte(listener.TextFrame(t)), &m); err != nil {
+			t.Fatal(err)
+		}
+		return m
+	}
+	if hello := send(`{"type":"join","doc":"d","presence":true}`); hello["type"] != "hello" {
+		t.Fatalf("first frame %v", hello)
+	}
+	if joined := jsonObject(t, listener.TextFrame(t)); joined["type"] != "joined" {
+		t.Fatalf("join answered %v", joined)
+	}
+	alice, err := client.Dial(pushtest.Ctx(t), n.WSURL(), client.Options{Token: tokenFor(t, jwt.MapClaims{"sub": "alice", "docs": []string{"*"}, "info": map[string]string{"name": "Alice"}})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = alice.Close() })
+	bob := pushtest.Dial(t, n.WSURL(), "bob")
+	real := map[string]map[string]bool{}
+	add := func(kind string, m map[string]any) {
+		if real[kind] == nil {
+			real[kind] = map[string]bool{}
+		}
+		shape(m, real[kind])
+	}
+	// Diffs with members: alice's join (with info), bob's join, then his
+	// leave (a join and a leave in one window would cancel out).
+	diffs := func(events int) {
+		for seen := 0; seen < events; {
+			m := jsonObject(t, listener.TextFrame(t))
+			add("presence_diff events", m)
+			seen += len(m["events"].([]any))
+		}
+	}
+	join(t, alice, "d", false)
+	join(t, alice, "doc-1", false)
+	join(t, bob, "d", false)
+	diffs(2)
+	if err := bob.Leave(pushtest.Ctx(t), "d"); err != nil {
+		t.Fatal(err)
+	}
+	diffs(1)
+	carol := pushtest.Dial(t, n.WSURL(), "carol") // three members: a page of two has a next
+	join(t, carol, "d", false)
+	join(t, carol, "doc-1", false)
+	diffs(1)
+	// The doc's requests, verbatim.
+	section := docSection(t, "PROTOCOL.md", "## Presence: who is in a doc")
+	for _, ex := range jsonExamples(t, section) {
+		if _, reply := ex["sessions"]; reply || ex["type"] == "presence_diff" {
+			continue
+		}
+		b, _ := json.Marshal(ex)
+		m := send(string(b))
+		add(m["type"].(string), m)
+	}
+	// A large doc: counts only.
+	for i := range 3 {
+		join(t, pushtest.Dial(t, n.WSURL(), fmt.Sprint("crowd", i)), "d", false)
+	}
+	for {
+		m := jsonObject(t, listener.TextFrame(t))
+		if _, counts := m["joined"]; counts {
+			add("presence_diff counts", m)
+			break
+		}
+	}
+	documented := map[string]map[string]bool{}
+	for _, ex := range jsonExamples(t, section) {
+		kind, _ := ex["type"].(string)
+		switch {
+		case kind == "presence_diff" && ex["events"] != nil:
+			kind += " events"
+		case kind == "presence_diff":
+			kind += " counts"
+		case ex["sessions"] == nil:
+			continue // a request
+		}
+		if documented[kind] == nil {
+			documented[kind] = map[string]bool{}
+		}
+		shape(ex, documented[kind])
+	}
+	if len(documented) != 4 {
+		kinds := map[string]bool{}
+		for k := range documented {
+			kinds[k] = true
+		}
+		t.Fatalf("PROTOCOL.md shows answers of kinds %v, want presence, presence_stats and both presence_diff forms", keys(kinds))
+	}
+	for kind, fields := range documented {
+		if got, want := keys(real[kind]), keys(fields); !slices.Equal(got, want) {
+			t.Errorf("%s: the node sends %v, PROTOCOL.md shows %v", kind, got, want)
+		}
+	}
+
+	// NATS.md: the backend's request, verbatim, and the reply's fields.
+	nats := docSection(t, "NATS.md", "## Presence: who is in a doc")
+	var subject, body string
+	for _, l := range nats {
+		if rest, ok := strings.CutPrefix(l, "nats req "); ok {
+			subject, body, _ = strings.Cut(rest, " ")
+			body = strings.Trim(body, "'")
+		}
+	}
+	if subject != "push.presence.query.doc-1" {
+		t.Fatalf("NATS.md's request: %q %q", subject, body)
+	}
+	join(t, bob, "doc-1", false)
+	m, err := nc.Request(subject, []byte(body), 2*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]bool{}
+	shape(jsonObject(t, string(m.Data)), got)
+	want := map[string]bool{}
+	for _, ex := range jsonExamples(t, nats) {
+		shape(ex, want)
+	}
+	if !slices.Equal(keys(got), keys(want)) {
+		t.Errorf("backend reply has %v, NATS.md shows %v", keys(got), keys(want))
+	}
+}
+
+func jsonObject(t *testing.T, s string) map[string]any {
+	t.Helper()
+	var m map[string]any
+	if err := json.Unmarshal([]byte(s), &m); err != nil {
+		t.Fatalf("%s: %v", s, err)
+	}
+	return m
 }

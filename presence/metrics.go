@@ -37,6 +37,12 @@ func newMetrics(t *Tracker) *metrics {
 		invalid:      counter("pushd_presence_invalid_total", "Presence messages from NATS that did not parse; ignored."),
 		dropped:      counter("pushd_presence_dropped_total", "Presence messages dropped because the tracker's queue was full (repaired by a fetch)."),
 	}
+	for _, d := range []string{"published", "received"} {
+		m.deltas.WithLabelValues(d)
+	}
+	for _, k := range []string{"hold", "fetch"} {
+		m.syncs.WithLabelValues(k)
+	}
 	gauge := func(name, help string, f func() float64) prometheus.Collector {
 		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, f)
 	}
