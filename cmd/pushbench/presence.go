@@ -12,7 +12,8 @@ const presenceDoc = "presence-bench"
 // are members of one doc and listen for its presence events; --churners
 // more sessions join and leave it, --churn-rate joins and as many leaves a
 // second, for --duration. It reports the presence frames and events the
-// members received and the server CPU, with coalescing on (the node's
+// members received and the server CPU (and, for reference, the CPU of the
+// same members without churn), with coalescing on (the node's
 // defaults), off (--presence-window=0: a frame per change), or both, one
 // after the other on fresh nodes.
 func runPresence(b *bench) error {
@@ -62,6 +63,16 @@ func (b *bench) presencePhase(prefix string) error {
 	case <-b.ctx.Done():
 		return b.ctx.Err()
 	}
+	// The members' own cost, heartbeats included, without churn.
+	idle := min(b.o.duration, 10*time.Second)
+	i0 := b.cl.sample(false)
+	select {
+	case <-time.After(idle):
+	case <-b.ctx.Done():
+		return b.ctx.Err()
+	}
+	i1 := b.cl.sample(false)
+	b.rep.add(prefix+"server_cpu_idle_cores", float64(i1.CPUNanos-i0.CPUNanos)/1e9/idle.Seconds(), "cores")
 	if err := b.reset(0); err != nil {
 		return err
 	}
