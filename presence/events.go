@@ -78,7 +78,8 @@ func (t *Tracker) flushDue(now time.Time) {
 }
 
 // endRounds makes the docs whose sync ran out of time ready, and fetches
-// the members of the holders that were named but did not answer.
+// the members of the holders that were expected but did not answer (one
+// that no longer holds the doc is dropped that way).
 func (t *Tracker) endRounds(now time.Time) {
 	t.roundsMu.Lock()
 	var late []*docState
@@ -94,7 +95,8 @@ func (t *Tracker) endRounds(now time.Time) {
 		case now.After(r.deadline.Add(roundLinger)):
 			t.endRound(r.reply)
 			d.round = nil
-		case !d.isReady:
+		case !r.expired:
+			r.expired = true
 			for inst, h := range r.expected {
 				if !r.answered[inst] && !t.gone(inst) {
 					rm := d.remoteOf(h.Node, inst)
@@ -102,8 +104,10 @@ func (t *Tracker) endRounds(now time.Time) {
 					t.fetch(d, rm, nil)
 				}
 			}
-			t.metrics.syncTimeouts.Inc()
-			d.setReady()
+			if !d.isReady {
+				t.metrics.syncTimeouts.Inc()
+				d.setReady()
+			}
 		}
 		d.mu.Unlock()
 	}

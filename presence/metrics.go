@@ -26,7 +26,7 @@ func newMetrics(t *Tracker) *metrics {
 		deltas: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "pushd_presence_deltas_total",
 			Help: "Presence deltas (one member joining or leaving) this node published for its sessions, or received from other holders."}, []string{"direction"}),
 		syncs: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "pushd_presence_syncs_total",
-			Help: "Requests for other nodes' members of a doc: hold (this node started holding it), fetch (a gap, a large snapshot, or a node back after being declared gone)."}, []string{"kind"}),
+			Help: "Requests for other nodes' members of a doc: hold (this node started holding it), resync (after a NATS reconnect), fetch (a gap, a large snapshot, a holder that did not answer a sync, or a node back after being declared gone)."}, []string{"kind"}),
 		syncTimeouts: counter("pushd_presence_sync_timeouts_total", "Syncs of a newly held doc that ended by the sync timeout instead of every holder answering."),
 		holds:        counter("pushd_presence_holds_total", "Times this node started holding a doc's presence."),
 		queries:      counter("pushd_presence_queries_total", "Presence queries this node answered over NATS for backends, pushctl and other nodes."),
@@ -40,7 +40,7 @@ func newMetrics(t *Tracker) *metrics {
 	for _, d := range []string{"published", "received"} {
 		m.deltas.WithLabelValues(d)
 	}
-	for _, k := range []string{"hold", "fetch"} {
+	for _, k := range []string{"hold", "resync", "fetch"} {
 		m.syncs.WithLabelValues(k)
 	}
 	gauge := func(name, help string, f func() float64) prometheus.Collector {

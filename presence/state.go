@@ -45,8 +45,9 @@ type remote struct {
 type syncRound struct {
 	reply    string
 	deadline time.Time
-	expected map[string]holder // named by an answer
+	expected map[string]holder // known before, or named by an answer
 	answered map[string]bool
+	expired  bool // the deadline passed: unanswered holders were fetched
 }
 
 // docState is everything a node knows about one doc it holds. mu guards
@@ -334,7 +335,7 @@ func (d *docState) snapshotPage(after int64) snapshot {
 func (d *docState) holders() []holder {
 	out := []holder{{Node: d.t.cfg.Node, Inst: d.t.cfg.Instance}}
 	for _, r := range d.remotes {
-		if len(r.members) > 0 || !r.synced {
+		if len(r.members) > 0 || len(r.held) > 0 {
 			out = append(out, holder{Node: r.node, Inst: r.inst})
 		}
 	}

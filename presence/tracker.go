@@ -184,6 +184,7 @@ func New(cfg Config) (*Tracker, error) {
 			return nil, fmt.Errorf("pushd: presence metrics: %w", err)
 		}
 	}
+	cfg.Conn.SetReconnectHandler(func(*nats.Conn) { t.resyncAll() })
 	cfg.Conn.SetErrorHandler(func(_ *nats.Conn, sub *nats.Subscription, err error) {
 		if errors.Is(err, nats.ErrSlowConsumer) {
 			t.metrics.dropped.Inc() // a dropped delta is a gap: repaired by a fetch
@@ -371,19 +372,60 @@ func (t *Tracker) hold(doc string) *docState {
 		d.setReady()
 		return d
 	}
+	t.sync(d, "hold")
+	return d
+}
+
+// sync asks the doc's holders for their members: when this node starts
+// holding it (kind "hold"), and after a NATS reconnect ("resync"), when
+// deltas may have been lost while it was away. Every remote instance known
+// is expected to answer; one that does not by the deadline is fetched (and
+// dropped if it no longer holds the doc). Lock: d's.
+func (t *Tracker) sync(d *docState, kind string) {
+	if d.round != nil {
+		t.endRound(d.round.reply)
+	}
 	reply := t.inbox + "." + fmt.Sprint(t.roundSeq.Add(1))
 	d.round = &syncRound{reply: reply, deadline: time.Now().Add(t.cfg.SyncTimeout),
 		expected: map[string]holder{}, answered: map[string]bool{}}
+	for inst, r := range d.remotes {
+		d.round.expected[inst] = holder{Node: r.node, Inst: inst}
+	}
 	t.roundsMu.Lock()
 	t.rounds[reply] = d
 	t.roundsMu.Unlock()
 	body, _ := json.Marshal(message{Op: opSync, Node: t.cfg.Node, Inst: t.cfg.Instance})
-	if err := t.nc.PublishRequest(t.subjects.PresenceDoc(doc), reply, body); err != nil {
-		t.log.Warn("presence: sync request not sent", "doc", doc, "err", err)
+	if err := t.nc.PublishRequest(t.subjects.PresenceDoc(d.doc), reply, body); err != nil {
+		t.log.Warn("presence: sync request not sent", "doc", d.doc, "err", err)
 		d.setReady()
 	}
-	t.metrics.syncs.WithLabelValues("hold").Inc()
-	return d
+	t.metrics.syncs.WithLabelValues(kind).Inc()
+}
+
+// resyncAll syncs every doc held again: after a NATS reconnect, deltas
+// published while this node was away are lost to it.
+func (t *Tracker) resyncAll() {
+	n := 0
+	for i := range t.shards {
+		sh := &t.shards[i]
+		sh.mu.RLock()
+		docs := make([]*docState, 0, len(sh.docs))
+		for _, d := range sh.docs {
+			docs = append(docs, d)
+		}
+		sh.mu.RUnlock()
+		for _, d := range docs {
+			d.mu.Lock()
+			if !d.closed {
+				t.sync(d, "resync")
+				n++
+			}
+			d.mu.Unlock()
+		}
+	}
+	if n > 0 {
+		t.log.Info("presence: NATS reconnected; syncing the docs held again", "docs", n)
+	}
 }
 
 // release ends the holding of d. Locks: the shard's and d's.

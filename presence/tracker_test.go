@@ -246,3 +246,50 @@ func counterValue(t *testing.T, c prometheus.Counter) float64 {
 	}
 	return m.GetCounter().GetValue()
 }
+
+// TestResyncAfterReconnect: deltas published while a node's NATS
+// connection was away are lost to it; when it reconnects it syncs the docs
+// it holds again, and the members it missed arrive and leave.
+func TestResyncAfterReconnect(t *testing.T) {
+	ns := pushtest.RunNATS(t)
+	a, _ := tracker(t, ns.URL(), 1, Config{})
+	b, _ := tracker(t, ns.URL(), 2, Config{})
+	c, _ := tracker(t, ns.URL(), 3, Config{})
+	a.Track("doc", member(1, 1), nil)
+	b.Track("doc", member(2, 1), nil)
+	b.Track("doc", member(2, 2), nil)
+	c.Track("doc", member(3, 1), nil)
+	expectMembers(t, a, "doc", []string{sid(1, 1), sid(2, 1), sid(2, 2), sid(3, 1)})
+
+	// While a is away (as far as it can tell), b's member 2 leaves, c stops
+	// holding the doc and b's member 3 joins: a hears none of it.
+	for _, tr := range []*Tracker{b, c} {
+		d := tr.held("doc")
+		if tr == b {
+			delete(d.local, sid(2, 2))
+			d.counted("user-2", -1)
+			m := member(2, 3)
+			d.local[m.SID] = local{m: m}
+			d.counted(m.User, 1)
+			d.seq += 2
+			d.mu.Unlock()
+			continue
+		}
+		d.mu.Unlock()
+		sh := tr.shardOf("doc") // c lets go of the doc without a word
+		sh.mu.Lock()
+		d.mu.Lock()
+		delete(d.local, sid(3, 1))
+		tr.release(d)
+		delete(sh.docs, "doc")
+		d.mu.Unlock()
+		sh.mu.Unlock()
+	}
+	if err := a.nc.ForceReconnect(); err != nil {
+		t.Fatal(err)
+	}
+	expectMembers(t, a, "doc", []string{sid(1, 1), sid(2, 1), sid(2, 3)})
+	if got := counterValue(t, a.metrics.syncs.WithLabelValues("resync")); got != 1 {
+		t.Fatalf("resyncs %v, want 1", got)
+	}
+}
