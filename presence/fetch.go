@@ -155,6 +155,7 @@ func (f *fetcher) do(j fetchJob) {
 		d.drop(r, contract.LeaveDisconnected)
 	case r.synced && (r.epoch > base.Epoch || r.epoch == base.Epoch && r.seq >= base.Seq):
 		d.checkRound() // the deltas got there first
+		d.tidy(r)
 	default:
 		d.install(r, members, base.Epoch, base.Seq)
 	}

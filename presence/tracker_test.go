@@ -293,3 +293,31 @@ func TestResyncAfterReconnect(t *testing.T) {
 		t.Fatalf("resyncs %v, want 1", got)
 	}
 }
+
+// TestSubscriptionsFollowHeldDocs: interest-only, like the push
+// subscriptions: a node subscribes to a doc's two presence subjects while
+// one of its sessions is in the doc, and to nothing else per doc.
+func TestSubscriptionsFollowHeldDocs(t *testing.T) {
+	ns := pushtest.RunNATS(t)
+	a, _ := tracker(t, ns.URL(), 1, Config{})
+	base := int(ns.NumSubscriptions()) // the node subject and the reply inbox
+	want := func(d int) {
+		t.Helper()
+		pushtest.Eventually(t, 5*time.Second, func() error {
+			if got := int(ns.NumSubscriptions()); got != base+d {
+				return fmt.Errorf("NATS server has %d subscriptions, want %d", got, base+d)
+			}
+			return nil
+		})
+	}
+	a.Track("d1", member(1, 1), nil)
+	want(2)
+	a.Track("d1", member(1, 2), nil)
+	a.Track("d2", member(1, 1), nil)
+	want(4)
+	a.Untrack("d1", sid(1, 1), contract.LeaveLeft)
+	want(4)
+	a.Untrack("d1", sid(1, 2), contract.LeaveLeft)
+	a.Untrack("d2", sid(1, 1), contract.LeaveDisconnected)
+	want(0)
+}

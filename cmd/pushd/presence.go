@@ -98,3 +98,9 @@ func startPresence(cfg config, natsURL string, natsOpts []nats.Option, nodeID in
 	cl.Watch(func(m cluster.Member, alive bool) { tr.Peer(m.Node, m.Instance, alive) })
 	return tr, nc, nil
 }
+
+// The node and the presence tracker meet here too.
+var (
+	_ node.Presence = (*presence.Tracker)(nil)
+	_ presence.Sink = (*node.Node)(nil)
+)
