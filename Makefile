@@ -48,7 +48,10 @@ fuzz:
 	$(GO) test -run='^$$' -fuzz='^FuzzAppendEvent$$' $(FUZZFLAGS) ./node
 	$(GO) test -run='^$$' -fuzz='^FuzzDecodeRequest$$' $(FUZZFLAGS) ./node
 	$(GO) test -run='^$$' -fuzz='^FuzzDecodeAnswer$$' $(FUZZFLAGS) ./node
+	$(GO) test -run='^$$' -fuzz='^FuzzEncodePresence$$' $(FUZZFLAGS) ./node
 	$(GO) test -run='^$$' -fuzz='^FuzzVerify$$' $(FUZZFLAGS) ./auth
+	$(GO) test -run='^$$' -fuzz='^FuzzDeltas$$' $(FUZZFLAGS) ./presence
+	$(GO) test -run='^$$' -fuzz='^FuzzDecodeQuery$$' $(FUZZFLAGS) ./presence
 
 chart:
 	cd helm/test && $(GO) test -count=1 ./...

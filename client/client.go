@@ -54,6 +54,34 @@ type Frame struct {
 	CloseCode int    `json:"close_code,omitempty"`
 	Reason    string `json:"reason,omitempty"`
 	Retry     int64  `json:"retry,omitempty"`
+	// Presence fields (presence, presence_stats and presence_diff frames):
+	// the doc's member and user counts, a page of members and the cursor
+	// of the next, and a diff's events (or, for a large doc, how many
+	// joined and left).
+	Sessions *int             `json:"sessions,omitempty"`
+	Users    *int             `json:"users,omitempty"`
+	Members  []Member         `json:"members,omitempty"`
+	Next     string           `json:"next,omitempty"`
+	Events   []PresenceChange `json:"events,omitempty"`
+	Joined   *int             `json:"joined,omitempty"`
+	Left     *int             `json:"left,omitempty"`
+}
+
+// Member is one session in a doc's presence.
+type Member struct {
+	SID      string          `json:"sid"`
+	User     string          `json:"user"`
+	Node     int64           `json:"node"`
+	JoinedAt time.Time       `json:"joined_at"`
+	Info     json.RawMessage `json:"info,omitempty"`
+}
+
+// PresenceChange is one event of a presence_diff: a join (with the member)
+// or a leave (with who and why: left, disconnected, node_lost).
+type PresenceChange struct {
+	Event string `json:"event"`
+	Member
+	Reason string `json:"reason,omitempty"`
 }
 
 // Options configure Dial.
@@ -240,6 +268,45 @@ func (c *Client) Ack(seq, doc string) error {
 	return c.sendJSON(m)
 }
 
+// JoinPresence joins doc asking for its presence events (presence_diff
+// frames, read with Next) and waits for the joined reply.
+func (c *Client) JoinPresence(ctx context.Context, doc string) error {
+	if err := c.sendJSON(map[string]any{"type": "join", "doc": doc, "presence": true}); err != nil {
+		return err
+	}
+	return c.expect(ctx, "joined")
+}
+
+// Presence asks for a page of doc's members: at most limit (0: the
+// server's default) after the session ID cursor ("" for the first page).
+func (c *Client) Presence(ctx context.Context, doc string, limit int, cursor string) (Frame, error) {
+	return c.request(ctx, "presence", map[string]any{"type": "presence", "doc": doc, "limit": limit, "cursor": cursor})
+}
+
+// PresenceStats asks for doc's member and user counts.
+func (c *Client) PresenceStats(ctx context.Context, doc string) (Frame, error) {
+	return c.request(ctx, "presence_stats", map[string]any{"type": "presence_stats", "doc": doc})
+}
+
+// request sends v and waits for a reply of type want; an error frame
+// becomes a *ServerError.
+func (c *Client) request(ctx context.Context, want string, v any) (Frame, error) {
+	if err := c.sendJSON(v); err != nil {
+		return Frame{}, err
+	}
+	f, err := c.reply(ctx)
+	if err != nil {
+		return f, err
+	}
+	if f.Type == "error" {
+		return f, &ServerError{Code: f.Code, Message: f.Message}
+	}
+	if f.Type != want {
+		return f, fmt.Errorf("pushd: got %q, want %q", f.Type, want)
+	}
+	return f, nil
+}
+
 // Leave leaves doc and waits for the left reply.
 func (c *Client) Leave(ctx context.Context, doc string) error {
 	if err := c.sendJSON(map[string]string{"type": "leave", "doc": doc}); err != nil {
@@ -386,7 +453,7 @@ func (e *events) OnMessage(_ *gws.Conn, msg *gws.Message) {
 		f = Frame{Type: "invalid", Message: err.Error(), Data: append(json.RawMessage(nil), msg.Bytes()...)}
 	}
 	ch := e.c.replies
-	if f.Type == "push" {
+	if f.Type == "push" || f.Type == "presence_diff" { // unasked-for: Next reads them
 		ch = e.c.pushes
 	}
 	select {

@@ -83,6 +83,7 @@ type Cluster struct {
 	duplicate Member            // the other instance using our number, if any
 	subs      []*nats.Subscription
 	started   time.Time // when Start subscribed to the heartbeats
+	watchers  []func(m Member, alive bool)
 
 	stop chan struct{}
 	done sync.WaitGroup
@@ -246,6 +247,9 @@ func (c *Cluster) heartbeat(m *nats.Msg) {
 	}
 	b.LastSeen = time.Now()
 	c.mu.Lock()
+	if _, known := c.members[b.Instance]; !known {
+		c.notifyLocked(b, true)
+	}
 	c.members[b.Instance] = b
 	fresh := b.Node == c.cfg.Self.Node && c.duplicate.Instance != b.Instance
 	if fresh {
@@ -282,6 +286,7 @@ func (c *Cluster) expire(now time.Time) {
 	for k, m := range c.members {
 		if m.LastSeen.Before(limit) {
 			delete(c.members, k)
+			c.notifyLocked(m, false)
 			if k == c.duplicate.Instance {
 				c.duplicate = Member{}
 				cleared = true

@@ -28,6 +28,9 @@ const (
 	DefaultMaxConnections     = 100_000
 	DefaultUpstreamRate       = 50       // frames per second per session
 	DefaultUpstreamBytesRate  = 64 << 10 // bytes per second per session
+	DefaultPresenceRate       = 10       // presence requests per second per session
+	DefaultMaxPresenceInfo    = 512      // bytes of a token's info claim
+	DefaultPresenceTimeout    = 2 * time.Second
 
 	defaultReadBufferSize    = 256
 	defaultMaxQueuedFrames   = 1024
@@ -155,6 +158,25 @@ type Config struct {
 	// (forward.go). Nil means such requests are answered 404
 	// session_not_found, as for a session that does not exist.
 	Forwarder Forwarder
+	// Presence keeps who is in the docs the node holds (package presence).
+	// Nil turns presence off: presence requests are answered unavailable
+	// and joins are tracked nowhere.
+	Presence Presence
+	// PresenceEvents are doc patterns, as in a token's docs claim ("room/*",
+	// "*"), whose joins all get presence events, as if each asked with
+	// "presence":true. Empty means only joins that ask.
+	PresenceEvents []string
+	// PresenceRate is the presence and presence_stats requests per second a
+	// session may make (burst twice that); more are refused rate_limited
+	// and count as strikes, like frames over the upstream rate. Zero means
+	// 10; negative means no limit.
+	PresenceRate float64
+	// MaxPresenceInfo bounds a token's info claim, in bytes of compact JSON;
+	// a token with a longer one is refused (token_invalid). Zero means 512.
+	MaxPresenceInfo int
+	// PresenceTimeout bounds answering one presence request (a holder on
+	// another node answers over NATS). Zero means 2s.
+	PresenceTimeout time.Duration
 
 	// Logger receives the node's logs. Nil means slog.Default().
 	Logger *slog.Logger
@@ -241,6 +263,15 @@ func (c *Config) setDefaults() {
 		c.UpstreamBurst = max(1, int(2*c.UpstreamRate))
 	}
 	c.upstreamBytesBurst = max(2*c.UpstreamBytesRate, 2*c.MaxFrameSize)
+	if c.PresenceRate == 0 {
+		c.PresenceRate = DefaultPresenceRate
+	}
+	if c.MaxPresenceInfo <= 0 {
+		c.MaxPresenceInfo = DefaultMaxPresenceInfo
+	}
+	if c.PresenceTimeout <= 0 {
+		c.PresenceTimeout = DefaultPresenceTimeout
+	}
 	if c.HandshakeBurstPerIP <= 0 {
 		c.HandshakeBurstPerIP = max(1, int(2*c.HandshakeRatePerIP))
 	}

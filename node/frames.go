@@ -56,6 +56,8 @@ func (n *Node) receive(s *session, b []byte, text bool) {
 		n.publish(s, &f)
 	case typeAck:
 		n.ack(s, &f)
+	case typePresence, typePresenceStats:
+		n.presence(s, &f)
 	default:
 		n.bad(s, r, errUnknownType, "unknown frame type "+quote(f.Type))
 		return
@@ -95,6 +97,9 @@ func (n *Node) join(s *session, f *ClientFrame) {
 	}
 	joined := func(at resumed) *frame { return encodeJoined(r, at) }
 	if s.joined(doc) {
+		if f.Presence {
+			n.track(s, doc, true) // events from now on
+		}
 		var at resumed
 		at.position, at.known = n.bus.Position(contract.TargetDoc)
 		s.reply(joined(at))
@@ -117,6 +122,7 @@ func (n *Node) join(s *session, f *ClientFrame) {
 	s.mu.Lock()
 	s.docs = append(s.docs, doc)
 	s.mu.Unlock()
+	n.track(s, doc, f.Presence)
 	if first {
 		ctx, cancel := context.WithTimeout(context.Background(), n.cfg.HandshakeTimeout)
 		_ = n.bus.Sync(ctx)
@@ -214,6 +220,7 @@ func (n *Node) leaveDoc(s *session, doc string) bool {
 		return false
 	}
 	n.hub.docs.remove(doc, s, func() { n.unsubscribe(contract.TargetDoc, doc) })
+	n.untrack(s, doc, contract.LeaveLeft)
 	return true
 }
 

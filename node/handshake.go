@@ -183,6 +183,7 @@ type identity struct {
 	grants       []string // the token's "docs" claim
 	expires      int64    // the token's exp in UnixNano; 0 for dev sessions
 	unrestricted bool     // may join any doc (dev ?user=, or no keys)
+	info         []byte   // the token's info claim, compact JSON; nil when none
 }
 
 // identify checks a token, or a dev user name when there is no token.
@@ -203,6 +204,9 @@ func (n *Node) identify(c creds) (identity, error) {
 			return id, err
 		}
 		id = identity{user: claims.Subject, grants: claims.Docs, expires: unixNano(claims.Expiry())}
+		if id.info, err = n.presenceInfo(claims.Info); err != nil {
+			return id, err
+		}
 	}
 	if err := contract.ValidateID(id.user); err != nil {
 		return id, err

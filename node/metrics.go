@@ -42,6 +42,8 @@ type metrics struct {
 	replayed          *counter
 	seamReads         *counter
 	receipts          *counterSet
+	presence          *counterSet // presence requests by result
+	presenceFrames    *counter
 
 	heartbeat prometheus.Histogram
 	latency   prometheus.Histogram
@@ -79,6 +81,9 @@ func newMetrics(n *Node) *metrics {
 		seamReads: newCounter("pushd_resume_seam_reads_total", "Reads of pushes that fell between a resuming session's replay and its first live push."),
 		receipts: newCounterSet("pushd_receipts_total", "Receipts: acked (published to the publisher's subject) or dropped (owed by a session past its bound of 256).", "result",
 			"acked", "dropped"),
+		presence: newCounterSet("pushd_presence_requests_total", "Client presence and presence_stats requests, by result.", "result",
+			"ok", errForbidden, errTokenExpired, errTokenInvalid, errInvalidDoc, errBadCursor, errRateLimited, errUnavailable),
+		presenceFrames: newCounter("pushd_presence_frames_total", "presence_diff frames queued to sessions that asked for presence events."),
 		heartbeat: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "pushd_heartbeat_interval_seconds",
 			Help: "Heartbeat interval returned to clients in pong.", Buckets: []float64{1, 5, 10, 20, 40, 60, 90, 120, 300}}),
 		latency: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "pushd_delivery_latency_seconds",
@@ -86,7 +91,8 @@ func newMetrics(n *Node) *metrics {
 			Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5}}),
 	}
 	m.counters = append(m.counters, m.accepted, m.closed, m.handshakeFailures, m.pushes, m.pushesRefused, m.framesWritten,
-		m.bytesWritten, m.slowConsumers, m.upstream, m.rateLimited, m.joinsRefused, m.refreshes, m.resumes, m.replayed, m.seamReads, m.receipts)
+		m.bytesWritten, m.slowConsumers, m.upstream, m.rateLimited, m.joinsRefused, m.refreshes, m.resumes, m.replayed, m.seamReads, m.receipts,
+		m.presence, m.presenceFrames)
 	gauge := func(name, help string, f func() float64) {
 		m.gauges = append(m.gauges, prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, f))
 	}

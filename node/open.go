@@ -70,7 +70,7 @@ func (n *Node) enter(s *session, pending bool) bool {
 func (n *Node) activate(s *session, who identity, id string, reading bool, since Position) {
 	num := n.ids.Generate().Int64()
 	s.id, s.sid, s.user = num, newSID(num), who.user
-	s.grants, s.userSlot = who.grants, true
+	s.grants, s.userSlot, s.info = who.grants, true, who.info
 	s.unrestricted = who.unrestricted || n.cfg.Auth == nil || n.cfg.JoinAuthorization == JoinOff
 	s.expires.Store(who.expires)
 	// Corked until hello: pushes that reach the session once it is
@@ -205,6 +205,7 @@ func (n *Node) closed(s *session) {
 	n.unindexUser(s)
 	for _, d := range docs {
 		n.hub.docs.remove(d, s, func() { n.unsubscribe(contract.TargetDoc, d) })
+		n.untrack(s, d, contract.LeaveDisconnected)
 	}
 	reason := s.endReasonOr(ReasonClient)
 	n.metrics.closed.inc(string(reason))

@@ -26,6 +26,10 @@ const (
 	typeRefreshed = "refreshed"
 	typePublished = "published"
 	typeAck       = "ack"
+	// presence (presence.go)
+	typePresence      = "presence"
+	typePresenceStats = "presence_stats"
+	typePresenceDiff  = "presence_diff"
 )
 
 // Error codes sent in error frames.
@@ -43,6 +47,8 @@ const (
 	errTokenInvalid = "token_invalid"
 	errBadSince     = "bad_since"
 	errBadSeq       = "bad_seq"
+	// errBadCursor (httpsession.go) answers a presence cursor that is not a
+	// session ID too.
 )
 
 // ClientFrame is a frame a client sends. Unknown fields are ignored so clients
@@ -66,6 +72,11 @@ type ClientFrame struct {
 	// PushID names the push an ack acknowledges when it has no position (a
 	// broadcast or a session push): its "id".
 	PushID string `json:"push_id,omitempty"`
+	// Presence, in a join, asks for the doc's presence events.
+	Presence bool `json:"presence,omitempty"`
+	// Limit and Cursor page a presence request.
+	Limit  int    `json:"limit,omitempty"`
+	Cursor string `json:"cursor,omitempty"`
 }
 
 // Position is a push's position as a client sends it back: a decimal

@@ -90,6 +90,9 @@ type config struct {
 	UpstreamBytesRate   int
 	HandshakeRatePerIP  float64
 	HandshakeBurstPerIP int
+
+	// Presence flags (presence.go).
+	Presence presenceConfig
 }
 
 // started reports the addresses a running pushd bound, for tests.
@@ -204,6 +207,7 @@ variable shown next to it. See docs/ for the protocol and operations.`,
 	f.IntVar(&cfg.UpstreamBytesRate, "upstream-bytes-rate", node.DefaultUpstreamBytesRate, "client bytes per second per session (0: no limit)")
 	f.Float64Var(&cfg.HandshakeRatePerIP, "handshake-rate-per-ip", 0, "WebSocket handshakes per second per source IP; more are refused with 429 (0: no limit; leave 0 behind a proxy)")
 	f.IntVar(&cfg.HandshakeBurstPerIP, "handshake-burst-per-ip", 0, "handshake burst per source IP (0: twice --handshake-rate-per-ip)")
+	presenceFlags(f, &cfg.Presence)
 	cliutil.AnnotateEnv(f, envPrefix)
 	return cmd
 }
@@ -239,6 +243,9 @@ func (c *config) validate() error {
 	}
 	if c.HistoryReplicas < 1 || c.HistoryReplicas > 5 || c.HistoryUserMaxMsgs < 1 || c.HistoryDocMaxMsgs < 1 || c.ReplayMaxMsgs < 1 || c.ReplayMaxBytes < 1 {
 		return errors.New("--history-replicas (1..5), --history-*-max-msgs, --replay-max-msgs and --replay-max-bytes must be positive")
+	}
+	if err := c.Presence.validate(); err != nil {
+		return err
 	}
 	if c.MaxPushSize <= 0 {
 		return fmt.Errorf("--max-push-size %d: want a positive number of bytes", c.MaxPushSize)

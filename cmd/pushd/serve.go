@@ -25,6 +25,7 @@ import (
 	"github.com/pushd/pushd/contract"
 	"github.com/pushd/pushd/history"
 	"github.com/pushd/pushd/node"
+	"github.com/pushd/pushd/presence"
 	"github.com/pushd/pushd/registry"
 	"github.com/pushd/pushd/router"
 )
@@ -247,6 +248,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, onStart func(start
 	cl, err := cluster.New(cluster.Config{
 		Conn:        nc,
 		Prefix:      cfg.SubjectPrefix,
+		Interval:    cfg.Presence.ClusterHeartbeat,
 		Self:        cluster.Member{Address: public.Addr().String(), Version: version},
 		OnDuplicate: func(_ cluster.Member, yield bool) { fr.setConflict(yield) },
 		Logger:      log.With("component", "cluster"),
@@ -293,6 +295,14 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, onStart func(start
 		return err
 	}
 	undo.add(func() { _ = fwd.Close() })
+	pres, presConn, err := startPresence(cfg, natsURL, natsOpts, nodeID, cl, log, reg)
+	if err != nil {
+		return err
+	}
+	if pres != nil {
+		undo.add(presConn.Close)
+		undo.add(func() { _ = pres.Close() })
+	}
 	ncfg := node.Config{
 		Forwarder:        fwd,
 		NodeID:           nodeID,
@@ -318,6 +328,10 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, onStart func(start
 		Version:          version,
 	}
 	cfg.nodeLimits(&ncfg)
+	cfg.Presence.nodeConfig(&ncfg)
+	if pres != nil {
+		ncfg.Presence = pres
+	}
 	n, err := node.New(ncfg)
 	if err != nil {
 		return err
@@ -326,6 +340,11 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, onStart func(start
 	undo.add(func() { _ = n.Close() })
 	if err := rt.Start(n); err != nil {
 		return err
+	}
+	if pres != nil {
+		if err := pres.Start(n); err != nil {
+			return err
+		}
 	}
 	if err := fwd.Serve(n.ServeForwarded, n.ForwardBusy); err != nil {
 		return err
@@ -366,7 +385,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, onStart func(start
 		runErr = fmt.Errorf("http server: %w", err)
 		log.Error("http server failed; shutting down", "err", err)
 	}
-	shutdown(log, cfg, n, rt, fwd, hist, nc, httpSrv, adminSrv, ctl, cl, consul)
+	shutdown(log, cfg, n, rt, fwd, hist, nc, httpSrv, adminSrv, ctl, cl, consul, pres, presConn)
 	return runErr
 }
 
@@ -429,7 +448,7 @@ func adminMux(metrics http.Handler) *http.ServeMux {
 // requests and receiving from NATS, flush what we published, stop the HTTP
 // servers and the node's goroutines, and only then give up the node-ID lease
 // (no session ID can be minted any more).
-func shutdown(log *slog.Logger, cfg config, n *node.Node, rt *router.Router, fwd *router.Forwarder, hist *history.History, nc *nats.Conn, httpSrv, adminSrv *http.Server, ctl *admin.Server, cl *cluster.Cluster, consul *registry.Registry) {
+func shutdown(log *slog.Logger, cfg config, n *node.Node, rt *router.Router, fwd *router.Forwarder, hist *history.History, nc *nats.Conn, httpSrv, adminSrv *http.Server, ctl *admin.Server, cl *cluster.Cluster, consul *registry.Registry, pres *presence.Tracker, presConn *nats.Conn) {
 	drainCtx, cancel := context.WithTimeout(context.Background(), cfg.DrainTimeout+5*time.Second)
 	defer cancel()
 	if err := n.Drain(drainCtx); err != nil {
@@ -442,6 +461,12 @@ func shutdown(log *slog.Logger, cfg config, n *node.Node, rt *router.Router, fwd
 	}
 	if err := ctl.Close(); err != nil {
 		log.Warn("admin close", "err", err)
+	}
+	if pres != nil { // after the drain: its sessions' leaves are published
+		if err := pres.Close(); err != nil {
+			log.Warn("presence close", "err", err)
+		}
+		presConn.Close()
 	}
 	// Stop answering for the number only once no session of ours is left.
 	if err := cl.Close(); err != nil {
