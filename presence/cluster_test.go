@@ -1,14 +1,11 @@
 package presence_test
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -33,92 +30,13 @@ const (
 	window    = 50 * time.Millisecond
 )
 
-// build compiles a command of this module into dir.
-func build(t *testing.T, dir, pkg string) string {
+// startPushd runs pushd with the cluster's flags and args and waits until it
+// serves.
+func startPushd(t *testing.T, bin, natsURL string, args ...string) *pushtest.Pushd {
 	t.Helper()
-	bin := filepath.Join(dir, filepath.Base(pkg))
-	out, err := exec.Command("go", "build", "-o", bin, "github.com/pushd/pushd/"+pkg).CombinedOutput()
-	if err != nil {
-		t.Fatalf("go build %s: %v\n%s", pkg, err, out)
-	}
-	return bin
-}
-
-// proc is a pushd process.
-type proc struct {
-	cmd    *exec.Cmd
-	log    string
-	listen string
-	node   int64
-	done   chan struct{}
-}
-
-// startPushd runs pushd with args and waits until it serves.
-func startPushd(t *testing.T, bin, natsURL string, args ...string) *proc {
-	t.Helper()
-	logPath := filepath.Join(t.TempDir(), "pushd.log")
-	logf, err := os.Create(logPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer logf.Close()
-	base := []string{"--dev", "--jwt-secret", secret, "--nats-url", natsURL, "--listen", "127.0.0.1:0", "--admin-listen", "",
-		"--log-format", "json", "--log-level", "info", "--drain-timeout", "300ms", "--history=false",
-		"--cluster-heartbeat", heartbeat.String(), "--presence-window", window.String()}
-	cmd := exec.Command(bin, append(base, args...)...)
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	p := &proc{cmd: cmd, log: logPath, done: make(chan struct{})}
-	go func() { _ = cmd.Wait(); close(p.done) }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		<-p.done
-		if t.Failed() {
-			b, _ := os.ReadFile(logPath)
-			t.Logf("pushd log %s:\n%s", logPath, tail(string(b), 30))
-		}
-	})
-	pushtest.Eventually(t, 30*time.Second, func() error {
-		select {
-		case <-p.done:
-			b, _ := os.ReadFile(logPath)
-			t.Fatalf("pushd exited at start:\n%s", b)
-		default:
-		}
-		b, _ := os.ReadFile(logPath)
-		sc := bufio.NewScanner(bytes.NewReader(b))
-		for sc.Scan() {
-			var line struct {
-				Msg    string `json:"msg"`
-				Listen string `json:"listen"`
-				NodeID int64  `json:"node_id"`
-			}
-			if json.Unmarshal(sc.Bytes(), &line) == nil && line.Msg == "pushd started" {
-				p.listen, p.node = line.Listen, line.NodeID
-				return nil
-			}
-		}
-		return errors.New("pushd has not started yet")
-	})
-	return p
-}
-
-func tail(s string, n int) string {
-	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
-	return strings.Join(lines[max(0, len(lines)-n):], "\n")
-}
-
-func (p *proc) ws() string { return "ws://" + p.listen + "/ws" }
-
-// kill9 stops the process with SIGKILL: no drain, no goodbye.
-func (p *proc) kill9(t *testing.T) {
-	t.Helper()
-	if err := p.cmd.Process.Kill(); err != nil {
-		t.Fatal(err)
-	}
-	<-p.done
+	base := []string{"--dev", "--jwt-secret", secret, "--nats-url", natsURL, "--log-level", "info", "--drain-timeout", "300ms",
+		"--history=false", "--cluster-heartbeat", heartbeat.String(), "--presence-window", window.String()}
+	return pushtest.StartPushd(t, bin, append(base, args...)...)
 }
 
 func token(t *testing.T, claims jwt.MapClaims) string {
@@ -131,9 +49,9 @@ func token(t *testing.T, claims jwt.MapClaims) string {
 	return s
 }
 
-func dialToken(t *testing.T, p *proc, claims jwt.MapClaims) *client.Client {
+func dialToken(t *testing.T, p *pushtest.Pushd, claims jwt.MapClaims) *client.Client {
 	t.Helper()
-	c, err := client.Dial(pushtest.Ctx(t), p.ws(), client.Options{Token: token(t, claims)})
+	c, err := client.Dial(pushtest.Ctx(t), p.WSURL(), client.Options{Token: token(t, claims)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -208,8 +126,9 @@ func pagedByPushctl(t *testing.T, bin, natsURL, doc string, limit int) ([]string
 // plus the window), with node_lost leaves, and restarting it under the
 // same number brings none of them back.
 func TestPresenceOnARealCluster(t *testing.T) {
-	dir := t.TempDir()
-	pushdBin, ctlBin := build(t, dir, "cmd/pushd"), build(t, dir, "cmd/pushctl")
+	bins := pushtest.NewBinaries()
+	t.Cleanup(bins.Remove)
+	pushdBin, ctlBin := bins.Path(t, "pushd"), bins.Path(t, "pushctl")
 	consul := pushtest.RunConsul(t)
 	ns := pushtest.RunNATS(t)
 	nc := ns.Connect(t)
@@ -220,19 +139,19 @@ func TestPresenceOnARealCluster(t *testing.T) {
 	p1 := startPushd(t, pushdBin, url, withConsul("p1")...)
 	p2 := startPushd(t, pushdBin, url, withConsul("p2")...)
 	p3 := startPushd(t, pushdBin, url, withConsul("p3")...)
-	if p1.node == p2.node || p2.node == p3.node || p1.node == p3.node {
-		t.Fatalf("node numbers %d %d %d", p1.node, p2.node, p3.node)
+	if p1.NodeID == p2.NodeID || p2.NodeID == p3.NodeID || p1.NodeID == p3.NodeID {
+		t.Fatalf("node numbers %d %d %d", p1.NodeID, p2.NodeID, p3.NodeID)
 	}
 	const doc = "team/plan"
 
-	watcher := pushtest.Dial(t, p1.ws(), "watcher")
+	watcher := pushtest.Dial(t, p1.WSURL(), "watcher")
 	if err := watcher.JoinPresence(pushtest.Ctx(t), doc); err != nil {
 		t.Fatal(err)
 	}
 	alice := dialToken(t, p1, jwt.MapClaims{"sub": "alice", "docs": []string{"team/*"}, "info": map[string]string{"name": "Alice"}})
-	bob := pushtest.Dial(t, p2.ws(), "bob")
-	carol1 := pushtest.Dial(t, p3.ws(), "carol")
-	carol2 := pushtest.Dial(t, p3.ws(), "carol")
+	bob := pushtest.Dial(t, p2.WSURL(), "bob")
+	carol1 := pushtest.Dial(t, p3.WSURL(), "carol")
+	carol2 := pushtest.Dial(t, p3.WSURL(), "carol")
 	for _, c := range []*client.Client{alice, bob, carol1, carol2} {
 		if err := c.Join(pushtest.Ctx(t), doc); err != nil {
 			t.Fatal(err)
@@ -315,7 +234,7 @@ func TestPresenceOnARealCluster(t *testing.T) {
 	}
 
 	// kill -9 the node holding carol's sessions.
-	p3.kill9(t)
+	p3.Kill()
 	killed := time.Now()
 	var leaves []client.PresenceChange
 	for len(leaves) < 2 {
@@ -328,7 +247,7 @@ func TestPresenceOnARealCluster(t *testing.T) {
 	took := time.Since(killed)
 	bound := 4*heartbeat + window
 	for _, e := range leaves {
-		if e.Event != "leave" || e.Reason != "node_lost" || e.Node != p3.node || e.User != "carol" {
+		if e.Event != "leave" || e.Reason != "node_lost" || e.Node != p3.NodeID || e.User != "carol" {
 			t.Fatalf("after kill -9: %+v, want carol's node_lost leaves", leaves)
 		}
 	}
@@ -352,13 +271,13 @@ func TestPresenceOnARealCluster(t *testing.T) {
 	// The node comes back under the same number (a new instance; its Consul
 	// lease is still held by the dead process, so it takes the number
 	// explicitly): carol's old sessions stay gone, a new one is there.
-	p3b := startPushd(t, pushdBin, url, "--node-id", strconv.FormatInt(p3.node, 10))
-	carol3 := pushtest.Dial(t, p3b.ws(), "carol")
+	p3b := startPushd(t, pushdBin, url, "--node-id", strconv.FormatInt(p3.NodeID, 10))
+	carol3 := pushtest.Dial(t, p3b.WSURL(), "carol")
 	if err := carol3.Join(pushtest.Ctx(t), doc); err != nil {
 		t.Fatal(err)
 	}
 	f, err := watcher.Next(pushtest.Ctx(t))
-	if err != nil || len(f.Events) != 1 || f.Events[0].Event != "join" || f.Events[0].SID != carol3.SID() || f.Events[0].Node != p3.node {
+	if err != nil || len(f.Events) != 1 || f.Events[0].Event != "join" || f.Events[0].SID != carol3.SID() || f.Events[0].Node != p3.NodeID {
 		t.Fatalf("after the restart: %+v %v, want carol's new join only", f, err)
 	}
 	pushtest.Marker(t, nc, watcher) // and nothing else

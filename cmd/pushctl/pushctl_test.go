@@ -163,7 +163,7 @@ func sidCol(out string) []string {
 // TestPushctl runs the real pushctl binary against two real pushd processes
 // on a real NATS server, with real WebSocket clients.
 func TestPushctl(t *testing.T) {
-	bin := filepath.Join(binDir, "pushctl")
+	bin := bins.Path(t, "pushctl")
 	ns := pushtest.RunNATS(t)
 	nc := ns.Connect(t)
 	n1 := startPushd(t, ns.URL(), 1, "--ping-interval", "10m", "--ping-grace", "10m", "--max-push-size", "65536")
@@ -458,7 +458,7 @@ func TestPushctl(t *testing.T) {
 			}
 		}
 		pushtest.Eventually(t, 10*time.Second, func() error {
-			if v := n1.metric(t, `pushd_connections_closed_total{reason="kicked"}`); v != 2 {
+			if v := n1.Metric(t, `pushd_connections_closed_total{reason="kicked"}`); v != 2 {
 				return fmt.Errorf("node 1 kicked = %v, want 2", v)
 			}
 			return nil
@@ -610,7 +610,7 @@ func TestPushctl(t *testing.T) {
 		}
 
 		// Node 3 stops but stays registered: listed as not answering.
-		if err := n3.stop(); err != nil {
+		if err := n3.Stop(); err != nil {
 			t.Fatal(err)
 		}
 		out := pc.ok("nodes")
@@ -673,7 +673,7 @@ func cmpSID(a, b string) int {
 }
 
 // dial opens a dev session for user on p, closed when the test ends.
-func dial(t *testing.T, p *pushd, user string) *client.Client {
+func dial(t *testing.T, p *pushtest.Pushd, user string) *client.Client {
 	t.Helper()
-	return pushtest.Dial(t, p.wsURL(), user)
+	return pushtest.Dial(t, p.WSURL(), user)
 }
