@@ -280,7 +280,7 @@ type connectRequest struct {
 // serveConnect opens an HTTP session: POST /http/connect.
 func (n *Node) serveConnect(w http.ResponseWriter, r *http.Request) {
 	if ok, why := n.Ready(); !ok {
-		n.refuse(w, r, notReady(why), "node is not accepting connections: "+why+n.drainHint())
+		n.refuse(w, r, notReady(why), n.notReadyMessage(why))
 		return
 	}
 	if !n.ipLimiter.allow(r.RemoteAddr, time.Now().UnixNano()) {
@@ -336,7 +336,7 @@ func (n *Node) serveConnect(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !n.admit.reserveConn() {
-		n.refuse(w, r, refuseOverCapacity, "node is at its connection limit; connect to another node")
+		n.refuse(w, r, refuseOverCapacity, n.elsewhere("at its connection limit, reconnect elsewhere"))
 		return
 	}
 	if !n.admit.reserveUser(who.user) {
@@ -350,14 +350,14 @@ func (n *Node) serveConnect(w http.ResponseWriter, r *http.Request) {
 	if !n.enter(s, false) {
 		n.admit.releaseUser(who.user)
 		n.admit.releaseConn()
-		n.refuse(w, r, refuseDraining, "node is not accepting connections: draining"+n.drainHint())
+		n.refuse(w, r, refuseDraining, n.notReadyMessage("draining"))
 		return
 	}
 	n.activate(s, who, req.ID, true, since)
 	if t.finished.Load() {
 		// Draining began, or the subscription failed: activate ended it.
 		t.drop()
-		n.refuse(w, r, refuseDraining, "node is not accepting connections"+n.drainHint())
+		n.refuse(w, r, refuseDraining, n.notReadyMessage("draining"))
 		return
 	}
 	n.http.add(s.id, t)

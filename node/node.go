@@ -195,7 +195,7 @@ func (n *Node) SetConflict(yield bool) {
 	n.background.Add(1)
 	go func() {
 		defer n.background.Done()
-		n.closeSpread(sessions, CloseServiceRestart, "node number conflict: reconnect", ReasonDrain, n.stop)
+		n.closeSpread(sessions, CloseServiceRestart, "duplicate_node_id: "+n.elsewhere("another live node uses this node's number, reconnect elsewhere"), ReasonDrain, n.stop)
 	}()
 }
 
@@ -231,12 +231,12 @@ func (n *Node) Docs() int { return n.hub.docs.len() }
 func (n *Node) Drain(ctx context.Context) error {
 	n.stopAccepting()
 	for _, s := range n.pending.all() {
-		s.closeWith(CloseServiceRestart, "service restart: reconnect"+n.drainHint(), ReasonDrain)
+		s.closeWith(CloseServiceRestart, n.drainReason(), ReasonDrain)
 	}
 	sessions := n.hub.all()
 	if len(sessions) > 0 {
 		n.log.Info("draining sessions", "sessions", len(sessions), "over", n.cfg.DrainTimeout)
-		n.closeSpread(sessions, CloseServiceRestart, "service restart: reconnect"+n.drainHint(), ReasonDrain, ctx.Done())
+		n.closeSpread(sessions, CloseServiceRestart, n.drainReason(), ReasonDrain, ctx.Done())
 	}
 	done := make(chan struct{})
 	go func() { n.readers.Wait(); close(done) }()

@@ -89,7 +89,7 @@ func (n *Node) activate(s *session, who identity, id string, reading bool, since
 	n.gate.RLock()
 	if n.draining.Load() {
 		n.gate.RUnlock()
-		s.abort(CloseServiceRestart, "service restart: reconnect"+n.drainHint(), ReasonDrain)
+		s.abort(CloseServiceRestart, n.drainReason(), ReasonDrain)
 		start()
 		return
 	}
