@@ -102,7 +102,11 @@ func newMetrics(n *Node) *metrics {
 	gauge("pushd_sessions_parked", "Sessions idle between frames whose socket the poller watches, with no read goroutine.",
 		func() float64 { return float64(n.parkedSessions.Load()) })
 	gauge("pushd_draining", "1 while the node drains for shutdown.", func() float64 { return b2f(n.draining.Load()) })
-	gauge("pushd_registry_lease_held", "1 while the node holds its node-ID lease.", func() float64 { return b2f(n.leased.Load()) })
+	gauge("pushd_registry_lease_held", "1 while the node holds its Consul node-ID lease (always 1 without Consul).", func() float64 {
+		g := n.NumberGuard()
+		return b2f(g == GuardConsul || g == GuardStatic)
+	})
+	m.gauges = append(m.gauges, guardGauge(n))
 	m.gauges = append(m.gauges, m.heartbeat, m.latency)
 	return m
 }

@@ -73,7 +73,9 @@ type Node struct {
 	admit     admission
 
 	draining atomic.Bool
-	leased   atomic.Bool
+	// leased is set while a Guard vouches for the node's number (guard.go).
+	leased atomic.Bool
+	guard  atomic.Int32 // a Guard
 	// conflict is set while another live node uses this node's number and
 	// this node must give way (SetConflict).
 	conflict atomic.Bool
@@ -137,7 +139,7 @@ func New(cfg Config) (*Node, error) {
 		}
 	}
 	n.refusals.out = n.log
-	n.leased.Store(true)
+	n.SetNumberGuard(GuardStatic)
 	n.ipLimiter = newIPLimiter(cfg.HandshakeRatePerIP, cfg.HandshakeBurstPerIP)
 	n.admit = admission{maxConns: cfg.MaxConnections, maxPerUser: cfg.MaxSessionsPerUser, users: make(map[string]int)}
 	n.upgrader = gws.NewUpgrader(&wsEvents{n: n}, &gws.ServerOption{
@@ -174,11 +176,6 @@ func (n *Node) ID() int64 { return n.cfg.NodeID }
 
 // Version is the version the node was configured with.
 func (n *Node) Version() string { return n.cfg.Version }
-
-// SetLeased tells the node whether it holds its node-ID lease. Without it the
-// node refuses new sessions, because it could mint duplicate session IDs;
-// existing sessions carry on.
-func (n *Node) SetLeased(held bool) { n.leased.Store(held) }
 
 // SetConflict tells the node whether another live node uses its number and
 // this node must give way (the cluster decides which one does). While set,
