@@ -81,6 +81,7 @@ type Cluster struct {
 	nc       *nats.Conn
 	subjects contract.Subjects
 	echo     echoes // our own heartbeats coming back (watching.go); under mu
+	census   census // users' sessions on other nodes (census.go)
 
 	mu        sync.Mutex
 	members   map[string]Member // by instance, others only
@@ -231,6 +232,7 @@ func (c *Cluster) run() {
 		case now := <-t.C:
 			c.expire(now)
 			c.checkWatching(now)
+			c.tickCensus(now)
 		}
 	}
 }
