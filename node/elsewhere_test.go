@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"io"
 	"net/http"
 	"regexp"
 	"testing"
@@ -30,27 +29,14 @@ type refusal struct {
 // upgrade sends a non-browser WebSocket upgrade and decodes a refusal.
 func upgrade(t *testing.T, n *testnode.Node, query string) (int, refusal) {
 	t.Helper()
-	req, err := http.NewRequest(http.MethodGet, n.Server.URL+"/ws"+query, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Connection", "Upgrade")
-	req.Header.Set("Upgrade", "websocket")
-	req.Header.Set("Sec-WebSocket-Version", "13")
-	req.Header.Set("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ==")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
+	status, body := pushtest.Handshake(t, n.WSURL()+query, nil)
 	var r refusal
-	if resp.StatusCode != http.StatusSwitchingProtocols {
-		if err := json.Unmarshal(b, &r); err != nil {
-			t.Fatalf("refusal %d %q: %v", resp.StatusCode, b, err)
+	if status != http.StatusSwitchingProtocols {
+		if err := json.Unmarshal([]byte(body), &r); err != nil {
+			t.Fatalf("refusal %d %q: %v", status, body, err)
 		}
 	}
-	return resp.StatusCode, r
+	return status, r
 }
 
 // TestDrainNamesTheNodeToAvoid: a drained session's 1012, a refused

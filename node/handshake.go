@@ -94,7 +94,7 @@ func (n *Node) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		n.refuse(w, r, notReady(why), n.notReadyMessage(why))
 		return
 	}
-	if !n.ipLimiter.allow(r.RemoteAddr, time.Now().UnixNano()) {
+	if n.ipLimiter != nil && !n.ipLimiter.allow(n.clientKey(r), time.Now().UnixNano()) {
 		n.refuse(w, r, refuseRateLimited, "too many handshakes from this address; retry later")
 		return
 	}
@@ -115,10 +115,12 @@ func (n *Node) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		n.refuse(w, r, refuseOverCapacity, n.elsewhere("at its connection limit, reconnect elsewhere"))
 		return
 	}
-	if present && !n.admit.reserveUser(who.user) {
-		n.admit.releaseConn()
-		n.refuse(w, r, refuseTooManySessions, "too many sessions for this user on this node")
-		return
+	if present {
+		if ok, cluster := n.admit.reserveUserWhy(who.user); !ok {
+			n.admit.releaseConn()
+			n.refuse(w, r, tooManySessions(cluster), n.tooManySessionsMessage(cluster))
+			return
+		}
 	}
 	t, err := n.upgradeWS(w, r)
 	if err != nil {
@@ -417,8 +419,8 @@ func (n *Node) connect(s *session, f *ClientFrame) {
 		n.refuseSession(s, authRefusal(err), authMessage(err))
 		return
 	}
-	if !n.admit.reserveUser(who.user) {
-		n.refuseSession(s, refuseTooManySessions, "too many sessions for this user on this node")
+	if ok, cluster := n.admit.reserveUserWhy(who.user); !ok {
+		n.refuseSession(s, tooManySessions(cluster), n.tooManySessionsMessage(cluster))
 		return
 	}
 	if !n.pending.remove(s) {

@@ -283,7 +283,7 @@ func (n *Node) serveConnect(w http.ResponseWriter, r *http.Request) {
 		n.refuse(w, r, notReady(why), n.notReadyMessage(why))
 		return
 	}
-	if !n.ipLimiter.allow(r.RemoteAddr, time.Now().UnixNano()) {
+	if n.ipLimiter != nil && !n.ipLimiter.allow(n.clientKey(r), time.Now().UnixNano()) {
 		n.refuse(w, r, refuseRateLimited, "too many handshakes from this address; retry later")
 		return
 	}
@@ -339,9 +339,9 @@ func (n *Node) serveConnect(w http.ResponseWriter, r *http.Request) {
 		n.refuse(w, r, refuseOverCapacity, n.elsewhere("at its connection limit, reconnect elsewhere"))
 		return
 	}
-	if !n.admit.reserveUser(who.user) {
+	if ok, cluster := n.admit.reserveUserWhy(who.user); !ok {
 		n.admit.releaseConn()
-		n.refuse(w, r, refuseTooManySessions, "too many sessions for this user on this node")
+		n.refuse(w, r, tooManySessions(cluster), n.tooManySessionsMessage(cluster))
 		return
 	}
 	t := &httpTransport{kind: req.Transport, secret: newSecret(), userKey: subjectKey(contract.TargetUser, who.user)}

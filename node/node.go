@@ -71,6 +71,11 @@ type Node struct {
 	// (limits.go).
 	ipLimiter *ipLimiter
 	admit     admission
+	// userDocs bounds the distinct docs of a user's sessions (nil: no limit).
+	userDocs *userDocs
+	// xffWarned is the UnixNano of the last warning about an untrusted
+	// proxy (clientip.go).
+	xffWarned atomic.Int64
 
 	draining atomic.Bool
 	// leased is set while a Guard vouches for the node's number (guard.go).
@@ -141,7 +146,9 @@ func New(cfg Config) (*Node, error) {
 	n.refusals.out = n.log
 	n.SetNumberGuard(GuardStatic)
 	n.ipLimiter = newIPLimiter(cfg.HandshakeRatePerIP, cfg.HandshakeBurstPerIP)
-	n.admit = admission{maxConns: cfg.MaxConnections, maxPerUser: cfg.MaxSessionsPerUser, users: make(map[string]int)}
+	n.admit = admission{maxConns: cfg.MaxConnections, maxPerUser: cfg.MaxSessionsPerUser, users: make(map[string]int),
+		maxPerUserCluster: cfg.MaxClusterSessionsPerUser, census: cfg.Census, heavyAt: cfg.ClusterReportAt(), heavy: make(map[string]struct{})}
+	n.userDocs = newUserDocs(cfg.MaxDocsPerUser)
 	n.upgrader = gws.NewUpgrader(&wsEvents{n: n}, &gws.ServerOption{
 		ReadBufferSize:     cfg.ReadBufferSize,
 		ReadMaxPayloadSize: cfg.MaxFrameSize,

@@ -204,6 +204,7 @@ func (n *Node) closed(s *session) {
 	n.hub.removeSession(s)
 	n.unindexUser(s)
 	for _, d := range docs {
+		n.userDocs.remove(s.user, d)
 		n.hub.docs.remove(d, s, func() { n.unsubscribe(contract.TargetDoc, d) })
 		n.untrack(s, d, contract.LeaveDisconnected)
 	}
