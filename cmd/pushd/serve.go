@@ -145,6 +145,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, onStart func(start
 	if cfg.Dev {
 		log.Warn("DEV MODE: /ws?user=<id> and /http/connect?user=<id> are accepted without a token. Never run this in production.")
 	}
+	cfg.warnLimits(log)
 
 	// Listeners first: health answers while the rest starts.
 	fr := &front{guard: newNumberGuard(log, cfg.ConsulAddr != "")}
@@ -330,6 +331,9 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, onStart func(start
 	if pres != nil {
 		ncfg.Presence = pres
 	}
+	if ncfg.MaxClusterSessionsPerUser > 0 {
+		ncfg.Census = cl // the other nodes' reports, once StartCensus below runs
+	}
 	n, err := node.New(ncfg)
 	if err != nil {
 		return err
@@ -353,6 +357,11 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, onStart func(start
 		return err
 	}
 	undo.add(func() { _ = cl.Close() })
+	if ncfg.Census != nil {
+		if err := cl.StartCensus(n.HeavyUsers, reg); err != nil {
+			return err
+		}
+	}
 	ctl, err := admin.NewServer(admin.ServerConfig{
 		Conn:          nc,
 		Prefix:        cfg.SubjectPrefix,
