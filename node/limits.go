@@ -239,10 +239,7 @@ func (n *Node) admitFrame(s *session, now int64, b []byte) bool {
 	if s.limited == 1 {
 		s.reply(encodeError(errRateLimited, "too many frames: slow down (frames or bytes per second over the limit)", frameRef(b)))
 	}
-	burst := float64(max(cfg.UpstreamBurst, 1))
-	if !s.strikes.take(now, max(cfg.UpstreamRate/10, 1), burst, 1) || s.strikes.tokens < 1 {
-		s.closeWith(CloseRateLimited, "rate limited", ReasonRateLimited)
-	}
+	n.strike(s, now, 1)
 	return false
 }
 
