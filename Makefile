@@ -52,6 +52,7 @@ fuzz:
 	$(GO) test -run='^$$' -fuzz='^FuzzVerify$$' $(FUZZFLAGS) ./auth
 	$(GO) test -run='^$$' -fuzz='^FuzzDeltas$$' $(FUZZFLAGS) ./presence
 	$(GO) test -run='^$$' -fuzz='^FuzzDecodeQuery$$' $(FUZZFLAGS) ./presence
+	$(GO) test -run='^$$' -fuzz='^FuzzLimitKey$$' $(FUZZFLAGS) ./node
 
 chart:
 	cd helm/test && $(GO) test -count=1 ./...

@@ -118,6 +118,15 @@ func (s Subjects) NodeClaim(node int64) string {
 	return s.prefix + ".nodes.claim." + strconv.FormatInt(node, 10)
 }
 
+// NodeCensus is where node reports the users holding many sessions on it,
+// for the cluster-wide per-user session limit.
+func (s Subjects) NodeCensus(node int64) string {
+	return s.prefix + ".nodes.census." + strconv.FormatInt(node, 10)
+}
+
+// NodeCensuses is the subscription that takes every node's census report.
+func (s Subjects) NodeCensuses() string { return s.prefix + ".nodes.census.*" }
+
 // Admin is the subject of an admin verb; every node answers it.
 func (s Subjects) Admin(verb string) string { return s.prefix + ".admin." + verb }
 

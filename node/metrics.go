@@ -64,7 +64,7 @@ func newMetrics(n *Node) *metrics {
 			string(ReasonDrain), string(ReasonProtocolError), string(ReasonTokenExpired), string(ReasonRateLimited), string(ReasonError)),
 		handshakeFailures: newCounterSet("pushd_handshake_failures_total", "Upgrades refused, and upgraded connections whose connect frame was refused or never came, by reason.", "reason",
 			"unauthorized", "bad_request", "draining", "not_leased", "duplicate_node_id", "over_capacity",
-			"too_many_sessions", "forbidden_origin", "rate_limited", "starting", "upgrade"),
+			"too_many_sessions", "too_many_sessions_cluster", "forbidden_origin", "rate_limited", "starting", "upgrade"),
 		pushes:        newCounterSet("pushd_pushes_received_total", "NATS messages received for delivery, by target kind.", "target", targets...),
 		pushesRefused: newCounterSet("pushd_pushes_refused_total", "Pushes delivered to no session on purpose, by reason (too_large).", "reason", contract.RefusedTooLarge),
 		framesWritten: newCounter("pushd_frames_written_total", "Push frames handed to sockets."),
@@ -73,7 +73,7 @@ func newMetrics(n *Node) *metrics {
 		upstream:      newCounter("pushd_upstream_messages_total", "Client publish frames forwarded to NATS."),
 		rateLimited:   newCounter("pushd_upstream_rate_limited_total", "Client frames dropped because the session was over its frames or bytes per second limit."),
 		joinsRefused: newCounterSet("pushd_joins_refused_total", "Join frames refused, by reason.", "reason",
-			errForbidden, errTooManyDocs, errInvalidDoc, errTokenExpired, errTokenInvalid),
+			errForbidden, errTooManyDocs, errInvalidDoc, errTokenExpired, errTokenInvalid, reasonTooManyUDocs, reasonJoinRate),
 		refreshes: newCounterSet("pushd_token_refreshes_total", "Refresh frames, by result.", "result", "ok", "error"),
 		resumes: newCounterSet("pushd_resumes_total", "Sessions resuming a subject (since on connect or join), by result.", "result",
 			"recovered", "not_recovered", "bad_since", "seam_not_closed"),
@@ -102,7 +102,11 @@ func newMetrics(n *Node) *metrics {
 	gauge("pushd_sessions_parked", "Sessions idle between frames whose socket the poller watches, with no read goroutine.",
 		func() float64 { return float64(n.parkedSessions.Load()) })
 	gauge("pushd_draining", "1 while the node drains for shutdown.", func() float64 { return b2f(n.draining.Load()) })
-	gauge("pushd_registry_lease_held", "1 while the node holds its node-ID lease.", func() float64 { return b2f(n.leased.Load()) })
+	gauge("pushd_registry_lease_held", "1 while the node holds its Consul node-ID lease (always 1 without Consul).", func() float64 {
+		g := n.NumberGuard()
+		return b2f(g == GuardConsul || g == GuardStatic)
+	})
+	m.gauges = append(m.gauges, guardGauge(n))
 	m.gauges = append(m.gauges, m.heartbeat, m.latency)
 	return m
 }

@@ -71,9 +71,16 @@ type Node struct {
 	// (limits.go).
 	ipLimiter *ipLimiter
 	admit     admission
+	// userDocs bounds the distinct docs of a user's sessions (nil: no limit).
+	userDocs *userDocs
+	// xffWarned is the UnixNano of the last warning about an untrusted
+	// proxy (clientip.go).
+	xffWarned atomic.Int64
 
 	draining atomic.Bool
-	leased   atomic.Bool
+	// leased is set while a Guard vouches for the node's number (guard.go).
+	leased atomic.Bool
+	guard  atomic.Int32 // a Guard
 	// conflict is set while another live node uses this node's number and
 	// this node must give way (SetConflict).
 	conflict atomic.Bool
@@ -137,9 +144,11 @@ func New(cfg Config) (*Node, error) {
 		}
 	}
 	n.refusals.out = n.log
-	n.leased.Store(true)
+	n.SetNumberGuard(GuardStatic)
 	n.ipLimiter = newIPLimiter(cfg.HandshakeRatePerIP, cfg.HandshakeBurstPerIP)
-	n.admit = admission{maxConns: cfg.MaxConnections, maxPerUser: cfg.MaxSessionsPerUser, users: make(map[string]int)}
+	n.admit = admission{maxConns: cfg.MaxConnections, maxPerUser: cfg.MaxSessionsPerUser, users: make(map[string]int),
+		maxPerUserCluster: cfg.MaxClusterSessionsPerUser, census: cfg.Census, heavyAt: cfg.ClusterReportAt(), heavy: make(map[string]struct{})}
+	n.userDocs = newUserDocs(cfg.MaxDocsPerUser)
 	n.upgrader = gws.NewUpgrader(&wsEvents{n: n}, &gws.ServerOption{
 		ReadBufferSize:     cfg.ReadBufferSize,
 		ReadMaxPayloadSize: cfg.MaxFrameSize,
@@ -175,11 +184,6 @@ func (n *Node) ID() int64 { return n.cfg.NodeID }
 // Version is the version the node was configured with.
 func (n *Node) Version() string { return n.cfg.Version }
 
-// SetLeased tells the node whether it holds its node-ID lease. Without it the
-// node refuses new sessions, because it could mint duplicate session IDs;
-// existing sessions carry on.
-func (n *Node) SetLeased(held bool) { n.leased.Store(held) }
-
 // SetConflict tells the node whether another live node uses its number and
 // this node must give way (the cluster decides which one does). While set,
 // the node refuses new sessions, like without its lease; and since session
@@ -195,7 +199,7 @@ func (n *Node) SetConflict(yield bool) {
 	n.background.Add(1)
 	go func() {
 		defer n.background.Done()
-		n.closeSpread(sessions, CloseServiceRestart, "node number conflict: reconnect", ReasonDrain, n.stop)
+		n.closeSpread(sessions, CloseServiceRestart, "duplicate_node_id: "+n.elsewhere("another live node uses this node's number, reconnect elsewhere"), ReasonDrain, n.stop)
 	}()
 }
 
@@ -231,12 +235,12 @@ func (n *Node) Docs() int { return n.hub.docs.len() }
 func (n *Node) Drain(ctx context.Context) error {
 	n.stopAccepting()
 	for _, s := range n.pending.all() {
-		s.closeWith(CloseServiceRestart, "service restart: reconnect"+n.drainHint(), ReasonDrain)
+		s.closeWith(CloseServiceRestart, n.drainReason(), ReasonDrain)
 	}
 	sessions := n.hub.all()
 	if len(sessions) > 0 {
 		n.log.Info("draining sessions", "sessions", len(sessions), "over", n.cfg.DrainTimeout)
-		n.closeSpread(sessions, CloseServiceRestart, "service restart: reconnect"+n.drainHint(), ReasonDrain, ctx.Done())
+		n.closeSpread(sessions, CloseServiceRestart, n.drainReason(), ReasonDrain, ctx.Done())
 	}
 	done := make(chan struct{})
 	go func() { n.readers.Wait(); close(done) }()

@@ -89,7 +89,7 @@ func (n *Node) activate(s *session, who identity, id string, reading bool, since
 	n.gate.RLock()
 	if n.draining.Load() {
 		n.gate.RUnlock()
-		s.abort(CloseServiceRestart, "service restart: reconnect"+n.drainHint(), ReasonDrain)
+		s.abort(CloseServiceRestart, n.drainReason(), ReasonDrain)
 		start()
 		return
 	}
@@ -204,6 +204,7 @@ func (n *Node) closed(s *session) {
 	n.hub.removeSession(s)
 	n.unindexUser(s)
 	for _, d := range docs {
+		n.userDocs.remove(s.user, d)
 		n.hub.docs.remove(d, s, func() { n.unsubscribe(contract.TargetDoc, d) })
 		n.untrack(s, d, contract.LeaveDisconnected)
 	}

@@ -143,10 +143,7 @@ func (n *Node) admitPresence(s *session, r ref) bool {
 	n.metrics.presence.inc(errRateLimited)
 	n.metrics.rateLimited.inc()
 	s.reply(encodeError(errRateLimited, "too many presence requests: at most "+strconv.FormatFloat(cfg.PresenceRate, 'f', -1, 64)+" a second", r))
-	burst := float64(max(cfg.UpstreamBurst, 1))
-	if !s.strikes.take(now, max(cfg.UpstreamRate/10, 1), burst, 1) || s.strikes.tokens < 1 {
-		s.closeWith(CloseRateLimited, "rate limited", ReasonRateLimited)
-	}
+	n.strike(s, now, 1)
 	return false
 }
 

@@ -51,6 +51,8 @@ type session struct {
 	// began, 0 when none is; the sweeper cuts off writes older than
 	// WriteTimeout.
 	writeStarted atomic.Int64
+	// joins bounds joins and leaves (admitJoin); read side only.
+	joins bucket
 
 	// expires is the UnixNano at which the session's token expires (0: never,
 	// for dev sessions); refresh moves it, the sweeper enforces it.

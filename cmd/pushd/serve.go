@@ -40,9 +40,9 @@ var (
 // /healthz answers while pushd waits for Consul; /ws, /http/ and /readyz say
 // "starting" until then.
 type front struct {
-	node   atomic.Pointer[node.Node]
-	hist   atomic.Pointer[history.History]
-	leased atomic.Bool
+	node  atomic.Pointer[node.Node]
+	hist  atomic.Pointer[history.History]
+	guard *numberGuard
 }
 
 func (f *front) serveWS(w http.ResponseWriter, r *http.Request) {
@@ -69,12 +69,13 @@ func (f *front) serveHTTPSessions(w http.ResponseWriter, r *http.Request) {
 }
 
 // readyz answers 200 when the node accepts sessions, else 503, with a JSON
-// body saying why not and how history is doing: {"ready":true,
-// "history":"available"} ("unavailable": live delivery goes on, resumes are
-// not recovered; "off": --history=false).
+// body saying why not, what vouches for the node's number and how history
+// is doing: {"ready":true,"node":3,"guard":"consul","consul":"held",
+// "history":"available"} (docs/OPERATIONS.md, "Health and readiness").
 func (f *front) readyz(w http.ResponseWriter, _ *http.Request) {
 	ok, why := false, "starting"
-	if n := f.node.Load(); n != nil {
+	n := f.node.Load()
+	if n != nil {
 		ok, why = n.Ready()
 	}
 	hist := "off"
@@ -91,6 +92,11 @@ func (f *front) readyz(w http.ResponseWriter, _ *http.Request) {
 		status = http.StatusServiceUnavailable
 		b = append([]byte(`{"ready":false,"reason":`), strconv.Quote(why)...)
 	}
+	if n != nil {
+		b = strconv.AppendInt(append(b, `,"node":`...), n.ID(), 10)
+		b = append(append(append(b, `,"guard":"`...), n.NumberGuard().String()...), '"')
+		b = append(append(append(b, `,"consul":"`...), f.guard.consulState()...), '"')
+	}
 	b = append(append(append(b, `,"history":"`...), hist...), "\"}\n"...)
 	w.WriteHeader(status)
 	_, _ = w.Write(b)
@@ -100,15 +106,6 @@ func (f *front) readyz(w http.ResponseWriter, _ *http.Request) {
 func (f *front) setConflict(yield bool) {
 	if n := f.node.Load(); n != nil {
 		n.SetConflict(yield)
-	}
-}
-
-// setLeased is the registry's OnLease callback; it may run before the node
-// exists.
-func (f *front) setLeased(held bool) {
-	f.leased.Store(held)
-	if n := f.node.Load(); n != nil {
-		n.SetLeased(held)
 	}
 }
 
@@ -148,10 +145,10 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, onStart func(start
 	if cfg.Dev {
 		log.Warn("DEV MODE: /ws?user=<id> and /http/connect?user=<id> are accepted without a token. Never run this in production.")
 	}
+	cfg.warnLimits(log)
 
 	// Listeners first: health answers while the rest starts.
-	fr := &front{}
-	fr.leased.Store(true)
+	fr := &front{guard: newNumberGuard(log, cfg.ConsulAddr != "")}
 	public, err := listen(log, "listen", cfg.Listen, cfg.Dev && cfg.defaults["listen"])
 	if err != nil {
 		return err
@@ -204,6 +201,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, onStart func(start
 		}
 		undo.add(func() { _ = consul.Close(context.Background()) })
 		nodeID = int64(consul.NodeID())
+		fr.guard.seedConsul(consul.State(), nodeID)
 	}
 
 	natsURL, embedded := cfg.NATSURL, false
@@ -251,6 +249,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, onStart func(start
 		Interval:    cfg.Presence.ClusterHeartbeat,
 		Self:        cluster.Member{Address: public.Addr().String(), Version: version},
 		OnDuplicate: func(_ cluster.Member, yield bool) { fr.setConflict(yield) },
+		OnWatching:  fr.guard.setWatching,
 		Logger:      log.With("component", "cluster"),
 	})
 	if err != nil {
@@ -332,6 +331,9 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, onStart func(start
 	if pres != nil {
 		ncfg.Presence = pres
 	}
+	if ncfg.MaxClusterSessionsPerUser > 0 {
+		ncfg.Census = cl // the other nodes' reports, once StartCensus below runs
+	}
 	n, err := node.New(ncfg)
 	if err != nil {
 		return err
@@ -349,15 +351,17 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, onStart func(start
 	if err := fwd.Serve(n.ServeForwarded, n.ForwardBusy); err != nil {
 		return err
 	}
-	// Set the lease state before and after publishing the node: a lease
-	// change in between reaches the node through one of the two.
-	n.SetLeased(fr.leased.Load())
+	fr.guard.setNode(n) // from now on every change of guard reaches the node
 	fr.node.Store(n)
-	n.SetLeased(fr.leased.Load())
 	if err := cl.Start(nodeID); err != nil {
 		return err
 	}
 	undo.add(func() { _ = cl.Close() })
+	if ncfg.Census != nil {
+		if err := cl.StartCensus(n.HeavyUsers, reg); err != nil {
+			return err
+		}
+	}
 	ctl, err := admin.NewServer(admin.ServerConfig{
 		Conn:          nc,
 		Prefix:        cfg.SubjectPrefix,
@@ -413,14 +417,7 @@ func startRegistry(ctx context.Context, cfg config, log *slog.Logger, fr *front,
 		SessionTTL:  cfg.ConsulSessionTTL,
 		LockDelay:   cfg.ConsulLockDelay,
 		Logger:      log.With("component", "registry"),
-		OnLease: func(held bool) {
-			fr.setLeased(held)
-			if held {
-				log.Info("node-ID lease held; accepting connections")
-			} else {
-				log.Error("node-ID lease lost; refusing new connections until it is back (existing sessions keep working)")
-			}
-		},
+		OnState:     fr.guard.setConsul,
 	})
 	if err != nil {
 		return nil, err
