@@ -37,7 +37,7 @@ func withHistory(t *testing.T, url string, id int64, hc history.Config) *testnod
 }
 
 // dialSince opens a dev session for user resuming its pushes from since.
-func dialSince(t *testing.T, n *testnode.Node, user, since string) *client.Client {
+func dialSince(t *testing.T, n *testnode.Node, user, since string) *client.Conn {
 	t.Helper()
 	c, err := client.Dial(pushtest.Ctx(t), n.WSURL(), client.Options{User: user, Since: since})
 	if err != nil {
@@ -48,7 +48,7 @@ func dialSince(t *testing.T, n *testnode.Node, user, since string) *client.Clien
 }
 
 // next reads c's next push and checks its data.
-func next(t *testing.T, c *client.Client, data string) client.Frame {
+func next(t *testing.T, c *client.Conn, data string) client.Frame {
 	t.Helper()
 	f, err := c.Next(pushtest.Ctx(t))
 	if err != nil {
@@ -77,7 +77,7 @@ func store(t *testing.T, nc *nats.Conn, subject, data string) uint64 {
 
 // away closes c and waits until n no longer holds its session, so pushes
 // published next are missed, not delivered to a closing socket.
-func away(t *testing.T, n *testnode.Node, c *client.Client) {
+func away(t *testing.T, n *testnode.Node, c *client.Conn) {
 	t.Helper()
 	_ = c.Close()
 	pushtest.Eventually(t, 5*time.Second, func() error {

@@ -30,7 +30,7 @@ func presenceNode(t *testing.T, url string, id int64, window time.Duration, cfg 
 	return testnode.StartWith(t, url, cfg, testnode.Options{Presence: &presence.Config{Window: window, LargeDoc: 50}})
 }
 
-func join(t *testing.T, c *client.Client, doc string, events bool) {
+func join(t *testing.T, c *client.Conn, doc string, events bool) {
 	t.Helper()
 	var err error
 	if events {
@@ -53,7 +53,7 @@ func sids(ms []client.Member) []string {
 }
 
 // want is the session IDs of cs, ordered numerically as pages are.
-func want(cs ...*client.Client) []string {
+func want(cs ...*client.Conn) []string {
 	out := make([]string, len(cs))
 	for i, c := range cs {
 		out[i] = c.SID()
@@ -72,7 +72,7 @@ func sortSIDs(sids []string) []string {
 }
 
 // allMembers pages through doc's presence as c sees it, limit a page.
-func allMembers(t *testing.T, c *client.Client, doc string, limit int) ([]string, client.Frame, error) {
+func allMembers(t *testing.T, c *client.Conn, doc string, limit int) ([]string, client.Frame, error) {
 	t.Helper()
 	var out []string
 	var first client.Frame
@@ -115,7 +115,7 @@ func TestPresenceAcrossNodes(t *testing.T) {
 	c3 := pushtest.Dial(t, n3.WSURL(), "carol")
 	d3 := pushtest.Dial(t, n3.WSURL(), "dave")
 	outsider := pushtest.Dial(t, n1.WSURL(), "eve")
-	members := []*client.Client{a1, a2, b2, c3, d3}
+	members := []*client.Conn{a1, a2, b2, c3, d3}
 	for _, c := range members {
 		join(t, c, "doc", false)
 	}
@@ -127,7 +127,7 @@ func TestPresenceAcrossNodes(t *testing.T) {
 	// answer too.
 	far := presenceNode(t, ns.URL(), 4, 20*time.Millisecond, node.Config{})
 	stranger := pushtest.Dial(t, far.WSURL(), "frank")
-	for _, c := range []*client.Client{a1, b2, c3, outsider, stranger} {
+	for _, c := range []*client.Conn{a1, b2, c3, outsider, stranger} {
 		pushtest.Eventually(t, 5*time.Second, func() error {
 			got, first, err := allMembers(t, c, "doc", 2)
 			if err != nil {
@@ -205,7 +205,7 @@ func TestPresenceAcrossNodes(t *testing.T) {
 	_ = c3.Close()
 	expect = want(a1, b2, d3)
 	pushtest.Eventually(t, 5*time.Second, func() error {
-		for _, c := range []*client.Client{a1, b2, stranger} {
+		for _, c := range []*client.Conn{a1, b2, stranger} {
 			got, _, err := allMembers(t, c, "doc", 0)
 			if err != nil {
 				return err
@@ -220,7 +220,7 @@ func TestPresenceAcrossNodes(t *testing.T) {
 
 // presenceEvents reads c's presence_diff frames for doc until n events
 // came, and returns them.
-func presenceEvents(t *testing.T, c *client.Client, doc string, n int) []client.PresenceChange {
+func presenceEvents(t *testing.T, c *client.Conn, doc string, n int) []client.PresenceChange {
 	t.Helper()
 	var out []client.PresenceChange
 	for len(out) < n {
@@ -303,7 +303,7 @@ func TestPresenceCoalescing(t *testing.T) {
 	if err != nil || len(f.Events) != 1 || f.Events[0].SID != first.SID() {
 		t.Fatalf("first change: %+v %v", f, err)
 	}
-	var joined []*client.Client
+	var joined []*client.Conn
 	for i := range 5 {
 		c := pushtest.Dial(t, n1.WSURL(), fmt.Sprint("u", i))
 		join(t, c, "doc", false)
@@ -370,7 +370,7 @@ func TestPresenceNodeCrash(t *testing.T) {
 	join(t, watcher, "doc", true)
 	stay := pushtest.Dial(t, n2.WSURL(), "stay")
 	join(t, stay, "doc", false)
-	doomed := []*client.Client{pushtest.Dial(t, n3.WSURL(), "x"), pushtest.Dial(t, n3.WSURL(), "y")}
+	doomed := []*client.Conn{pushtest.Dial(t, n3.WSURL(), "x"), pushtest.Dial(t, n3.WSURL(), "y")}
 	for _, c := range doomed {
 		join(t, c, "doc", false)
 	}
@@ -407,7 +407,7 @@ func TestPresenceNodeCrash(t *testing.T) {
 		t.Fatalf("leaves came %s after the crash, bound %s", took, bound)
 	}
 	// Every other node drops them within the same bound.
-	for _, c := range []*client.Client{watcher, stay} {
+	for _, c := range []*client.Conn{watcher, stay} {
 		pushtest.Eventually(t, bound+time.Second-time.Since(crashed), func() error {
 			got, _, err := allMembers(t, c, "doc", 0)
 			if err != nil || !slices.Equal(got, want(watcher, stay)) {
@@ -436,7 +436,7 @@ func TestPresenceNodeCrash(t *testing.T) {
 	// Nothing else arrives: the next push is a marker, and every node sees
 	// the three live members only.
 	pushtest.Marker(t, nc, watcher)
-	for _, c := range []*client.Client{watcher, stay, fresh} {
+	for _, c := range []*client.Conn{watcher, stay, fresh} {
 		pushtest.Eventually(t, 5*time.Second, func() error {
 			got, _, err := allMembers(t, c, "doc", 0)
 			if err != nil || !slices.Equal(got, want(watcher, stay, fresh)) {
@@ -469,7 +469,7 @@ func TestPresenceRefusals(t *testing.T) {
 		t.Fatal(err)
 	}
 	n := presenceNode(t, ns.URL(), 1, 20*time.Millisecond, node.Config{Auth: v, PresenceRate: 2, UpstreamBurst: 100})
-	dial := func(claims jwt.MapClaims) *client.Client {
+	dial := func(claims jwt.MapClaims) *client.Conn {
 		c, err := client.Dial(pushtest.Ctx(t), n.WSURL(), client.Options{Token: tokenFor(t, claims)})
 		if err != nil {
 			t.Fatal(err)

@@ -21,7 +21,7 @@ import (
 // churn sends join and leave frames with ids, alternately, at rate per
 // second until the session closes or 20s pass, and returns the ids the node
 // answered rate_limited and the close error.
-func churn(t *testing.T, c *client.Client, rate int) ([]string, error) {
+func churn(t *testing.T, c *client.Conn, rate int) ([]string, error) {
 	t.Helper()
 	var mu sync.Mutex
 	var limited []string

@@ -49,7 +49,7 @@ func token(t *testing.T, claims jwt.MapClaims) string {
 	return s
 }
 
-func dialToken(t *testing.T, p *pushtest.Pushd, claims jwt.MapClaims) *client.Client {
+func dialToken(t *testing.T, p *pushtest.Pushd, claims jwt.MapClaims) *client.Conn {
 	t.Helper()
 	c, err := client.Dial(pushtest.Ctx(t), p.WSURL(), client.Options{Token: token(t, claims)})
 	if err != nil {
@@ -72,7 +72,7 @@ func pushctl(t *testing.T, bin, natsURL string, args ...string) (string, string)
 	return out.String(), errb.String()
 }
 
-func sortedSIDs(cs ...*client.Client) []string {
+func sortedSIDs(cs ...*client.Conn) []string {
 	out := make([]string, len(cs))
 	for i, c := range cs {
 		out[i] = c.SID()
@@ -152,7 +152,7 @@ func TestPresenceOnARealCluster(t *testing.T) {
 	bob := pushtest.Dial(t, p2.WSURL(), "bob")
 	carol1 := pushtest.Dial(t, p3.WSURL(), "carol")
 	carol2 := pushtest.Dial(t, p3.WSURL(), "carol")
-	for _, c := range []*client.Client{alice, bob, carol1, carol2} {
+	for _, c := range []*client.Conn{alice, bob, carol1, carol2} {
 		if err := c.Join(pushtest.Ctx(t), doc); err != nil {
 			t.Fatal(err)
 		}
@@ -178,7 +178,7 @@ func TestPresenceOnARealCluster(t *testing.T) {
 
 	// Clients on every node, a backend over NATS and pushctl: each member once.
 	pushtest.Eventually(t, 10*time.Second, func() error {
-		for _, c := range []*client.Client{watcher, bob, carol1} {
+		for _, c := range []*client.Conn{watcher, bob, carol1} {
 			f, err := c.Presence(pushtest.Ctx(t), doc, 0, "")
 			if err != nil {
 				return err
@@ -283,7 +283,7 @@ func TestPresenceOnARealCluster(t *testing.T) {
 	pushtest.Marker(t, nc, watcher) // and nothing else
 	now := sortedSIDs(watcher, alice, bob, carol3)
 	pushtest.Eventually(t, 10*time.Second, func() error {
-		for _, c := range []*client.Client{watcher, bob, carol3} {
+		for _, c := range []*client.Conn{watcher, bob, carol3} {
 			f, err := c.Presence(pushtest.Ctx(t), doc, 0, "")
 			if err != nil || !slices.Equal(sidsOf(f.Members), now) {
 				return fmt.Errorf("%s sees %v %v, want %v", c.SID(), sidsOf(f.Members), err, now)

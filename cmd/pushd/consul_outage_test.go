@@ -144,7 +144,7 @@ func TestConsulFreezeKeepsNodesAccepting(t *testing.T) {
 		startPushd(t, ns.URL(), consulArgs(consul, "--node-name", "frozen-a", "--consul-lock-delay", lockDelay.String())...),
 		startPushd(t, ns.URL(), consulArgs(consul, "--node-name", "frozen-b", "--consul-lock-delay", lockDelay.String())...),
 	}
-	var old []*client.Client
+	var old []*client.Conn
 	for i, n := range nodes {
 		waitReadyz(t, n, 10*time.Second, true, "consul", "held")
 		old = append(old, dial(t, n, fmt.Sprintf("old-%d", i)))

@@ -73,7 +73,7 @@ func TestResumeOnAnotherNodeAfterKill9(t *testing.T) {
 }
 
 // next reads c's next push and checks its data.
-func next(t *testing.T, c *client.Client, data string) client.Frame {
+func next(t *testing.T, c *client.Conn, data string) client.Frame {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()

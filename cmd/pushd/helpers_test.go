@@ -147,7 +147,7 @@ func token(t testing.TB, sub string, ttl time.Duration) string {
 func ctxT(t *testing.T) context.Context { return pushtest.Ctx(t) }
 
 // dial opens a dev session for user.
-func dial(t *testing.T, n *testNode, user string) *client.Client {
+func dial(t *testing.T, n *testNode, user string) *client.Conn {
 	t.Helper()
 	return pushtest.Dial(t, n.wsURL(), user)
 }
@@ -219,7 +219,7 @@ func mustSign(t testing.TB, claims jwt.MapClaims, secret string) string {
 	return s
 }
 
-func dialToken(t *testing.T, n *testNode, tok string) *client.Client {
+func dialToken(t *testing.T, n *testNode, tok string) *client.Conn {
 	t.Helper()
 	c, err := client.Dial(ctxT(t), n.wsURL(), client.Options{Token: tok})
 	if err != nil {

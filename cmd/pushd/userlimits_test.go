@@ -20,7 +20,7 @@ func TestClusterWideSessionsPerUser(t *testing.T) {
 	ns := pushtest.RunNATS(t)
 	args := []string{"--dev", "--max-sessions-per-user", "3", "--max-cluster-sessions-per-user", "4"}
 	a, b := startPushd(t, ns.URL(), args...), startPushd(t, ns.URL(), args...)
-	var onA []*client.Client
+	var onA []*client.Conn
 	for range 3 {
 		onA = append(onA, dial(t, a, "alice"))
 	}

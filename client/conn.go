@@ -123,8 +123,9 @@ func (e *CloseError) Error() string { return fmt.Sprintf("pushd: closed %d %s", 
 // ErrClosed is returned once the socket is gone without a close frame.
 var ErrClosed = errors.New("pushd: connection closed")
 
-// Client is one session.
-type Client struct {
+// Conn is one session on one WebSocket, with no reconnect: for tools and
+// tests, which drive the protocol frame by frame.
+type Conn struct {
 	conn    *gws.Conn
 	hello   Frame
 	pushes  chan Frame
@@ -139,13 +140,13 @@ type Client struct {
 }
 
 // Hello is the server's first frame.
-func (c *Client) Hello() Frame { return c.hello }
+func (c *Conn) Hello() Frame { return c.hello }
 
 // SID is the session ID.
-func (c *Client) SID() string { return c.hello.SID }
+func (c *Conn) SID() string { return c.hello.SID }
 
 // Dial opens a session and waits for the hello frame.
-func Dial(ctx context.Context, rawURL string, opts Options) (*Client, error) {
+func Dial(ctx context.Context, rawURL string, opts Options) (*Conn, error) {
 	if opts.HandshakeTimeout <= 0 {
 		opts.HandshakeTimeout = 10 * time.Second
 	}
@@ -174,7 +175,7 @@ func Dial(ctx context.Context, rawURL string, opts Options) (*Client, error) {
 	if opts.BearerToken != "" {
 		h.Set("Authorization", "Bearer "+opts.BearerToken)
 	}
-	c := &Client{
+	c := &Conn{
 		pushes:   make(chan Frame, opts.Buffer),
 		replies:  make(chan Frame, 64),
 		done:     make(chan struct{}),
@@ -214,15 +215,15 @@ func Dial(ctx context.Context, rawURL string, opts Options) (*Client, error) {
 }
 
 // Send writes a raw frame; tests use it for malformed input.
-func (c *Client) Send(b []byte) error { return c.conn.WriteMessage(gws.OpcodeText, b) }
+func (c *Conn) Send(b []byte) error { return c.conn.WriteMessage(gws.OpcodeText, b) }
 
 // SendBinary writes a binary frame.
-func (c *Client) SendBinary(b []byte) error { return c.conn.WriteMessage(gws.OpcodeBinary, b) }
+func (c *Conn) SendBinary(b []byte) error { return c.conn.WriteMessage(gws.OpcodeBinary, b) }
 
 // WritePing sends a WebSocket ping control frame.
-func (c *Client) WritePing() error { return c.conn.WritePing(nil) }
+func (c *Conn) WritePing() error { return c.conn.WritePing(nil) }
 
-func (c *Client) sendJSON(v any) error {
+func (c *Conn) sendJSON(v any) error {
 	b, err := json.Marshal(v)
 	if err != nil {
 		return err
@@ -231,7 +232,7 @@ func (c *Client) sendJSON(v any) error {
 }
 
 // Join joins doc and waits for the joined reply.
-func (c *Client) Join(ctx context.Context, doc string) error {
+func (c *Conn) Join(ctx context.Context, doc string) error {
 	if err := c.sendJSON(map[string]string{"type": "join", "doc": doc}); err != nil {
 		return err
 	}
@@ -241,7 +242,7 @@ func (c *Client) Join(ctx context.Context, doc string) error {
 // JoinSince joins doc resuming from position since (the seq of the last
 // push of doc processed) and returns the joined reply; the missed pushes
 // follow it.
-func (c *Client) JoinSince(ctx context.Context, doc, since string) (Frame, error) {
+func (c *Conn) JoinSince(ctx context.Context, doc, since string) (Frame, error) {
 	if err := c.sendJSON(map[string]string{"type": "join", "doc": doc, "since": since}); err != nil {
 		return Frame{}, err
 	}
@@ -260,7 +261,7 @@ func (c *Client) JoinSince(ctx context.Context, doc, since string) (Frame, error
 
 // Ack acknowledges the push at seq (of doc, or of the user's subject when
 // doc is empty), so the node publishes its receipt.
-func (c *Client) Ack(seq, doc string) error {
+func (c *Conn) Ack(seq, doc string) error {
 	m := map[string]string{"type": "ack", "seq": seq}
 	if doc != "" {
 		m["doc"] = doc
@@ -270,7 +271,7 @@ func (c *Client) Ack(seq, doc string) error {
 
 // JoinPresence joins doc asking for its presence events (presence_diff
 // frames, read with Next) and waits for the joined reply.
-func (c *Client) JoinPresence(ctx context.Context, doc string) error {
+func (c *Conn) JoinPresence(ctx context.Context, doc string) error {
 	if err := c.sendJSON(map[string]any{"type": "join", "doc": doc, "presence": true}); err != nil {
 		return err
 	}
@@ -279,18 +280,18 @@ func (c *Client) JoinPresence(ctx context.Context, doc string) error {
 
 // Presence asks for a page of doc's members: at most limit (0: the
 // server's default) after the session ID cursor ("" for the first page).
-func (c *Client) Presence(ctx context.Context, doc string, limit int, cursor string) (Frame, error) {
+func (c *Conn) Presence(ctx context.Context, doc string, limit int, cursor string) (Frame, error) {
 	return c.request(ctx, "presence", map[string]any{"type": "presence", "doc": doc, "limit": limit, "cursor": cursor})
 }
 
 // PresenceStats asks for doc's member and user counts.
-func (c *Client) PresenceStats(ctx context.Context, doc string) (Frame, error) {
+func (c *Conn) PresenceStats(ctx context.Context, doc string) (Frame, error) {
 	return c.request(ctx, "presence_stats", map[string]any{"type": "presence_stats", "doc": doc})
 }
 
 // request sends v and waits for a reply of type want; an error frame
 // becomes a *ServerError.
-func (c *Client) request(ctx context.Context, want string, v any) (Frame, error) {
+func (c *Conn) request(ctx context.Context, want string, v any) (Frame, error) {
 	if err := c.sendJSON(v); err != nil {
 		return Frame{}, err
 	}
@@ -308,7 +309,7 @@ func (c *Client) request(ctx context.Context, want string, v any) (Frame, error)
 }
 
 // Leave leaves doc and waits for the left reply.
-func (c *Client) Leave(ctx context.Context, doc string) error {
+func (c *Conn) Leave(ctx context.Context, doc string) error {
 	if err := c.sendJSON(map[string]string{"type": "leave", "doc": doc}); err != nil {
 		return err
 	}
@@ -316,7 +317,7 @@ func (c *Client) Leave(ctx context.Context, doc string) error {
 }
 
 // Ping sends a JSON heartbeat and returns the pong.
-func (c *Client) Ping(ctx context.Context) (Frame, error) {
+func (c *Conn) Ping(ctx context.Context) (Frame, error) {
 	if err := c.Send([]byte(`{"type":"ping"}`)); err != nil {
 		return Frame{}, err
 	}
@@ -332,7 +333,7 @@ func (c *Client) Ping(ctx context.Context) (Frame, error) {
 
 // Publish sends an upstream message for a joined doc. data is marshalled to
 // JSON unless it is a json.RawMessage.
-func (c *Client) Publish(doc, event string, data any) error {
+func (c *Conn) Publish(doc, event string, data any) error {
 	raw, ok := data.(json.RawMessage)
 	if !ok {
 		b, err := json.Marshal(data)
@@ -350,7 +351,7 @@ func (c *Client) Publish(doc, event string, data any) error {
 }
 
 // expect waits for a reply of type want; an error frame becomes an error.
-func (c *Client) expect(ctx context.Context, want string) error {
+func (c *Conn) expect(ctx context.Context, want string) error {
 	f, err := c.reply(ctx)
 	if err != nil {
 		return err
@@ -365,9 +366,9 @@ func (c *Client) expect(ctx context.Context, want string) error {
 }
 
 // Reply waits for the next non-push frame (hello, joined, left, pong, error).
-func (c *Client) Reply(ctx context.Context) (Frame, error) { return c.reply(ctx) }
+func (c *Conn) Reply(ctx context.Context) (Frame, error) { return c.reply(ctx) }
 
-func (c *Client) reply(ctx context.Context) (Frame, error) {
+func (c *Conn) reply(ctx context.Context) (Frame, error) {
 	select {
 	case f := <-c.replies:
 		return f, nil
@@ -384,7 +385,7 @@ func (c *Client) reply(ctx context.Context) (Frame, error) {
 }
 
 // Next waits for the next push frame.
-func (c *Client) Next(ctx context.Context) (Frame, error) {
+func (c *Conn) Next(ctx context.Context) (Frame, error) {
 	select {
 	case f := <-c.pushes:
 		return f, nil
@@ -401,11 +402,11 @@ func (c *Client) Next(ctx context.Context) (Frame, error) {
 }
 
 // Done is closed when the socket is gone.
-func (c *Client) Done() <-chan struct{} { return c.done }
+func (c *Conn) Done() <-chan struct{} { return c.done }
 
 // Err is why the socket is gone: a *CloseError when the server sent a close
 // frame, ErrClosed otherwise; nil while open.
-func (c *Client) Err() error {
+func (c *Conn) Err() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.closeErr
@@ -413,7 +414,7 @@ func (c *Client) Err() error {
 
 // Close closes the session normally and waits for the read loop to end.
 // Pushes not yet read are dropped.
-func (c *Client) Close() error {
+func (c *Conn) Close() error {
 	c.closeOnce.Do(func() { close(c.closing) })
 	_ = c.conn.WriteClose(1000, nil)
 	<-c.readDone
@@ -430,7 +431,7 @@ func (e *ServerError) Error() string { return "pushd: " + e.Code + ": " + e.Mess
 
 type events struct {
 	gws.BuiltinEventHandler
-	c *Client
+	c *Conn
 }
 
 func (e *events) OnClose(_ *gws.Conn, err error) {

@@ -60,7 +60,7 @@ func token(t *testing.T, sub string, ttl time.Duration) string {
 	return s
 }
 
-func dial(t *testing.T, url string, opts client.Options) *client.Client {
+func dial(t *testing.T, url string, opts client.Options) *client.Conn {
 	t.Helper()
 	c, err := client.Dial(pushtest.Ctx(t), url, opts)
 	if err != nil {
