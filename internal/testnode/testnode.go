@@ -78,9 +78,20 @@ func Start(t testing.TB, natsURL string, cfg node.Config) *Node {
 // StartWith is Start with options.
 func StartWith(t testing.TB, natsURL string, cfg node.Config, opts Options) *Node {
 	t.Helper()
+	tn, err := Run(natsURL, cfg, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(tn.Stop)
+	return tn
+}
+
+// Run is StartWith for code without a testing.TB (a TestMain, examples): the
+// caller stops the node with Stop.
+func Run(natsURL string, cfg node.Config, opts Options) (*Node, error) {
 	nc, err := nats.Connect(natsURL, nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond))
 	if err != nil {
-		t.Fatalf("testnode: connect to NATS: %v", err)
+		return nil, fmt.Errorf("testnode: connect to NATS: %w", err)
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -101,19 +112,19 @@ func StartWith(t testing.TB, natsURL string, cfg node.Config, opts Options) *Nod
 		}
 		if err != nil {
 			nc.Close()
-			t.Fatalf("testnode: history: %v", err)
+			return nil, fmt.Errorf("testnode: history: %w", err)
 		}
 	}
 	rt, err := router.New(router.Config{Conn: nc, NodeID: cfg.NodeID, History: hist, Logger: cfg.Logger, Registerer: reg})
 	if err != nil {
 		nc.Close()
-		t.Fatalf("testnode: router: %v", err)
+		return nil, fmt.Errorf("testnode: router: %w", err)
 	}
 	fwd, err := router.NewForwarder(router.ForwarderConfig{Conn: nc, NodeID: cfg.NodeID, Logger: cfg.Logger})
 	if err != nil {
 		_ = rt.Close()
 		nc.Close()
-		t.Fatalf("testnode: forwarder: %v", err)
+		return nil, fmt.Errorf("testnode: forwarder: %w", err)
 	}
 	cfg.Bus, cfg.Registerer, cfg.Forwarder = rt, reg, fwd
 	tn := &Node{Router: rt, Forwarder: fwd, History: hist, Registry: reg, nc: nc}
@@ -121,14 +132,14 @@ func StartWith(t testing.TB, natsURL string, cfg node.Config, opts Options) *Nod
 		if err := tn.startPresence(natsURL, &cfg, opts); err != nil {
 			_ = rt.Close()
 			nc.Close()
-			t.Fatalf("testnode: presence: %v", err)
+			return nil, fmt.Errorf("testnode: presence: %w", err)
 		}
 	}
 	n, err := node.New(cfg)
 	if err != nil {
 		_ = rt.Close()
 		nc.Close()
-		t.Fatalf("testnode: node: %v", err)
+		return nil, fmt.Errorf("testnode: node: %w", err)
 	}
 	tn.Node = n
 	n.Start()
@@ -136,13 +147,13 @@ func StartWith(t testing.TB, natsURL string, cfg node.Config, opts Options) *Nod
 		_ = n.Close()
 		_ = rt.Close()
 		nc.Close()
-		t.Fatalf("testnode: router start: %v", err)
+		return nil, fmt.Errorf("testnode: router start: %w", err)
 	}
 	if err := fwd.Serve(n.ServeForwarded, n.ForwardBusy); err != nil {
 		_ = n.Close()
 		_ = rt.Close()
 		nc.Close()
-		t.Fatalf("testnode: forwarder: %v", err)
+		return nil, fmt.Errorf("testnode: forwarder: %w", err)
 	}
 	if tn.Presence != nil {
 		err := tn.Presence.Start(n)
@@ -150,15 +161,14 @@ func StartWith(t testing.TB, natsURL string, cfg node.Config, opts Options) *Nod
 			err = tn.Cluster.Start(cfg.NodeID)
 		}
 		if err != nil {
-			t.Fatalf("testnode: presence start: %v", err)
+			return nil, fmt.Errorf("testnode: presence start: %w", err)
 		}
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/ws", n)
 	mux.HandleFunc("/http/", n.ServeHTTPSessions)
 	tn.Server = httptest.NewServer(mux)
-	t.Cleanup(tn.Stop)
-	return tn
+	return tn, nil
 }
 
 // startPresence makes the node's cluster membership and presence tracker,
