@@ -1,15 +1,3 @@
-// Package client is a Go client for the pushd WebSocket protocol
-// (docs/PROTOCOL.md). Tests, pushctl and pushbench use it; it is also a
-// reference for client authors.
-//
-//	c, err := client.Dial(ctx, "ws://localhost:8080/ws", client.Options{Token: tok})
-//	if err != nil { ... }
-//	defer c.Close()
-//	_ = c.Join(ctx, "doc-1")
-//	for {
-//		p, err := c.Next(ctx)
-//		...
-//	}
 package client
 
 import (
@@ -48,6 +36,8 @@ type Frame struct {
 	Recovered *bool `json:"recovered,omitempty"`
 	// Ack is set on a push whose publisher asked for a receipt.
 	Ack bool `json:"ack,omitempty"`
+	// Exp is the new token's expiry (Unix seconds) in refreshed.
+	Exp int64 `json:"exp,omitempty"`
 	// CloseCode, Reason and Retry are an HTTP session's close frame's
 	// (type "close"): the WebSocket close code it stands for, why, and how
 	// long (ms) to wait before reconnecting when set.
@@ -102,26 +92,6 @@ type Options struct {
 	// blocks the socket. Zero means 1024.
 	Buffer int
 }
-
-// HandshakeError is returned by Dial when the server refused the upgrade.
-type HandshakeError struct {
-	Status int
-}
-
-func (e *HandshakeError) Error() string {
-	return fmt.Sprintf("pushd: handshake refused with HTTP %d", e.Status)
-}
-
-// CloseError is how the server closed the socket.
-type CloseError struct {
-	Code   uint16
-	Reason string
-}
-
-func (e *CloseError) Error() string { return fmt.Sprintf("pushd: closed %d %s", e.Code, e.Reason) }
-
-// ErrClosed is returned once the socket is gone without a close frame.
-var ErrClosed = errors.New("pushd: connection closed")
 
 // Conn is one session on one WebSocket, with no reconnect: for tools and
 // tests, which drive the protocol frame by frame.
@@ -251,7 +221,7 @@ func (c *Conn) JoinSince(ctx context.Context, doc, since string) (Frame, error) 
 		return f, err
 	}
 	if f.Type == "error" {
-		return f, &ServerError{Code: f.Code, Message: f.Message}
+		return f, &ServerError{Code: f.Code, Message: f.Message, Doc: f.Doc}
 	}
 	if f.Type != "joined" {
 		return f, fmt.Errorf("pushd: got %q, want joined", f.Type)
@@ -300,7 +270,7 @@ func (c *Conn) request(ctx context.Context, want string, v any) (Frame, error) {
 		return f, err
 	}
 	if f.Type == "error" {
-		return f, &ServerError{Code: f.Code, Message: f.Message}
+		return f, &ServerError{Code: f.Code, Message: f.Message, Doc: f.Doc}
 	}
 	if f.Type != want {
 		return f, fmt.Errorf("pushd: got %q, want %q", f.Type, want)
@@ -357,7 +327,7 @@ func (c *Conn) expect(ctx context.Context, want string) error {
 		return err
 	}
 	if f.Type == "error" {
-		return &ServerError{Code: f.Code, Message: f.Message}
+		return &ServerError{Code: f.Code, Message: f.Message, Doc: f.Doc}
 	}
 	if f.Type != want {
 		return fmt.Errorf("pushd: got %q, want %q", f.Type, want)
@@ -420,14 +390,6 @@ func (c *Conn) Close() error {
 	<-c.readDone
 	return nil
 }
-
-// ServerError is an error frame answering a request.
-type ServerError struct {
-	Code    string
-	Message string
-}
-
-func (e *ServerError) Error() string { return "pushd: " + e.Code + ": " + e.Message }
 
 type events struct {
 	gws.BuiltinEventHandler
