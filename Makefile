@@ -53,6 +53,8 @@ fuzz:
 	$(GO) test -run='^$$' -fuzz='^FuzzDeltas$$' $(FUZZFLAGS) ./presence
 	$(GO) test -run='^$$' -fuzz='^FuzzDecodeQuery$$' $(FUZZFLAGS) ./presence
 	$(GO) test -run='^$$' -fuzz='^FuzzLimitKey$$' $(FUZZFLAGS) ./node
+	$(GO) test -run='^$$' -fuzz='^FuzzDecodeFrame$$' $(FUZZFLAGS) ./client
+	$(GO) test -run='^$$' -fuzz='^FuzzClientFrames$$' $(FUZZFLAGS) ./client
 
 chart:
 	cd helm/test && $(GO) test -count=1 ./...
