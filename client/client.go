@@ -440,7 +440,7 @@ func (c *Client) random() float64 { return c.cfg.random() }
 // open begins a connection attempt.
 func (c *Client) open() {
 	c.gen++
-	a := &attempt{gen: c.gen, index: c.urlIndex, out: make(chan []byte, outboxSize)}
+	a := &attempt{gen: c.gen, index: c.urlIndex, out: newOutbox()}
 	a.ctx, a.cancel = context.WithCancel(c.ctx)
 	c.conn = a
 	c.stopRetry()

@@ -67,7 +67,7 @@ func FuzzClientFrames(f *testing.F) {
 		c.mu.Lock()
 		c.state = Connecting
 		c.gen++
-		a := &attempt{gen: c.gen, out: make(chan []byte, outboxSize)}
+		a := &attempt{gen: c.gen, out: newOutbox()}
 		a.ctx, a.cancel = context.WithCancel(c.ctx)
 		c.conn = a
 		c.mu.Unlock()

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -22,10 +23,48 @@ import (
 // it decodes each frame and handles it under the client's lock, which no
 // network write and no handler is ever made under.
 
-// outboxSize bounds the frames waiting for the writer. It only fills when
-// the server stops reading; the connection is then dropped (write_stalled)
-// rather than blocking the caller.
-const outboxSize = 1024
+// maxOutboxBytes bounds the frames waiting for the writer. It only fills
+// when the server stops reading; the connection is then dropped
+// (write_stalled) rather than blocking the caller.
+const maxOutboxBytes = 1 << 20
+
+// outbox holds a connection's frames for its writer. It takes memory only
+// while frames wait, and its own lock, so the writer never needs the
+// client's.
+type outbox struct {
+	mu     sync.Mutex
+	frames [][]byte
+	bytes  int
+	ready  chan struct{} // one token: frames are waiting
+}
+
+func newOutbox() *outbox { return &outbox{ready: make(chan struct{}, 1)} }
+
+// push queues b; false when the outbox is full.
+func (o *outbox) push(b []byte) bool {
+	o.mu.Lock()
+	if o.bytes+len(b) > maxOutboxBytes {
+		o.mu.Unlock()
+		return false
+	}
+	o.frames = append(o.frames, b)
+	o.bytes += len(b)
+	o.mu.Unlock()
+	select {
+	case o.ready <- struct{}{}:
+	default:
+	}
+	return true
+}
+
+// take returns the waiting frames, oldest first, and empties the outbox.
+func (o *outbox) take() [][]byte {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	f := o.frames
+	o.frames, o.bytes = nil, 0
+	return f
+}
 
 // attempt is one connection, from dial to close. Its fields are guarded by
 // the client's mutex, except those set before its goroutines start.
@@ -34,7 +73,7 @@ type attempt struct {
 	index  int    // the URL index (or URLFunc's attempt)
 	ctx    context.Context
 	cancel context.CancelFunc
-	out    chan []byte
+	out    *outbox
 
 	url      string
 	raw      net.Conn  // the TCP connection: closing it never blocks
@@ -56,16 +95,13 @@ type attempt struct {
 // not read: the connection is given up, from a timer so that callers in the
 // middle of a loop over the client's state are not re-entered. c.mu held.
 func (c *Client) send(a *attempt, b []byte) {
-	select {
-	case a.out <- b:
-	default:
-		if !a.stalled {
-			a.stalled = true
-			c.after(0, func() {
-				c.giveUp(a, 1006, fmt.Sprintf("write_stalled: %d frames wait for a server that does not read", outboxSize))
-			})
-		}
+	if a.out.push(b) || a.stalled {
+		return
 	}
+	a.stalled = true
+	c.after(0, func() {
+		c.giveUp(a, 1006, fmt.Sprintf("write_stalled: %d bytes wait for a server that does not read", maxOutboxBytes))
+	})
 }
 
 // run dials a's URL, upgrades, sends the connect frame and reads the socket
@@ -232,10 +268,12 @@ func (c *Client) write(a *attempt) {
 	defer c.wg.Done()
 	for {
 		select {
-		case b := <-a.out:
-			if err := a.ws.WriteMessage(gws.OpcodeText, b); err != nil {
-				_ = a.raw.Close() // the read loop ends and reports the close
-				return
+		case <-a.out.ready:
+			for _, b := range a.out.take() {
+				if err := a.ws.WriteMessage(gws.OpcodeText, b); err != nil {
+					_ = a.raw.Close() // the read loop ends and reports the close
+					return
+				}
 			}
 		case <-a.ctx.Done():
 			return
