@@ -53,7 +53,6 @@ fuzz:
 	$(GO) test -run='^$$' -fuzz='^FuzzDeltas$$' $(FUZZFLAGS) ./presence
 	$(GO) test -run='^$$' -fuzz='^FuzzDecodeQuery$$' $(FUZZFLAGS) ./presence
 	$(GO) test -run='^$$' -fuzz='^FuzzLimitKey$$' $(FUZZFLAGS) ./node
-	$(GO) test -run='^$$' -fuzz='^FuzzDecodeFrame$$' $(FUZZFLAGS) ./client
 	$(GO) test -run='^$$' -fuzz='^FuzzClientFrames$$' $(FUZZFLAGS) ./client
 
 chart:

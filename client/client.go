@@ -198,7 +198,8 @@ type request struct {
 	timer    *time.Timer
 }
 
-// New returns a client for cfg. It starts nothing: see Connect.
+// New returns a client for cfg. It starts nothing: see Connect. Once
+// Connect was called, Close releases the client, whatever happened.
 func New(cfg Config) *Client {
 	cfg.setDefaults()
 	ctx, cancel := context.WithCancel(context.Background())

@@ -3,6 +3,7 @@ package client_test
 import (
 	"context"
 	"errors"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -78,9 +79,10 @@ func TestExpiredTokenGetsAFreshOne(t *testing.T) {
 	}
 }
 
-// TestAuthFailuresStopAfterThree: a token the node cannot verify (4003) is
-// not retried blindly: after three refusals in a row the client stops, and
-// Connect says why. A dev user refused by a production node stops at once.
+// TestAuthFailuresStopAfterThree: a token the node cannot verify (4003, or
+// HTTP 401 when it came in a header) is not retried blindly: after three
+// refusals in a row the client stops, and Connect says why. A dev user
+// refused by a production node stops at once.
 func TestAuthFailuresStopAfterThree(t *testing.T) {
 	t.Parallel()
 	js := pushtest.RunJetStream(t)
@@ -111,6 +113,19 @@ func TestAuthFailuresStopAfterThree(t *testing.T) {
 	}
 	if err := c.Publish(pushtest.Ctx(t), "d", "e", nil); !errors.Is(err, client.ErrStopped) {
 		t.Fatalf("publish on a stopped client: %v", err)
+	}
+
+	// A refusal by HTTP status (here a bad token in an Authorization header
+	// the application added) counts as the close code it stands for.
+	hdr, he := start(t, client.Config{URL: n.WSURL(), GetToken: tokens("hank", time.Hour, nil),
+		Header: http.Header{"Authorization": {"Bearer garbage"}}})
+	if err := hdr.Connect(pushtest.Ctx(t)); !errors.As(err, &ce) || ce.Code != 4003 {
+		t.Fatalf("a bad Authorization header: %v", err)
+	}
+	for i := range 3 {
+		if d := recv(t, he.disconnects, "disconnect"); d.Status != http.StatusUnauthorized || d.Code != 4003 || d.Error != "token_invalid" || d.WillReconnect != (i < 2) {
+			t.Fatalf("disconnect %d: %+v, want HTTP 401 token_invalid as 4003", i, d)
+		}
 	}
 
 	dev, de := start(t, client.Config{URL: n.WSURL(), User: "mallory"})
