@@ -165,7 +165,9 @@ type bench struct {
 	// resume makes clients track positions and resume; reconnect makes
 	// them come back by themselves when the server closes them.
 	resume, reconnect bool
-	phase             string // prefix of the connect metrics (history: off_, on_)
+	// ack makes clients acknowledge pushes that ask for receipts (seed).
+	ack   bool
+	phase string // prefix of the connect metrics (history: off_, on_)
 }
 
 func newBench(ctx context.Context, o *options, stderr io.Writer, scenario string) *bench {
@@ -246,7 +248,7 @@ func (b *bench) connect(targets []string, subject string) (connectResult, error)
 				Concurrency: b.o.concurrency, Secret: b.o.secret, Docs: b.o.docs, DocDist: b.o.docDist,
 				SrcFrom: b.o.srcFrom, SrcTo: b.o.srcTo, ReadBuf: b.o.readBuf, EpochNano: epoch.UnixNano(),
 				TimeoutNano: int64(b.o.timeout), Subject: subject,
-				Resume: b.resume, Reconnect: b.reconnect, JitterNano: int64(b.o.jitter), Users: b.o.conns,
+				Resume: b.resume, Reconnect: b.reconnect, JitterNano: int64(b.o.jitter), Users: b.o.conns, Ack: b.ack,
 			}}
 		})
 	stopBar()
