@@ -426,3 +426,18 @@ func TestSeedReceiptsWithoutChurn(t *testing.T) {
 		t.Errorf("missed while reconnecting %v without churn", v)
 	}
 }
+
+// TestChurnSameClientTwice: at 1,000 cycles/s over 8 clients a client is
+// often picked again while its previous reconnect is in flight; the second
+// cycle must not close the connection the first is still opening (which
+// then waited its whole handshake timeout for a hello and failed).
+func TestChurnSameClientTwice(t *testing.T) {
+	r := run(t, "churn", "--conns", "8", "--in-process", "--churn-rate", "1000", "--duration", "1s", "--rate", "5", "--settle", "500ms",
+		"--timeout", "2s")
+	if e := metricOf(t, r, "reconnect_errors"); e != 0 {
+		t.Errorf("reconnect errors %v, want 0", e)
+	}
+	if open := metricOf(t, r, "open_after"); open != 8 {
+		t.Errorf("open after churn %v", open)
+	}
+}

@@ -929,6 +929,9 @@ func (w *worker) churn(spec churnSpec, stop <-chan struct{}) {
 		spec.Concurrency = 128
 	}
 	sem := make(chan struct{}, spec.Concurrency)
+	// busy marks the clients with a cycle in flight: a second cycle of the
+	// same client would close the connection the first is still opening.
+	busy := make([]atomic.Bool, len(w.clients))
 	var wg sync.WaitGroup
 	start := time.Now()
 	end := start.Add(time.Duration(spec.DurationNs))
@@ -952,11 +955,24 @@ func (w *worker) churn(spec churnSpec, stop <-chan struct{}) {
 		case <-stop:
 			continue
 		}
-		idx := w.spec.First + rng.IntN(len(w.clients))
+		i := rng.IntN(len(w.clients))
+		for tries := 0; !busy[i].CompareAndSwap(false, true); tries++ {
+			if tries == 8 {
+				i = -1 // nearly every client is reconnecting: skip this one
+				break
+			}
+			i = rng.IntN(len(w.clients))
+		}
+		if i < 0 {
+			<-sem
+			continue
+		}
+		idx := w.spec.First + i
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
+			defer busy[i].Store(false)
 			if c := w.slot(idx).Load(); c != nil {
 				c.leaving.Store(true)
 				if c.conn != nil {
