@@ -581,8 +581,14 @@ func runSeed(b *bench) error {
 	return nil
 }
 
+// seedLatencyBounds are the upper bounds of pushd_delivery_latency_seconds
+// (publisher's timestamp to socket write) the seed scenario reports.
+var seedLatencyBounds = []string{"0.01", "0.1", "0.5", "1", "2.5"}
+
 // Node metrics the seed scenario reads (docs/METRICS.md).
 var seedNodeMetrics = []string{
+	"pushd_delivery_latency_seconds_count", `pushd_delivery_latency_seconds_bucket{le="0.01"}`, `pushd_delivery_latency_seconds_bucket{le="0.1"}`,
+	`pushd_delivery_latency_seconds_bucket{le="0.5"}`, `pushd_delivery_latency_seconds_bucket{le="1"}`, `pushd_delivery_latency_seconds_bucket{le="2.5"}`,
 	`pushd_receipts_total{result="acked"}`, `pushd_receipts_total{result="dropped"}`,
 	"pushd_slow_consumers_total", "pushd_connections_accepted_total",
 	`pushd_connections_closed_total{reason="heartbeat_timeout"}`, `pushd_connections_closed_total{reason="slow_consumer"}`,
@@ -734,6 +740,14 @@ func (b *bench) seedReport(per []seedBroadcast, samples []seedSample, log *recei
 	b.rep.add("delivery_latency_p50", lat.P50, "ms")
 	b.rep.add("delivery_latency_p99", lat.P99, "ms")
 	b.rep.add("delivery_latency_max", lat.Max, "ms")
+	// The nodes' share of it: publish to socket write (the rest is the
+	// clients reading on the same cores).
+	if total := m1["pushd_delivery_latency_seconds_count"] - m0["pushd_delivery_latency_seconds_count"]; total > 0 {
+		for _, le := range seedLatencyBounds {
+			k := `pushd_delivery_latency_seconds_bucket{le="` + le + `"}`
+			b.rep.add("server_written_within_"+le+"s", 100*(m1[k]-m0[k])/total, "%")
+		}
+	}
 
 	// Memory per connection: the nodes' RSS over the sessions they hold.
 	perConn := func(s serverSample) float64 { return float64(s.RSS) / max(s.Sessions, 1) / 1024 }
@@ -796,8 +810,8 @@ func (b *bench) seedReport(per []seedBroadcast, samples []seedSample, log *recei
 	// Errors the nodes saw.
 	d := func(k string) float64 { return m1[k] - m0[k] }
 	var nodeErrs float64
-	for _, k := range seedNodeMetrics[1:] {
-		if k == "pushd_connections_accepted_total" {
+	for _, k := range seedNodeMetrics {
+		if !strings.HasPrefix(k, "pushd_connections_closed_total") && k != "pushd_slow_consumers_total" && k != `pushd_receipts_total{result="dropped"}` {
 			continue
 		}
 		if v := d(k); v != 0 {
