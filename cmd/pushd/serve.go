@@ -140,6 +140,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, onStart func(start
 	if err != nil {
 		return err
 	}
+	registerTokenCache(reg, verifier)
 	stopReload := startReloader(log, reg, cfg.KeysReload, verifier, tlsKeys)
 	defer stopReload()
 	if cfg.Dev {
