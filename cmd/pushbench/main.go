@@ -44,6 +44,7 @@ type options struct {
 	spawnNodes  int
 	pushdBin    string
 	pushdArgs   []string
+	tls         bool
 	nodeEnv     []string
 	secret      string
 	docs        int
@@ -175,6 +176,7 @@ Every flag has an environment twin PUSHBENCH_<FLAG> shown in its usage.`,
 	pf.IntVar(&o.spawnNodes, "spawn-nodes", 1, "pushd nodes to start (each with its own --node-id and port)")
 	pf.StringVar(&o.pushdBin, "pushd-bin", "", "pushd binary to spawn")
 	pf.StringSliceVar(&o.pushdArgs, "pushd-arg", nil, "extra argument for spawned pushd nodes (repeatable)")
+	pf.BoolVar(&o.tls, "tls", false, "spawned nodes serve wss:// with a self-signed certificate made for the run (--tls-cert); WebSocket clients verify nothing")
 	pf.StringSliceVar(&o.nodeEnv, "node-env", nil, "KEY=VALUE environment for spawned pushd nodes, e.g. GOGC=50 (repeatable)")
 	pf.StringVar(&o.secret, "jwt-secret", "", "HS256 secret: clients send real JWTs (sub = user ID); empty uses dev ?user=")
 	pf.IntVar(&o.docs, "docs", 0, "docs clients join, one each (0: none)")

@@ -98,6 +98,16 @@ func TestIdle(t *testing.T) {
 	}
 }
 
+// TestIdleOverTLS: with --tls the node serves wss:// and the clients speak
+// TLS (what TLS costs per idle session, BENCHMARKS.md).
+func TestIdleOverTLS(t *testing.T) {
+	r := run(t, "idle", "--conns", "20", "--in-process", "--hold", "300ms", "--tls")
+	if got := metricOf(t, r, "open"); got != 20 {
+		t.Errorf("open = %v", got)
+	}
+	positive(t, r, "server_rss_per_conn")
+}
+
 func TestConnectWithJWT(t *testing.T) {
 	r := run(t, "connect", "--conns", "50", "--in-process", "--jwt-secret", "bench-secret")
 	positive(t, r, "accepted_per_sec_avg", "accepted_per_sec_peak", "handshake_p50", "handshake_p99")
