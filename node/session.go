@@ -62,14 +62,11 @@ type session struct {
 	// rate-limit state below, are touched by the read side only.
 	grants       []string
 	unrestricted bool
-	// info is the token's info claim, shown in presence; never changes.
-	info []byte
-	// presenceLimit bounds presence requests (presence.go).
-	presenceLimit bucket
-	frames        bucket
-	bytes         bucket
-	strikes       bucket // dropped frames; see admitFrame
-	limited       int    // frames dropped in a row
+	// rare holds what few sessions use (rare.go).
+	rareP   atomic.Pointer[sessionRare]
+	frames  bucket
+	bytes   bucket
+	limited int // frames dropped in a row
 	// connSlot and userSlot are set while the session holds the admission
 	// slots it must release (limits.go); read side only.
 	connSlot, userSlot bool
@@ -103,8 +100,6 @@ type session struct {
 	// holding are the subjects the session resumes, with the live pushes
 	// held back meanwhile (recover.go); nil when it resumes none.
 	holding map[string]*held
-	// owes are the receipts the session owes, oldest first (receipts.go).
-	owes []owed
 	// listening are the docs whose presence events the session asked for,
 	// each with the number of its own join: it gets the changes after it.
 	listening map[string]uint64
