@@ -173,6 +173,7 @@ type Client struct {
 	avoid        avoider  // nodes that sent the client away (the drain hint)
 	authFailures int
 	hellos       int
+	stats        Stats
 	ids          uint64
 	retryTimer   *time.Timer
 	retryID      uint64
@@ -333,6 +334,23 @@ func (c *Client) Session() (hello HelloEvent, ok bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.session, c.state == Connected
+}
+
+// Stats are counts over a Client's life, for monitoring and tests.
+type Stats struct {
+	// Sessions is how many sessions came up (hellos) since New.
+	Sessions int
+	// Duplicates is how many pushes the client dropped, by seq, as copies
+	// of pushes it had already handed over or was handing over: a resume
+	// replays from the cursor, which may trail what a session delivered.
+	Duplicates uint64
+}
+
+// Stats returns the client's counts so far.
+func (c *Client) Stats() Stats {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.stats
 }
 
 // Cursor is the seq of the last user push handled (whose receipt, if it
@@ -648,6 +666,7 @@ func (c *Client) onHello(a *attempt, f *Frame) {
 	c.avoid.misses = 0
 	first := c.hellos == 0
 	c.hellos++
+	c.stats.Sessions++
 	seq, hasSeq := parseSeq(f.Seq)
 	resumed, recovered, gap := resume(c.user, a.sinceSet, seq, hasSeq, f.Recovered, first)
 	c.session = HelloEvent{SID: f.SID, Node: f.Node, User: f.User, URL: a.url, Seq: seq,
@@ -919,6 +938,7 @@ func (c *Client) onPush(a *attempt, f *Frame) {
 	}
 	if cur != nil {
 		if cur.seen(seq) { // a duplicate from a resume
+			c.stats.Duplicates++
 			if f.Ack {
 				cur.owedOn(seq, a.gen)
 			}

@@ -65,4 +65,7 @@ func TestDrainHintSkipsTheDrainingNode(t *testing.T) {
 	if err := recv(t, drained, "drain"); err != nil {
 		t.Fatal(err)
 	}
+	if s := c.Stats(); s.Sessions != 5 || s.Duplicates != 0 {
+		t.Fatalf("stats %+v, want 5 sessions and no duplicate (no push was sent)", s)
+	}
 }
