@@ -1,6 +1,8 @@
 package client
 
 import (
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 )
@@ -99,4 +101,25 @@ func TestAvoiderNext(t *testing.T) {
 	if got := v.next([]string{"ws://a1"}, 7, now); got != 7 {
 		t.Fatalf("one URL: next %d, want 7 (reconnect there)", got)
 	}
+}
+
+// FuzzAvoidNode: any close reason or refusal body is read without a panic,
+// and a node is found only where the protocol's form names it.
+func FuzzAvoidNode(f *testing.F) {
+	f.Add("draining: node 3; reconnect elsewhere")
+	f.Add(`{"error":"draining","message":"node 3; x","avoid_node":3}`)
+	f.Add("token_expired: node x")
+	f.Fuzz(func(t *testing.T, s string) {
+		if n, ok := avoidNodeOf(s); ok {
+			code, msg := ParseReason(s)
+			digits, _, _ := strings.Cut(strings.TrimPrefix(msg, "node "), "; ")
+			m, err := strconv.ParseInt(digits, 10, 64)
+			if code == "" || n < 0 || !strings.HasPrefix(msg, "node ") || err != nil || m != n {
+				t.Fatalf("avoidNodeOf(%q) = %d from %q / %q", s, n, code, msg)
+			}
+		}
+		if n, ok := avoidNodeOfBody([]byte(s)); ok && n < 0 {
+			t.Fatalf("avoidNodeOfBody(%q) = %d", s, n)
+		}
+	})
 }
