@@ -22,7 +22,7 @@ func runChaos(b *bench) error {
 		return errors.New("chaos starts and kills its own nodes: give --pushd-bin, not --target")
 	}
 	cfg := chaos.Config{PushdBin: o.pushdBin, Clients: o.conns, Docs: o.docs, Rate: o.rate,
-		Publishers: max(8, int(o.rate/50))}
+		Publishers: max(8, int(o.rate/20))}
 	h := chaos.NewHarness(func(format string, args ...any) {
 		fmt.Fprintf(b.stderr, "%s "+format+"\n", append([]any{time.Now().Format("15:04:05")}, args...)...)
 	})
@@ -37,6 +37,7 @@ func runChaos(b *bench) error {
 	rep := b.rep
 	rep.Params["nodes"], rep.Params["docs"] = 3, r.Docs
 	rep.add("published", float64(r.Published), "pushes")
+	rep.add("publish_rate", r.AchievedRate(), "pushes/s")
 	rep.add("stored", float64(r.Stored), "pushes")
 	rep.add("publish_retries", float64(r.Retries), "publishes")
 	rep.add("deliveries_expected", float64(r.Expected), "deliveries")

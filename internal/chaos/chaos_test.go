@@ -3,6 +3,7 @@ package chaos
 import (
 	"fmt"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -51,6 +52,17 @@ func TestChaos(t *testing.T) {
 	for _, f := range r.Faults {
 		if f.Waiting != 0 {
 			t.Errorf("%s: %d clients not served again within %s", f.Name, f.Waiting, f.Served)
+		}
+	}
+	// docs/RELIABILITY.md describes every fault the run injects, by the
+	// report's name for it.
+	doc, err := os.ReadFile("../../docs/RELIABILITY.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range r.Faults {
+		if !strings.Contains(string(doc), "`"+f.Name+"`") {
+			t.Errorf("docs/RELIABILITY.md does not describe the fault %q", f.Name)
 		}
 	}
 	var before, after, sessions float64

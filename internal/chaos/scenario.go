@@ -113,9 +113,12 @@ type Report struct {
 	Docs      int     `json:"docs"`
 	Rate      float64 `json:"rate"`
 	Published int     `json:"published"` // pushes taken by the publisher
-	Stored    int     `json:"stored"`    // of them, stored by JetStream (answered)
-	Failed    int     `json:"failed"`    // given up on: never answered
-	Retries   int     `json:"retries"`   // publishes made again
+	// PublishedFor is how long the publisher ran: Published/PublishedFor
+	// is the rate achieved, below Rate when JetStream answered too slowly.
+	PublishedFor time.Duration `json:"published_for_ns"`
+	Stored       int           `json:"stored"`  // of them, stored by JetStream (answered)
+	Failed       int           `json:"failed"`  // given up on: never answered
+	Retries      int           `json:"retries"` // publishes made again
 	// Expected is the deliveries owed: every stored push, to every client
 	// joined to its doc. Delivered of them arrived; Missing did not.
 	Expected  int `json:"expected"`
@@ -140,6 +143,14 @@ func (r *Report) DeliveredPct() float64 {
 		return 0
 	}
 	return 100 * float64(r.Delivered) / float64(r.Expected)
+}
+
+// AchievedRate is the pushes published per second, as achieved.
+func (r *Report) AchievedRate() float64 {
+	if r.PublishedFor <= 0 {
+		return 0
+	}
+	return float64(r.Published) / r.PublishedFor.Seconds()
 }
 
 // Run runs the scenario on t (a test, or a Harness) and returns its report;
@@ -171,6 +182,7 @@ func Run(t testing.TB, cfg Config) *Report {
 	defer pub.close()
 	r := &Report{Clients: cfg.Clients, Docs: cfg.Docs, Rate: cfg.Rate}
 	pub.start(cfg.Rate, cfg.Publishers)
+	pubStart := time.Now()
 	published := false
 	defer func() {
 		if !published {
@@ -269,6 +281,7 @@ func Run(t testing.TB, cfg Config) *Report {
 	// The end: stop publishing, wait for the last deliveries, count.
 	pub.finish()
 	published = true
+	r.PublishedFor = time.Since(pubStart)
 	deadline := time.Now().Add(cfg.ServeWithin)
 	for {
 		miss, _ := f.missing(pub)
@@ -309,8 +322,8 @@ func Run(t testing.TB, cfg Config) *Report {
 // String is the report as a table.
 func (r *Report) String() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "clients %d, docs %d, %.0f pushes/s; published %d (stored %d, failed %d, retried %d); sessions %d; took %s\n",
-		r.Clients, r.Docs, r.Rate, r.Published, r.Stored, r.Failed, r.Retries, r.Sessions, r.Took.Round(time.Second))
+	fmt.Fprintf(&b, "clients %d, docs %d, %.0f pushes/s asked, %.0f/s achieved; published %d in %s (stored %d, failed %d, retried %d); sessions %d; took %s\n",
+		r.Clients, r.Docs, r.Rate, r.AchievedRate(), r.Published, r.PublishedFor.Round(time.Second), r.Stored, r.Failed, r.Retries, r.Sessions, r.Took.Round(time.Second))
 	fmt.Fprintf(&b, "delivered %d of %d (%.3f%%), missing %d; duplicates before dedupe %d, after %d; without seq %d\n",
 		r.Delivered, r.Expected, r.DeliveredPct(), r.Missing, r.DuplicatesBeforeDedupe, r.DuplicatesAfterDedupe, r.WithoutSeq)
 	fmt.Fprintf(&b, "%-36s %10s %12s\n", "fault", "lasted", "served after")
