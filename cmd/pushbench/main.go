@@ -6,8 +6,8 @@
 // compare (against NATS server's own WebSocket listener), transports
 // (WebSocket against SSE and long-polling), presence (join and leave churn
 // in one doc), and, with history (JetStream), history (on vs off), resume
-// (reconnect storm) and rolling (rolling restart without loss); seed is seed
-// 001's own load test (broadcasts with receipts while clients churn, on 4
+// (reconnect storm) and rolling (rolling restart without loss); chaos is
+// internal/chaos's fault scenario at scale; seed is seed 001's own load test (broadcasts with receipts while clients churn, on 4
 // nodes). --transport makes the clients of the scenarios that take it SSE or
 // long-poll clients.
 //
@@ -122,6 +122,12 @@ var scenarios = []scenario{
 	{"presence", "--conns members of one doc listen for presence events while --churners sessions join and leave it at --churn-rate joins/s (and as many leaves); presence events/s and server CPU, with coalescing on and off (--coalesce)", runPresence, nil, false},
 	{"seed", "seed 001's load test (its scenario 4): a broadcast asking for receipts every --interval, every client acknowledges it, --churn-pct of the clients per second disconnect and reconnect, for --duration on 4 nodes; receipts vs deliveries, memory per connection, CPU, flatness", runSeed,
 		nil, false},
+	{"chaos", "the chaos suite at scale (internal/chaos): --conns Go SDK clients through Toxiproxy, --rate doc pushes/s, 3 nodes, 3 JetStream servers, Consul; 2 s drops of 10% of clients, kill -9 of a node and of a NATS server, a node cut from NATS, a Consul freeze, a rolling drain; delivery exactly once, duplicates before dedupe, time until every client is served again, RSS/goroutines before and after", runChaos,
+		func(o *options) {
+			if o.docs == 0 {
+				o.docs = max(6, o.conns/30)
+			}
+		}, true},
 }
 
 // scenarioFlags are flag defaults of one scenario, applied to flags not
@@ -158,7 +164,8 @@ Every flag has an environment twin PUSHBENCH_<FLAG> shown in its usage.`,
   pushbench history   --pushd-bin /tmp/pushd --conns 18000 --count 200000 --rate 20000
   pushbench resume    --pushd-bin /tmp/pushd --conns 10000 --missed 5
   pushbench rolling   --pushd-bin /tmp/pushd --conns 6000 --rate 1000
-  pushbench seed      --pushd-bin /tmp/pushd --conns 48000 --duration 15m`,
+  pushbench seed      --pushd-bin /tmp/pushd --conns 48000 --duration 15m
+  pushbench chaos     --pushd-bin /tmp/pushd --conns 3000 --rate 1000`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}

@@ -401,6 +401,7 @@ func TestDurableScenariosRefuseBadInput(t *testing.T) {
 		{[]string{"resume", "--drop", "unplug"}, `--drop "unplug"`},
 		{[]string{"resume", "--missed", "0"}, "--missed 0"},
 		{[]string{"rolling", "--target", "ws://127.0.0.1:1/ws", "--nats-url", "nats://127.0.0.1:1"}, "not --target"},
+		{[]string{"chaos", "--target", "ws://127.0.0.1:1/ws", "--nats-url", "nats://127.0.0.1:1"}, "not --target"},
 	} {
 		var out bytes.Buffer
 		cmd := newRootCmd(context.Background(), &out, &out, func(string) (string, bool) { return "", false })
