@@ -3,7 +3,9 @@ package main
 import (
 	"errors"
 	"fmt"
+	"os"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -95,5 +97,28 @@ func TestPushctlRebalance(t *testing.T) {
 	})
 	if got := n2.Metric(t, `pushd_rebalance_closed_total{trigger="auto"}`); got != 0 {
 		t.Fatalf("node 2 shed %v on its own", got)
+	}
+}
+
+// TestRebalanceDocExample: the JSON example of docs/PUSHCTL.md is what
+// pushctl rebalance -o json prints, field for field.
+func TestRebalanceDocExample(t *testing.T) {
+	doc, err := os.ReadFile("../../docs/PUSHCTL.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, section, ok := strings.Cut(string(doc), "### `pushctl rebalance")
+	if !ok {
+		t.Fatal("docs/PUSHCTL.md has no pushctl rebalance section")
+	}
+	section, _, _ = strings.Cut(section, "\n### ")
+	_, example, ok := strings.Cut(section, "```json\n")
+	if !ok {
+		t.Fatal("the pushctl rebalance section has no JSON example")
+	}
+	example, _, _ = strings.Cut(example, "```")
+	res := decode[admin.RebalanceResult](t, example)
+	if len(res.Nodes) != 2 || res.Shed != 2 || !res.DryRun || len(res.Nodes[0].SIDs) != res.Nodes[0].Shed {
+		t.Fatalf("the example decodes to %+v", res)
 	}
 }
