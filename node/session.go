@@ -32,10 +32,13 @@ type session struct {
 	// reads it, the read side writes it.
 	interval atomic.Int64
 	// lastBeat and healthy are the adaptive heartbeat's state; read side only.
-	lastBeat   int64
-	healthy    int
-	badFrames  int
-	closing    atomic.Bool
+	lastBeat  int64
+	healthy   int
+	badFrames int
+	closing   atomic.Bool
+	// resumed is set once the client resumed a subject with since: it
+	// keeps a cursor, so moving it to another node loses nothing (Shed).
+	resumed    atomic.Bool
 	reason     atomic.Pointer[Reason]
 	msgsIn     atomic.Uint64
 	bytesIn    atomic.Uint64

@@ -95,6 +95,8 @@ type config struct {
 
 	// Presence flags (presence.go).
 	Presence presenceConfig
+	// Rebalancing flags (rebalance.go).
+	Rebalance rebalanceConfig
 
 	// Cluster-wide and per-user limits (docs/SECURITY.md, limits.go).
 	TrustedProxies            []string
@@ -219,6 +221,7 @@ variable shown next to it. See docs/ for the protocol and operations.`,
 	f.IntVar(&cfg.HandshakeBurstPerIP, "handshake-burst-per-ip", 0, "handshake burst per client IP (0: ten times --handshake-rate-per-ip)")
 	addLimitFlags(f, &cfg)
 	presenceFlags(f, &cfg.Presence)
+	rebalanceFlags(f, &cfg.Rebalance)
 	cliutil.AnnotateEnv(f, envPrefix)
 	return cmd
 }
@@ -256,6 +259,9 @@ func (c *config) validate() error {
 		return errors.New("--history-replicas (1..5), --history-*-max-msgs, --replay-max-msgs and --replay-max-bytes must be positive")
 	}
 	if err := c.Presence.validate(); err != nil {
+		return err
+	}
+	if err := c.Rebalance.validate(); err != nil {
 		return err
 	}
 	if c.MaxPushSize <= 0 {
