@@ -453,7 +453,8 @@ func (c *Client) collect(ctx context.Context, m *nats.Msg, wait time.Duration, e
 		return nil, nil, fmt.Errorf("publish on %s: %w", m.Subject, err)
 	}
 	expected := map[int64]bool{}
-	answered := map[int64]bool{}
+	answered := map[int64]int{}
+	shared := map[int64]bool{} // numbers two live nodes use: both answer
 	for _, id := range expect {
 		expected[id] = true
 	}
@@ -462,7 +463,7 @@ func (c *Client) collect(ctx context.Context, m *nats.Msg, wait time.Duration, e
 			return false // nobody to wait for is known: wait it out
 		}
 		for id := range expected {
-			if !answered[id] {
+			if answered[id] == 0 || (shared[id] && answered[id] < 2) {
 				return false
 			}
 		}
@@ -480,11 +481,15 @@ func (c *Client) collect(ctx context.Context, m *nats.Msg, wait time.Duration, e
 			return out, keys(expected), err
 		}
 		var who struct {
-			Node  *int64  `json:"node"`
-			Peers []int64 `json:"peers"`
+			Node   *int64  `json:"node"`
+			Peers  []int64 `json:"peers"`
+			Shared bool    `json:"shared"`
 		}
 		if json.Unmarshal(r.Data, &who) == nil && who.Node != nil {
-			answered[*who.Node] = true
+			answered[*who.Node]++
+			if who.Shared {
+				shared[*who.Node] = true
+			}
 			for _, p := range who.Peers {
 				expected[p] = true
 			}

@@ -157,7 +157,8 @@ func (s *Server) handle(verb string, m *nats.Msg) {
 	if req.Node != nil && *req.Node != src.ID() {
 		return
 	}
-	me := Reply{Node: src.ID(), Peers: s.cfg.Cluster.Nodes()}
+	_, shared := s.cfg.Cluster.Duplicate()
+	me := Reply{Node: src.ID(), Peers: s.cfg.Cluster.Nodes(), Shared: shared}
 	switch verb {
 	case VerbNodes:
 		info := s.nodeInfo()

@@ -66,6 +66,10 @@ type Reply struct {
 	// answers and no longer. Absent when the node cannot tell yet (it just
 	// started).
 	Peers []int64 `json:"peers,omitempty"`
+	// Shared is set when the answering node knows of another live node
+	// using its number (a healed partition): a client waits for both
+	// answers instead of stopping at the first one with that number.
+	Shared bool `json:"shared,omitempty"`
 	// Error is set when the node could not serve the request.
 	Error string `json:"error,omitempty"`
 }
