@@ -24,6 +24,7 @@ import (
 	"github.com/pushd/pushd/cluster"
 	"github.com/pushd/pushd/contract"
 	"github.com/pushd/pushd/history"
+	"github.com/pushd/pushd/internal/wsaccept"
 	"github.com/pushd/pushd/node"
 	"github.com/pushd/pushd/presence"
 	"github.com/pushd/pushd/registry"
@@ -156,6 +157,10 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, onStart func(start
 	}
 	if tlsKeys != nil {
 		public = tls.NewListener(public, tlsKeys.ServerConfig())
+	} else {
+		// Upgrades skip net/http's per-connection buffers (internal/wsaccept).
+		public = wsaccept.Split(public, wsaccept.Config{Path: "/ws", Handler: fr.serveWS,
+			ReadHeaderTimeout: 5 * time.Second, MaxHeaderBytes: 32 << 10})
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("/ws", fr.serveWS)
