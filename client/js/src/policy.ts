@@ -6,7 +6,9 @@
  *   backoff;
  * - `auth`: 4001 (token expired), 4003 (token missing or invalid, bad user, auth timeout): get a
  *   new token from `getToken()` and retry with backoff, but stop after `maxAuthFailures` in a row;
- * - `stop`: 4004 (origin not allowed), 4010 (kicked by an admin): stay disconnected;
+ * - `stop`: 4004 (origin not allowed), 4010 (kicked by an admin), 4011 (an HTTP session's stream
+ *   or poll was taken over by another reader with the session's secret: do not fight it): stay
+ *   disconnected;
  * - `retry`: anything else (1006 lost connection, 4002 heartbeat timeout, 4008 slow consumer,
  *   1000 from the server, ...): exponential backoff with full jitter.
  */
@@ -26,6 +28,7 @@ export function closeAction(code: number): CloseAction {
       return "auth";
     case 4004:
     case 4010:
+    case 4011:
       return "stop";
   }
   return "retry";

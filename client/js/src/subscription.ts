@@ -1,6 +1,7 @@
 import { Cursor } from "./cursor.js";
 import { Emitter } from "./emitter.js";
 import type { PushdError } from "./errors.js";
+import type { PushFrame } from "./frames.js";
 import type { Push } from "./push.js";
 
 /**
@@ -80,6 +81,7 @@ export class Subscription extends Emitter<SubscriptionEvents> {
   /** @internal */ joinGen = -1;
   /** @internal */ attempts = 0;
   /** @internal */ timer: ReturnType<typeof setTimeout> | undefined;
+  /** @internal Pushes that came before the join's answer (HTTP transports). */ early: PushFrame[] = [];
   /** @internal */ settle!: { resolve(e: SubscribedEvent): void; reject(e: PushdError): void };
 
   /** @internal Use `client.join`. */
