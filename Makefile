@@ -48,7 +48,12 @@ fuzz:
 	$(GO) test -run='^$$' -fuzz='^FuzzAppendEvent$$' $(FUZZFLAGS) ./node
 	$(GO) test -run='^$$' -fuzz='^FuzzDecodeRequest$$' $(FUZZFLAGS) ./node
 	$(GO) test -run='^$$' -fuzz='^FuzzDecodeAnswer$$' $(FUZZFLAGS) ./node
+	$(GO) test -run='^$$' -fuzz='^FuzzEncodePresence$$' $(FUZZFLAGS) ./node
 	$(GO) test -run='^$$' -fuzz='^FuzzVerify$$' $(FUZZFLAGS) ./auth
+	$(GO) test -run='^$$' -fuzz='^FuzzDeltas$$' $(FUZZFLAGS) ./presence
+	$(GO) test -run='^$$' -fuzz='^FuzzDecodeQuery$$' $(FUZZFLAGS) ./presence
+	$(GO) test -run='^$$' -fuzz='^FuzzLimitKey$$' $(FUZZFLAGS) ./node
+	$(GO) test -run='^$$' -fuzz='^FuzzClientFrames$$' $(FUZZFLAGS) ./client
 
 chart:
 	cd helm/test && $(GO) test -count=1 ./...

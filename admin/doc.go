@@ -19,6 +19,8 @@
 //
 // Pushes are not an admin verb: Client.Publish publishes on the ordinary push
 // subjects with a reply inbox and counts the routers' delivery reports.
+// Neither is presence: Client.Presence asks <prefix>.presence.query.<doc>, as
+// backends do, and one node holding the doc answers (docs/NATS.md).
 //
 // Client sockets cannot reach admin subjects: the only subject a client frame
 // produces is <prefix>.up.doc.<doc>, with a validated doc ID.

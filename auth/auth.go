@@ -78,6 +78,10 @@ type Claims struct {
 	Docs []string `json:"docs,omitempty"`
 	// Doc is the single document a join token grants.
 	Doc string `json:"doc,omitempty"`
+	// Info is what the session shows about itself in the presence of the
+	// docs it joins (a display name, an avatar URL): any JSON value, kept
+	// verbatim; the node bounds its size.
+	Info json.RawMessage `json:"info,omitempty"`
 }
 
 // Verifier checks tokens. It is safe for concurrent use, also with Reload.

@@ -66,6 +66,9 @@ type Config struct {
 	// the one that must give way: the younger one, by start time (then by
 	// instance). Nil means only logging.
 	OnDuplicate func(other Member, yield bool)
+	// OnWatching is called, from the Cluster's goroutine, when Watching
+	// changes (checked every Interval). Nil means only logging.
+	OnWatching func(watching bool)
 	// Logger receives the cluster's logs. Nil means slog.Default().
 	Logger *slog.Logger
 }
@@ -77,12 +80,15 @@ type Cluster struct {
 	log      *slog.Logger
 	nc       *nats.Conn
 	subjects contract.Subjects
+	echo     echoes // our own heartbeats coming back (watching.go); under mu
+	census   census // users' sessions on other nodes (census.go)
 
 	mu        sync.Mutex
 	members   map[string]Member // by instance, others only
 	duplicate Member            // the other instance using our number, if any
 	subs      []*nats.Subscription
 	started   time.Time // when Start subscribed to the heartbeats
+	watchers  []func(m Member, alive bool)
 
 	stop chan struct{}
 	done sync.WaitGroup
@@ -93,6 +99,9 @@ type Cluster struct {
 func New(cfg Config) (*Cluster, error) {
 	if cfg.Conn == nil {
 		return nil, errors.New("pushd: cluster needs a NATS connection")
+	}
+	if cfg.Conn.Opts.NoEcho {
+		return nil, errors.New("pushd: cluster needs a NATS connection without NoEcho: a node hears its own heartbeats back (Watching)")
 	}
 	if cfg.Interval <= 0 {
 		cfg.Interval = defaultInterval
@@ -222,6 +231,8 @@ func (c *Cluster) run() {
 			return
 		case now := <-t.C:
 			c.expire(now)
+			c.checkWatching(now)
+			c.tickCensus(now)
 		}
 	}
 }
@@ -241,11 +252,20 @@ func (c *Cluster) answerClaim(m *nats.Msg) {
 // heartbeat records another node's heartbeat and notices a duplicate.
 func (c *Cluster) heartbeat(m *nats.Msg) {
 	var b Member
-	if err := json.Unmarshal(m.Data, &b); err != nil || b.Instance == c.cfg.Self.Instance {
+	if err := json.Unmarshal(m.Data, &b); err != nil {
+		return
+	}
+	if b.Instance == c.cfg.Self.Instance {
+		c.mu.Lock()
+		c.echo.seen(time.Now(), c.cfg.Interval)
+		c.mu.Unlock()
 		return
 	}
 	b.LastSeen = time.Now()
 	c.mu.Lock()
+	if _, known := c.members[b.Instance]; !known {
+		c.notifyLocked(b, true)
+	}
 	c.members[b.Instance] = b
 	fresh := b.Node == c.cfg.Self.Node && c.duplicate.Instance != b.Instance
 	if fresh {
@@ -282,6 +302,7 @@ func (c *Cluster) expire(now time.Time) {
 	for k, m := range c.members {
 		if m.LastSeen.Before(limit) {
 			delete(c.members, k)
+			c.notifyLocked(m, false)
 			if k == c.duplicate.Instance {
 				c.duplicate = Member{}
 				cleared = true

@@ -3,8 +3,6 @@ package contract
 import (
 	"strconv"
 	"strings"
-
-	"github.com/bwmarrin/snowflake"
 )
 
 // Subjects builds every subject pushd uses under one prefix. It is the only
@@ -56,8 +54,18 @@ func SessionNode(sid string) int64 {
 	if err != nil || id <= 0 {
 		return -1
 	}
-	return snowflake.ID(id).Node()
+	// The layout is snowflake's default (10 node bits above 12 step bits),
+	// decoded here rather than with snowflake.ID.Node, which reads package
+	// variables that every snowflake.NewNode rewrites.
+	return (id >> SessionStepBits) & (1<<SessionNodeBits - 1)
 }
+
+// The session ID layout: github.com/bwmarrin/snowflake's defaults, which the
+// node does not change.
+const (
+	SessionNodeBits = 10
+	SessionStepBits = 12
+)
 
 // For returns the subject of pushes to target and key.
 func (s Subjects) For(target Target, key string) string {
@@ -109,6 +117,15 @@ func (s Subjects) NodeHeartbeats() string { return s.prefix + ".nodes.heartbeat.
 func (s Subjects) NodeClaim(node int64) string {
 	return s.prefix + ".nodes.claim." + strconv.FormatInt(node, 10)
 }
+
+// NodeCensus is where node reports the users holding many sessions on it,
+// for the cluster-wide per-user session limit.
+func (s Subjects) NodeCensus(node int64) string {
+	return s.prefix + ".nodes.census." + strconv.FormatInt(node, 10)
+}
+
+// NodeCensuses is the subscription that takes every node's census report.
+func (s Subjects) NodeCensuses() string { return s.prefix + ".nodes.census.*" }
 
 // Admin is the subject of an admin verb; every node answers it.
 func (s Subjects) Admin(verb string) string { return s.prefix + ".admin." + verb }

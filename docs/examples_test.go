@@ -23,6 +23,7 @@ import (
 	"github.com/pushd/pushd/internal/pushtest"
 	"github.com/pushd/pushd/internal/testnode"
 	"github.com/pushd/pushd/node"
+	"github.com/pushd/pushd/presence"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -93,7 +94,7 @@ type player struct {
 func run(t *testing.T, tr transcript) {
 	ns := pushtest.RunJetStream(t)
 	p := &player{t: t, nc: ns.Connect(t), vars: map[string]any{}, subs: map[string]*nats.Subscription{}}
-	p.n = testnode.StartWith(t, ns.URL(), node.Config{Dev: true, NodeID: 1}, testnode.Options{History: &history.Config{}})
+	p.n = testnode.StartWith(t, ns.URL(), node.Config{Dev: true, NodeID: 1}, testnode.Options{History: &history.Config{}, Presence: &presence.Config{}})
 	defer p.disconnect()
 	for _, s := range tr.steps {
 		if err := p.step(s.text); err != nil {

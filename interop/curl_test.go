@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -56,7 +57,7 @@ func TestProtocolCurlExamples(t *testing.T) {
 	cmd.Env = append(os.Environ(),
 		"PUSHD=http://"+srv.addr,
 		"PUSHCTL_NATS_URL="+srv.natsURL,
-		"PATH="+binDir+string(os.PathListSeparator)+os.Getenv("PATH"))
+		"PATH="+filepath.Dir(bins.Path(t, "pushctl"))+string(os.PathListSeparator)+os.Getenv("PATH"))
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()

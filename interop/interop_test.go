@@ -15,8 +15,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -31,28 +29,14 @@ const python = "/usr/bin/python3"
 // shorter deadlines and reports which one passed.
 const scriptTimeout = 60 * time.Second
 
-// binDir holds the pushd and pushctl binaries. TestMain sets it once, before
-// any test runs; tests only read it.
-var binDir string
+// bins holds the pushd and pushctl binaries, built once when a test first
+// asks; TestMain removes them.
+var bins = pushtest.NewBinaries()
 
-func TestMain(m *testing.M) { os.Exit(buildAndRun(m)) }
-
-// buildAndRun builds pushd and pushctl into a temporary directory, runs the
-// tests and removes the directory.
-func buildAndRun(m *testing.M) int {
-	dir, err := os.MkdirTemp("", "pushd-interop-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "interop:", err)
-		return 1
-	}
-	defer os.RemoveAll(dir)
-	build := exec.Command("go", "build", "-o", dir+string(filepath.Separator), "../cmd/pushd", "../cmd/pushctl")
-	if out, err := build.CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "interop: go build ../cmd/pushd ../cmd/pushctl: %v\n%s", err, out)
-		return 1
-	}
-	binDir = dir
-	return m.Run()
+func TestMain(m *testing.M) {
+	code := m.Run()
+	bins.Remove()
+	os.Exit(code)
 }
 
 // TestPythonWebsockets runs interop/python/client.py (the websockets
@@ -155,7 +139,7 @@ func (s server) wsURL(user string) string { return "ws://" + s.addr + "/ws?user=
 func (s server) pushctl(t *testing.T, args ...string) error {
 	t.Helper()
 	args = append([]string{"--nats-url", s.natsURL}, args...)
-	out, err := exec.Command(filepath.Join(binDir, "pushctl"), args...).CombinedOutput()
+	out, err := exec.Command(bins.Path(t, "pushctl"), args...).CombinedOutput()
 	t.Logf("pushctl %s: %s", strings.Join(args[2:], " "), bytes.TrimSpace(out))
 	if err != nil {
 		return fmt.Errorf("pushctl %s: %v: %s", strings.Join(args[2:], " "), err, bytes.TrimSpace(out))
@@ -173,92 +157,11 @@ func startServer(t *testing.T) server { return startServerOn(t, pushtest.RunNATS
 // JetStream gives pushes their positions), with extra pushd arguments.
 func startServerOn(t *testing.T, ns *pushtest.NATS, args ...string) server {
 	t.Helper()
-	log := &logLines{started: make(chan string, 1)}
-	cmd := exec.Command(filepath.Join(binDir, "pushd"), append([]string{
+	p := pushtest.StartPushd(t, bins.Path(t, "pushd"), append([]string{
 		"--dev", "--nats-url", ns.URL(),
-		"--listen", "127.0.0.1:0", "--admin-listen", "",
 		"--ping-interval", "1s", "--ping-interval-max", "1s", "--ping-grace", "1s",
-		"--heartbeat-sweep", "100ms", "--drain-timeout", "100ms",
-		"--log-format", "json"}, args...)...)
-	cmd.Stdout, cmd.Stderr = log, log
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start pushd: %v", err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	t.Cleanup(func() {
-		stopProcess(t, cmd, exited)
-		if t.Failed() {
-			t.Logf("pushd log:\n%s", log.String())
-		}
-	})
-
-	select {
-	case addr := <-log.started:
-		return server{natsURL: ns.URL(), addr: addr}
-	case err := <-exited:
-		exited <- err // for the cleanup
-		t.Fatalf("pushd exited before it started: %v", err)
-	case <-time.After(20 * time.Second):
-		t.Fatal("pushd did not log \"pushd started\" within 20s")
-	}
-	return server{}
-}
-
-// stopProcess sends SIGTERM (pushd drains and exits 0) and kills the process
-// if it has not exited within 10 s.
-func stopProcess(t *testing.T, cmd *exec.Cmd, exited <-chan error) {
-	t.Helper()
-	_ = cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case err := <-exited:
-		if err != nil {
-			t.Errorf("pushd exited with %v after SIGTERM, want 0", err)
-		}
-	case <-time.After(10 * time.Second):
-		_ = cmd.Process.Kill()
-		<-exited
-		t.Error("pushd did not exit within 10s of SIGTERM; killed it")
-	}
-}
-
-// logLines collects a process's output and sends the listen address of the
-// first "pushd started" JSON log line on started.
-type logLines struct {
-	mu      sync.Mutex
-	all     bytes.Buffer
-	partial []byte
-	started chan string // buffered, receives at most one address
-	found   bool
-}
-
-func (l *logLines) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.all.Write(p)
-	l.partial = append(l.partial, p...)
-	for {
-		line, rest, ok := bytes.Cut(l.partial, []byte("\n"))
-		if !ok {
-			break
-		}
-		l.partial = rest
-		var rec struct {
-			Msg    string `json:"msg"`
-			Listen string `json:"listen"`
-		}
-		if !l.found && json.Unmarshal(line, &rec) == nil && rec.Msg == "pushd started" {
-			l.found = true
-			l.started <- rec.Listen
-		}
-	}
-	return len(p), nil
-}
-
-func (l *logLines) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.all.String()
+		"--heartbeat-sweep", "100ms", "--drain-timeout", "100ms"}, args...)...)
+	return server{natsURL: ns.URL(), addr: p.Listen}
 }
 
 // runScript runs a client script from the interop directory, logs what it

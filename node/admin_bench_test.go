@@ -16,6 +16,7 @@ type nopBus struct{}
 func (nopBus) Subscribe(contract.Target, string) error   { return nil }
 func (nopBus) Unsubscribe(contract.Target, string) error { return nil }
 func (nopBus) Sync(context.Context) error                { return nil }
+func (nopBus) AfterSync(fn func(error))                  { fn(nil) }
 func (nopBus) Connected() bool                           { return true }
 func (nopBus) PublishReceipt(string, []byte) error       { return nil }
 func (nopBus) Position(contract.Target) (uint64, bool)   { return 0, false }

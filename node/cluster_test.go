@@ -33,7 +33,7 @@ func TestClusterOverNATSCluster(t *testing.T) {
 	// alice on nodes 0 and 1; bob on node 2; carol on node 0.
 	a0, a1 := dial(t, nodes[0], "alice"), dial(t, nodes[1], "alice")
 	b2, c0 := dial(t, nodes[2], "bob"), dial(t, nodes[0], "carol")
-	all := []*client.Client{a0, a1, b2, c0}
+	all := []*client.Conn{a0, a1, b2, c0}
 	sids := map[string]bool{}
 	for _, c := range all {
 		if sids[c.SID()] {
@@ -41,7 +41,7 @@ func TestClusterOverNATSCluster(t *testing.T) {
 		}
 		sids[c.SID()] = true
 	}
-	for _, c := range []*client.Client{a1, b2, c0} {
+	for _, c := range []*client.Conn{a1, b2, c0} {
 		if err := c.Join(ctxT(t), "shared"); err != nil {
 			t.Fatal(err)
 		}
@@ -67,7 +67,7 @@ func TestClusterOverNATSCluster(t *testing.T) {
 	if delivered(rs) != 3 {
 		t.Fatalf("doc push reports %+v, want 3", rs)
 	}
-	for _, c := range []*client.Client{a1, b2, c0} {
+	for _, c := range []*client.Conn{a1, b2, c0} {
 		expectPush(t, c, "message", `"d"`)
 	}
 	marker(t, pub, a0)
@@ -100,7 +100,7 @@ func waitInterest(t *testing.T, nc *nats.Conn, subject string, want int) {
 }
 
 // flushProbes reads c's pushes up to a fresh marker, dropping probes.
-func flushProbes(t *testing.T, nc *nats.Conn, c *client.Client) {
+func flushProbes(t *testing.T, nc *nats.Conn, c *client.Conn) {
 	t.Helper()
 	ev := "flush-" + c.SID()
 	publish(t, nc, sessionSubject(c.SID()), hdr("Push-Event", ev), `{}`, 1)

@@ -2,6 +2,7 @@ package node
 
 import (
 	"log/slog"
+	"net/netip"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -28,6 +29,9 @@ const (
 	DefaultMaxConnections     = 100_000
 	DefaultUpstreamRate       = 50       // frames per second per session
 	DefaultUpstreamBytesRate  = 64 << 10 // bytes per second per session
+	DefaultPresenceRate       = 10       // presence requests per second per session
+	DefaultMaxPresenceInfo    = 512      // bytes of a token's info claim
+	DefaultPresenceTimeout    = 2 * time.Second
 
 	defaultReadBufferSize    = 256
 	defaultMaxQueuedFrames   = 1024
@@ -137,14 +141,50 @@ type Config struct {
 	// the burst is twice that, and at least two MaxFrameSize frames. Zero
 	// means 64 KiB/s; negative means no limit.
 	UpstreamBytesRate int
-	// HandshakeRatePerIP caps upgrade requests per second per source IP
+	// HandshakeRatePerIP caps upgrade requests per second per client IP
 	// (answered 429 rate_limited past it), with a burst of
-	// HandshakeBurstPerIP. Zero means no limit: behind a proxy every client
-	// has the proxy's address.
+	// HandshakeBurstPerIP. The client IP is the peer's, or the one a
+	// TrustedProxies peer names in X-Forwarded-For; IPv6 addresses count
+	// per /64. Zero means 500; negative means no limit.
 	HandshakeRatePerIP float64
-	// HandshakeBurstPerIP is the per-IP handshake burst. Zero means twice
-	// HandshakeRatePerIP (at least 1).
+	// HandshakeBurstPerIP is the per-IP handshake burst. Zero means ten
+	// times HandshakeRatePerIP (at least 1), so a reconnect wave through
+	// one proxy or NAT passes.
 	HandshakeBurstPerIP int
+	// TrustedProxies are the networks of proxies whose X-Forwarded-For is
+	// believed for the per-IP handshake limit: the client is the right-most
+	// address in it that is not a trusted proxy. Empty means none: the
+	// peer's address counts, and every client behind a proxy shares the
+	// proxy's budget (a warning is logged when such a peer sends
+	// X-Forwarded-For).
+	TrustedProxies []netip.Prefix
+	// JoinRate is the joins and leaves per second a session may make, with
+	// a burst of JoinBurst: each is a NATS subscription change, which the
+	// frame rate alone does not bound well. One over it is answered
+	// rate_limited (with the frame's id) and weighs UpstreamRate/JoinRate
+	// strikes, so steady churn over it ends in 4029 like steady frames over
+	// UpstreamRate do (limits.go). Zero means 10; negative means no limit.
+	JoinRate float64
+	// JoinBurst is how many joins and leaves a session may make at once,
+	// as when it rejoins its docs after a reconnect. Zero means the larger
+	// of MaxDocsPerSession and twice JoinRate.
+	JoinBurst int
+	// MaxDocsPerUser caps the distinct docs one user's sessions on this
+	// node have joined together (each is a NATS subscription the user
+	// makes the node hold); a join past it is answered too_many_docs. Zero
+	// means 200 (at least MaxDocsPerSession); negative means no limit.
+	MaxDocsPerUser int
+	// MaxClusterSessionsPerUser caps one user's sessions across the
+	// cluster, as far as Census knows: this node's count plus what the
+	// other nodes last reported; an upgrade past it is refused with 429
+	// too_many_sessions. Best effort (docs/SECURITY.md): nodes report only
+	// users with at least ClusterReportAt sessions, once a second. Zero
+	// means 64; negative means no limit. Without a Census it is not
+	// enforced.
+	MaxClusterSessionsPerUser int
+	// Census tells how many sessions a user holds on the other nodes
+	// (package cluster, over NATS). Nil means this node knows only its own.
+	Census Census
 	// AllowedOrigins are the browser origins allowed to connect: "*",
 	// "https://app.example.com" or "https://*.example.com". Requests without
 	// an Origin header are always allowed. Empty means the request's own host
@@ -155,6 +195,25 @@ type Config struct {
 	// (forward.go). Nil means such requests are answered 404
 	// session_not_found, as for a session that does not exist.
 	Forwarder Forwarder
+	// Presence keeps who is in the docs the node holds (package presence).
+	// Nil turns presence off: presence requests are answered unavailable
+	// and joins are tracked nowhere.
+	Presence Presence
+	// PresenceEvents are doc patterns, as in a token's docs claim ("room/*",
+	// "*"), whose joins all get presence events, as if each asked with
+	// "presence":true. Empty means only joins that ask.
+	PresenceEvents []string
+	// PresenceRate is the presence and presence_stats requests per second a
+	// session may make (burst twice that); more are refused rate_limited
+	// and count as strikes, like frames over the upstream rate. Zero means
+	// 10; negative means no limit.
+	PresenceRate float64
+	// MaxPresenceInfo bounds a token's info claim, in bytes of compact JSON;
+	// a token with a longer one is refused (token_invalid). Zero means 512.
+	MaxPresenceInfo int
+	// PresenceTimeout bounds answering one presence request (a holder on
+	// another node answers over NATS). Zero means 2s.
+	PresenceTimeout time.Duration
 
 	// Logger receives the node's logs. Nil means slog.Default().
 	Logger *slog.Logger
@@ -241,9 +300,16 @@ func (c *Config) setDefaults() {
 		c.UpstreamBurst = max(1, int(2*c.UpstreamRate))
 	}
 	c.upstreamBytesBurst = max(2*c.UpstreamBytesRate, 2*c.MaxFrameSize)
-	if c.HandshakeBurstPerIP <= 0 {
-		c.HandshakeBurstPerIP = max(1, int(2*c.HandshakeRatePerIP))
+	if c.PresenceRate == 0 {
+		c.PresenceRate = DefaultPresenceRate
 	}
+	if c.MaxPresenceInfo <= 0 {
+		c.MaxPresenceInfo = DefaultMaxPresenceInfo
+	}
+	if c.PresenceTimeout <= 0 {
+		c.PresenceTimeout = DefaultPresenceTimeout
+	}
+	c.setUserLimitDefaults()
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}

@@ -25,7 +25,7 @@ func (n *Node) receive(s *session, b []byte, text bool) {
 	if s.closing.Load() {
 		return // we sent our close; only the peer's close matters now
 	}
-	if !n.admitFrame(s, now, len(b)) {
+	if !n.admitFrame(s, now, b) {
 		return
 	}
 	if !text {
@@ -42,6 +42,9 @@ func (n *Node) receive(s *session, b []byte, text bool) {
 		return
 	}
 	r := ref{id: f.ID}
+	if (f.Type == typeJoin || f.Type == typeLeave) && !n.admitJoin(s, now, ref{id: f.ID, doc: f.Doc}) {
+		return
+	}
 	switch f.Type {
 	case typePing:
 		interval := n.heartbeat(s, now)
@@ -56,6 +59,8 @@ func (n *Node) receive(s *session, b []byte, text bool) {
 		n.publish(s, &f)
 	case typeAck:
 		n.ack(s, &f)
+	case typePresence, typePresenceStats:
+		n.presence(s, &f)
 	default:
 		n.bad(s, r, errUnknownType, "unknown frame type "+quote(f.Type))
 		return
@@ -95,6 +100,9 @@ func (n *Node) join(s *session, f *ClientFrame) {
 	}
 	joined := func(at resumed) *frame { return encodeJoined(r, at) }
 	if s.joined(doc) {
+		if f.Presence {
+			n.track(s, doc, true) // events from now on
+		}
 		var at resumed
 		at.position, at.known = n.bus.Position(contract.TargetDoc)
 		s.reply(joined(at))
@@ -105,11 +113,17 @@ func (n *Node) join(s *session, f *ClientFrame) {
 		n.bad(s, r, errTooManyDocs, "this session has joined "+strconv.Itoa(limit)+" docs, the limit; leave one first")
 		return
 	}
+	if !n.userDocs.add(s.user, doc) {
+		n.metrics.joinsRefused.inc(reasonTooManyUDocs)
+		n.bad(s, r, errTooManyDocs, "this user's sessions on this node have joined "+strconv.Itoa(n.cfg.MaxDocsPerUser)+" distinct docs, the limit; leave one first")
+		return
+	}
 	if f.Since.Set {
 		s.holdLive(subjectKey(contract.TargetDoc, doc))
 	}
 	first, err := n.hub.docs.add(doc, s, func() error { return n.bus.Subscribe(contract.TargetDoc, doc) })
 	if err != nil {
+		n.userDocs.remove(s.user, doc)
 		s.unhold(subjectKey(contract.TargetDoc, doc))
 		s.reply(encodeError(errUnavailable, "cannot join now: "+err.Error(), r))
 		return
@@ -117,6 +131,7 @@ func (n *Node) join(s *session, f *ClientFrame) {
 	s.mu.Lock()
 	s.docs = append(s.docs, doc)
 	s.mu.Unlock()
+	n.track(s, doc, f.Presence)
 	if first {
 		ctx, cancel := context.WithTimeout(context.Background(), n.cfg.HandshakeTimeout)
 		_ = n.bus.Sync(ctx)
@@ -213,7 +228,9 @@ func (n *Node) leaveDoc(s *session, doc string) bool {
 	if i < 0 {
 		return false
 	}
+	n.userDocs.remove(s.user, doc)
 	n.hub.docs.remove(doc, s, func() { n.unsubscribe(contract.TargetDoc, doc) })
+	n.untrack(s, doc, contract.LeaveLeft)
 	return true
 }
 

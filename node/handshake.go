@@ -35,23 +35,26 @@ type refusal struct {
 	status int       // HTTP status
 	close  CloseCode // close code after an upgrade
 	metric string    // pushd_handshake_failures_total reason
+	// avoid: the refusal is about this node, not the client; the answer
+	// names the node to avoid (elsewhere.go).
+	avoid bool
 }
 
 // The refusals, by error code.
 var (
-	refuseStarting        = refusal{"starting", http.StatusServiceUnavailable, CloseTryAgainLater, "starting"}
-	refuseDraining        = refusal{"draining", http.StatusServiceUnavailable, CloseServiceRestart, "draining"}
-	refuseNotLeased       = refusal{"not_leased", http.StatusServiceUnavailable, CloseTryAgainLater, "not_leased"}
-	refuseDuplicate       = refusal{"duplicate_node_id", http.StatusServiceUnavailable, CloseTryAgainLater, "duplicate_node_id"}
-	refuseOverCapacity    = refusal{"over_capacity", http.StatusServiceUnavailable, CloseTryAgainLater, "over_capacity"}
-	refuseRateLimited     = refusal{"rate_limited", http.StatusTooManyRequests, CloseRateLimited, "rate_limited"}
-	refuseTooManySessions = refusal{"too_many_sessions", http.StatusTooManyRequests, CloseTooManySessions, "too_many_sessions"}
-	refuseForbiddenOrigin = refusal{"forbidden_origin", http.StatusForbidden, CloseForbiddenOrigin, "forbidden_origin"}
-	refuseTokenMissing    = refusal{"token_missing", http.StatusUnauthorized, CloseUnauthorized, "unauthorized"}
-	refuseTokenInvalid    = refusal{"token_invalid", http.StatusUnauthorized, CloseUnauthorized, "unauthorized"}
-	refuseTokenExpired    = refusal{"token_expired", http.StatusUnauthorized, CloseTokenExpired, "unauthorized"}
-	refuseInvalidUser     = refusal{"invalid_user", http.StatusBadRequest, CloseUnauthorized, "bad_request"}
-	refuseAuthTimeout     = refusal{"auth_timeout", http.StatusUnauthorized, CloseUnauthorized, "unauthorized"}
+	refuseStarting        = refusal{"starting", http.StatusServiceUnavailable, CloseTryAgainLater, "starting", false}
+	refuseDraining        = refusal{"draining", http.StatusServiceUnavailable, CloseServiceRestart, "draining", true}
+	refuseNotLeased       = refusal{"not_leased", http.StatusServiceUnavailable, CloseTryAgainLater, "not_leased", true}
+	refuseDuplicate       = refusal{"duplicate_node_id", http.StatusServiceUnavailable, CloseTryAgainLater, "duplicate_node_id", true}
+	refuseOverCapacity    = refusal{"over_capacity", http.StatusServiceUnavailable, CloseTryAgainLater, "over_capacity", true}
+	refuseRateLimited     = refusal{"rate_limited", http.StatusTooManyRequests, CloseRateLimited, "rate_limited", false}
+	refuseTooManySessions = refusal{"too_many_sessions", http.StatusTooManyRequests, CloseTooManySessions, "too_many_sessions", false}
+	refuseForbiddenOrigin = refusal{"forbidden_origin", http.StatusForbidden, CloseForbiddenOrigin, "forbidden_origin", false}
+	refuseTokenMissing    = refusal{"token_missing", http.StatusUnauthorized, CloseUnauthorized, "unauthorized", false}
+	refuseTokenInvalid    = refusal{"token_invalid", http.StatusUnauthorized, CloseUnauthorized, "unauthorized", false}
+	refuseTokenExpired    = refusal{"token_expired", http.StatusUnauthorized, CloseTokenExpired, "unauthorized", false}
+	refuseInvalidUser     = refusal{"invalid_user", http.StatusBadRequest, CloseUnauthorized, "bad_request", false}
+	refuseAuthTimeout     = refusal{"auth_timeout", http.StatusUnauthorized, CloseUnauthorized, "unauthorized", false}
 )
 
 // notReady is the refusal for a node that is not accepting, by Ready's reason.
@@ -88,10 +91,10 @@ func authRefusal(err error) refusal {
 // browsers.
 func (n *Node) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if ok, why := n.Ready(); !ok {
-		n.refuse(w, r, notReady(why), "node is not accepting connections: "+why+n.drainHint())
+		n.refuse(w, r, notReady(why), n.notReadyMessage(why))
 		return
 	}
-	if !n.ipLimiter.allow(r.RemoteAddr, time.Now().UnixNano()) {
+	if n.ipLimiter != nil && !n.ipLimiter.allow(n.clientKey(r), time.Now().UnixNano()) {
 		n.refuse(w, r, refuseRateLimited, "too many handshakes from this address; retry later")
 		return
 	}
@@ -109,13 +112,15 @@ func (n *Node) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if !n.admit.reserveConn() {
-		n.refuse(w, r, refuseOverCapacity, "node is at its connection limit; connect to another node")
+		n.refuse(w, r, refuseOverCapacity, n.elsewhere("at its connection limit, reconnect elsewhere"))
 		return
 	}
-	if present && !n.admit.reserveUser(who.user) {
-		n.admit.releaseConn()
-		n.refuse(w, r, refuseTooManySessions, "too many sessions for this user on this node")
-		return
+	if present {
+		if ok, cluster := n.admit.reserveUserWhy(who.user); !ok {
+			n.admit.releaseConn()
+			n.refuse(w, r, tooManySessions(cluster), n.tooManySessionsMessage(cluster))
+			return
+		}
 	}
 	t, err := n.upgradeWS(w, r)
 	if err != nil {
@@ -133,7 +138,7 @@ func (n *Node) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			n.admit.releaseUser(who.user)
 		}
 		n.admit.releaseConn()
-		_ = t.conn.WriteClose(uint16(CloseServiceRestart), []byte("draining: node is not accepting connections"+n.drainHint()))
+		_ = t.conn.WriteClose(uint16(CloseServiceRestart), []byte("draining: "+n.notReadyMessage("draining")))
 		_ = t.nc.Close()
 	case present:
 		n.activate(s, who, "", false, querySince(r))
@@ -183,6 +188,7 @@ type identity struct {
 	grants       []string // the token's "docs" claim
 	expires      int64    // the token's exp in UnixNano; 0 for dev sessions
 	unrestricted bool     // may join any doc (dev ?user=, or no keys)
+	info         []byte   // the token's info claim, compact JSON; nil when none
 }
 
 // identify checks a token, or a dev user name when there is no token.
@@ -203,6 +209,9 @@ func (n *Node) identify(c creds) (identity, error) {
 			return id, err
 		}
 		id = identity{user: claims.Subject, grants: claims.Docs, expires: unixNano(claims.Expiry())}
+		if id.info, err = n.presenceInfo(claims.Info); err != nil {
+			return id, err
+		}
 	}
 	if err := contract.ValidateID(id.user); err != nil {
 		return id, err
@@ -233,8 +242,11 @@ func (n *Node) refuse(w http.ResponseWriter, r *http.Request, why refusal, messa
 		w.Header().Set("Retry-After", "1")
 	}
 	w.WriteHeader(why.status)
-	_, _ = w.Write(appendString(append(appendString([]byte(`{"error":`), why.code), `,"message":`...), message))
-	_, _ = w.Write([]byte("}\n"))
+	b := appendString(append(appendString([]byte(`{"error":`), why.code), `,"message":`...), message)
+	if why.avoid {
+		b = strconv.AppendInt(append(b, `,"avoid_node":`...), n.cfg.NodeID, 10)
+	}
+	_, _ = w.Write(append(b, "}\n"...))
 }
 
 // upgradeRequest reports whether r is a well-formed WebSocket upgrade
@@ -298,14 +310,6 @@ func closeAfterUpgrade(w http.ResponseWriter, r *http.Request, code CloseCode, r
 		}
 	}
 	return true
-}
-
-// drainHint tells a client refused by a draining node which node to avoid.
-func (n *Node) drainHint() string {
-	if n.draining.Load() {
-		return fmt.Sprintf(" (node %d; reconnect to another node)", n.cfg.NodeID)
-	}
-	return ""
 }
 
 // originAllowed checks a handshake's Origin header. Requests without one
@@ -415,8 +419,8 @@ func (n *Node) connect(s *session, f *ClientFrame) {
 		n.refuseSession(s, authRefusal(err), authMessage(err))
 		return
 	}
-	if !n.admit.reserveUser(who.user) {
-		n.refuseSession(s, refuseTooManySessions, "too many sessions for this user on this node")
+	if ok, cluster := n.admit.reserveUserWhy(who.user); !ok {
+		n.refuseSession(s, tooManySessions(cluster), n.tooManySessionsMessage(cluster))
 		return
 	}
 	if !n.pending.remove(s) {

@@ -58,13 +58,13 @@ func mustSign(t testing.TB, claims jwt.MapClaims, secret string) string {
 }
 
 // dial opens a dev session for user.
-func dial(t *testing.T, n *testnode.Node, user string) *client.Client {
+func dial(t *testing.T, n *testnode.Node, user string) *client.Conn {
 	t.Helper()
 	return pushtest.Dial(t, n.WSURL(), user)
 }
 
 // dialToken opens a session with tok, closed when the test ends.
-func dialToken(t *testing.T, n *testnode.Node, tok string) *client.Client {
+func dialToken(t *testing.T, n *testnode.Node, tok string) *client.Conn {
 	t.Helper()
 	c, err := client.Dial(pushtest.Ctx(t), n.WSURL(), client.Options{Token: tok})
 	if err != nil {
@@ -75,7 +75,7 @@ func dialToken(t *testing.T, n *testnode.Node, tok string) *client.Client {
 }
 
 // request sends a raw frame and returns the reply.
-func request(t *testing.T, c *client.Client, frame string) client.Frame {
+func request(t *testing.T, c *client.Conn, frame string) client.Frame {
 	t.Helper()
 	if err := c.Send([]byte(frame)); err != nil {
 		t.Fatal(err)

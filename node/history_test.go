@@ -37,7 +37,7 @@ func withHistory(t *testing.T, url string, id int64, hc history.Config) *testnod
 }
 
 // dialSince opens a dev session for user resuming its pushes from since.
-func dialSince(t *testing.T, n *testnode.Node, user, since string) *client.Client {
+func dialSince(t *testing.T, n *testnode.Node, user, since string) *client.Conn {
 	t.Helper()
 	c, err := client.Dial(pushtest.Ctx(t), n.WSURL(), client.Options{User: user, Since: since})
 	if err != nil {
@@ -48,7 +48,7 @@ func dialSince(t *testing.T, n *testnode.Node, user, since string) *client.Clien
 }
 
 // next reads c's next push and checks its data.
-func next(t *testing.T, c *client.Client, data string) client.Frame {
+func next(t *testing.T, c *client.Conn, data string) client.Frame {
 	t.Helper()
 	f, err := c.Next(pushtest.Ctx(t))
 	if err != nil {
@@ -77,7 +77,7 @@ func store(t *testing.T, nc *nats.Conn, subject, data string) uint64 {
 
 // away closes c and waits until n no longer holds its session, so pushes
 // published next are missed, not delivered to a closing socket.
-func away(t *testing.T, n *testnode.Node, c *client.Client) {
+func away(t *testing.T, n *testnode.Node, c *client.Conn) {
 	t.Helper()
 	_ = c.Close()
 	pushtest.Eventually(t, 5*time.Second, func() error {
@@ -380,10 +380,26 @@ func TestReceipts(t *testing.T) {
 	// Not acknowledged: no receipt; resuming from before it replays it.
 	pushtest.Publish(t, nc, "push.user.erin", pushtest.Header(contract.HeaderReceipt, "receipts.app"), `"later"`, 1)
 	g := next(t, c, `"later"`)
-	// A broadcast has no position to acknowledge: no receipt asked of it.
+	// A broadcast has no position: it is acknowledged by its ID, and
+	// without one no receipt is asked of it.
 	pushtest.Publish(t, nc, "push.all", pushtest.Header(contract.HeaderReceipt, "receipts.app"), `"all"`, 1)
 	if b := next(t, c, `"all"`); b.Ack || b.Seq != "" {
-		t.Fatalf("broadcast %+v: want no seq and no ack", b)
+		t.Fatalf("broadcast without an ID %+v: want no seq and no ack", b)
+	}
+	pushtest.Publish(t, nc, "push.all", pushtest.Header(contract.HeaderReceipt, "receipts.app", contract.HeaderID, "news-1"), `"news"`, 1)
+	if b := next(t, c, `"news"`); !b.Ack || b.Seq != "" || b.ID != "news-1" {
+		t.Fatalf("broadcast with an ID %+v: want ack:true, no seq", b)
+	}
+	if err := c.Send([]byte(`{"type":"ack","push_id":"news-1"}`)); err != nil {
+		t.Fatal(err)
+	}
+	m, err = receipts.NextMsg(5 * time.Second)
+	if err != nil {
+		t.Fatalf("receipt of the broadcast: %v", err)
+	}
+	var br map[string]any
+	if err := json.Unmarshal(m.Data, &br); err != nil || br["target"] != "all" || br["id"] != "news-1" || br["sid"] != c.SID() || br["seq"] != nil {
+		t.Fatalf("broadcast receipt %s", m.Data)
 	}
 	_ = c.Close()
 	c = dialSince(t, n, "erin", start)

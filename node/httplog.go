@@ -183,7 +183,7 @@ func (t *httpTransport) close() {
 	code, reason := CloseCode(1006), "session closed"
 	switch t.s.endReasonOr(ReasonClient) {
 	case ReasonDrain:
-		code, reason = CloseServiceRestart, "service restart: reconnect"+t.s.node.drainHint()
+		code, reason = CloseServiceRestart, t.s.node.drainReason()
 	case ReasonSlowConsumer:
 		code, reason = CloseSlowConsumer, "slow consumer: outbound queue full"
 	case ReasonError:

@@ -280,10 +280,10 @@ type connectRequest struct {
 // serveConnect opens an HTTP session: POST /http/connect.
 func (n *Node) serveConnect(w http.ResponseWriter, r *http.Request) {
 	if ok, why := n.Ready(); !ok {
-		n.refuse(w, r, notReady(why), "node is not accepting connections: "+why+n.drainHint())
+		n.refuse(w, r, notReady(why), n.notReadyMessage(why))
 		return
 	}
-	if !n.ipLimiter.allow(r.RemoteAddr, time.Now().UnixNano()) {
+	if n.ipLimiter != nil && !n.ipLimiter.allow(n.clientKey(r), time.Now().UnixNano()) {
 		n.refuse(w, r, refuseRateLimited, "too many handshakes from this address; retry later")
 		return
 	}
@@ -336,12 +336,12 @@ func (n *Node) serveConnect(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !n.admit.reserveConn() {
-		n.refuse(w, r, refuseOverCapacity, "node is at its connection limit; connect to another node")
+		n.refuse(w, r, refuseOverCapacity, n.elsewhere("at its connection limit, reconnect elsewhere"))
 		return
 	}
-	if !n.admit.reserveUser(who.user) {
+	if ok, cluster := n.admit.reserveUserWhy(who.user); !ok {
 		n.admit.releaseConn()
-		n.refuse(w, r, refuseTooManySessions, "too many sessions for this user on this node")
+		n.refuse(w, r, tooManySessions(cluster), n.tooManySessionsMessage(cluster))
 		return
 	}
 	t := &httpTransport{kind: req.Transport, secret: newSecret(), userKey: subjectKey(contract.TargetUser, who.user)}
@@ -350,14 +350,14 @@ func (n *Node) serveConnect(w http.ResponseWriter, r *http.Request) {
 	if !n.enter(s, false) {
 		n.admit.releaseUser(who.user)
 		n.admit.releaseConn()
-		n.refuse(w, r, refuseDraining, "node is not accepting connections: draining"+n.drainHint())
+		n.refuse(w, r, refuseDraining, n.notReadyMessage("draining"))
 		return
 	}
 	n.activate(s, who, req.ID, true, since)
 	if t.finished.Load() {
 		// Draining began, or the subscription failed: activate ended it.
 		t.drop()
-		n.refuse(w, r, refuseDraining, "node is not accepting connections"+n.drainHint())
+		n.refuse(w, r, refuseDraining, n.notReadyMessage("draining"))
 		return
 	}
 	n.http.add(s.id, t)

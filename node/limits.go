@@ -118,9 +118,16 @@ func (l *ipLimiter) pruneLocked(now int64) {
 // the limits.
 type admission struct {
 	maxConns, maxPerUser int
-	mu                   sync.Mutex
-	conns                int
-	users                map[string]int
+	// maxPerUserCluster and census bound a user's sessions cluster-wide
+	// (userlimits.go); heavyAt is ClusterReportAt, heavy the users with at
+	// least that many sessions here (what the census reports).
+	maxPerUserCluster int
+	census            Census
+	heavyAt           int
+	mu                sync.Mutex
+	conns             int
+	users             map[string]int
+	heavy             map[string]struct{}
 }
 
 // reserveConn takes a connection slot; false means the node is full.
@@ -135,15 +142,43 @@ func (a *admission) reserveConn() bool {
 }
 
 // reserveUser takes a session slot of user; false means the user has its
-// limit of sessions here.
+// limit of sessions here, or in the cluster.
 func (a *admission) reserveUser(user string) bool {
+	ok, _ := a.reserveUserWhy(user)
+	return ok
+}
+
+// reserveUserWhy is reserveUser that also says, when it refuses, whether
+// the cluster-wide limit is the one reached.
+func (a *admission) reserveUserWhy(user string) (ok, cluster bool) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if a.maxPerUser > 0 && a.users[user] >= a.maxPerUser {
-		return false
+	here := a.users[user]
+	if a.maxPerUser > 0 && here >= a.maxPerUser {
+		return false, false
 	}
-	a.users[user]++
-	return true
+	if a.maxPerUserCluster > 0 && a.census != nil && here+a.census.Elsewhere(user) >= a.maxPerUserCluster {
+		return false, true
+	}
+	a.users[user] = here + 1
+	if a.heavyAt > 0 && here+1 == a.heavyAt {
+		a.heavy[user] = struct{}{}
+	}
+	return true, false
+}
+
+// heavyUsers is what HeavyUsers returns.
+func (a *admission) heavyUsers() map[string]int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if len(a.heavy) == 0 {
+		return nil
+	}
+	out := make(map[string]int, len(a.heavy))
+	for u := range a.heavy {
+		out[u] = a.users[u]
+	}
+	return out
 }
 
 func (a *admission) releaseConn() {
@@ -157,6 +192,9 @@ func (a *admission) releaseUser(user string) {
 	defer a.mu.Unlock()
 	if a.users[user]--; a.users[user] <= 0 {
 		delete(a.users, user)
+	}
+	if a.heavyAt > 0 && a.users[user] == a.heavyAt-1 {
+		delete(a.heavy, user)
 	}
 }
 
@@ -183,10 +221,15 @@ func granted(patterns []string, doc string) bool {
 // the burst does that at once; a client that slows down after a burst is
 // forgiven; one that keeps sending over its limit, even steadily and only a
 // little over, runs out of strikes too.
-func (n *Node) admitFrame(s *session, now int64, size int) bool {
+//
+// The first dropped frame of a run is answered with a rate_limited error
+// carrying the frame's id (and doc), so a client waiting for that request's
+// reply gets one instead of a timeout; b is the frame (nil for a WebSocket
+// ping).
+func (n *Node) admitFrame(s *session, now int64, b []byte) bool {
 	cfg := &n.cfg
 	ok := (cfg.UpstreamRate <= 0 || s.frames.take(now, cfg.UpstreamRate, float64(cfg.UpstreamBurst), 1)) &&
-		(cfg.UpstreamBytesRate <= 0 || s.bytes.take(now, float64(cfg.UpstreamBytesRate), float64(cfg.upstreamBytesBurst), float64(size)))
+		(cfg.UpstreamBytesRate <= 0 || s.bytes.take(now, float64(cfg.UpstreamBytesRate), float64(cfg.upstreamBytesBurst), float64(len(b))))
 	if ok {
 		s.limited = 0
 		return true
@@ -194,12 +237,9 @@ func (n *Node) admitFrame(s *session, now int64, size int) bool {
 	s.limited++
 	n.metrics.rateLimited.inc()
 	if s.limited == 1 {
-		s.reply(encodeError(errRateLimited, "too many frames: slow down (frames or bytes per second over the limit)", ref{}))
+		s.reply(encodeError(errRateLimited, "too many frames: slow down (frames or bytes per second over the limit)", frameRef(b)))
 	}
-	burst := float64(max(cfg.UpstreamBurst, 1))
-	if !s.strikes.take(now, max(cfg.UpstreamRate/10, 1), burst, 1) || s.strikes.tokens < 1 {
-		s.closeWith(CloseRateLimited, "rate limited", ReasonRateLimited)
-	}
+	n.strike(s, now, 1)
 	return false
 }
 

@@ -202,7 +202,7 @@ func TestSessionAndDocLimits(t *testing.T) {
 func TestTenThousandJoins(t *testing.T) {
 	ns := pushtest.RunNATS(t)
 	nc := ns.Connect(t)
-	n := testnode.Start(t, ns.URL(), node.Config{Dev: true, UpstreamRate: -1, UpstreamBytesRate: -1})
+	n := testnode.Start(t, ns.URL(), node.Config{Dev: true, UpstreamRate: -1, UpstreamBytesRate: -1, JoinRate: -1})
 	bystander := dial(t, n, "bystander")
 	c := pushtest.RawDial(t, n.Addr(), "?user=joiner", nil)
 	c.TextFrame(t) // hello

@@ -28,6 +28,10 @@ type Bus interface {
 	// Sync returns once every subscription made so far is active on the
 	// server, so a client told "hello" or "joined" is reachable.
 	Sync(ctx context.Context) error
+	// AfterSync calls fn once every subscription made so far is active (or
+	// the bus gave up, with the error), from a goroutine of the bus's; fn
+	// must not block.
+	AfterSync(fn func(error))
 	// Connected reports whether the bus is up; a node without it is not
 	// ready for new sessions.
 	Connected() bool
@@ -67,9 +71,16 @@ type Node struct {
 	// (limits.go).
 	ipLimiter *ipLimiter
 	admit     admission
+	// userDocs bounds the distinct docs of a user's sessions (nil: no limit).
+	userDocs *userDocs
+	// xffWarned is the UnixNano of the last warning about an untrusted
+	// proxy (clientip.go).
+	xffWarned atomic.Int64
 
 	draining atomic.Bool
-	leased   atomic.Bool
+	// leased is set while a Guard vouches for the node's number (guard.go).
+	leased atomic.Bool
+	guard  atomic.Int32 // a Guard
 	// conflict is set while another live node uses this node's number and
 	// this node must give way (SetConflict).
 	conflict atomic.Bool
@@ -133,9 +144,11 @@ func New(cfg Config) (*Node, error) {
 		}
 	}
 	n.refusals.out = n.log
-	n.leased.Store(true)
+	n.SetNumberGuard(GuardStatic)
 	n.ipLimiter = newIPLimiter(cfg.HandshakeRatePerIP, cfg.HandshakeBurstPerIP)
-	n.admit = admission{maxConns: cfg.MaxConnections, maxPerUser: cfg.MaxSessionsPerUser, users: make(map[string]int)}
+	n.admit = admission{maxConns: cfg.MaxConnections, maxPerUser: cfg.MaxSessionsPerUser, users: make(map[string]int),
+		maxPerUserCluster: cfg.MaxClusterSessionsPerUser, census: cfg.Census, heavyAt: cfg.ClusterReportAt(), heavy: make(map[string]struct{})}
+	n.userDocs = newUserDocs(cfg.MaxDocsPerUser)
 	n.upgrader = gws.NewUpgrader(&wsEvents{n: n}, &gws.ServerOption{
 		ReadBufferSize:     cfg.ReadBufferSize,
 		ReadMaxPayloadSize: cfg.MaxFrameSize,
@@ -171,11 +184,6 @@ func (n *Node) ID() int64 { return n.cfg.NodeID }
 // Version is the version the node was configured with.
 func (n *Node) Version() string { return n.cfg.Version }
 
-// SetLeased tells the node whether it holds its node-ID lease. Without it the
-// node refuses new sessions, because it could mint duplicate session IDs;
-// existing sessions carry on.
-func (n *Node) SetLeased(held bool) { n.leased.Store(held) }
-
 // SetConflict tells the node whether another live node uses its number and
 // this node must give way (the cluster decides which one does). While set,
 // the node refuses new sessions, like without its lease; and since session
@@ -191,7 +199,7 @@ func (n *Node) SetConflict(yield bool) {
 	n.background.Add(1)
 	go func() {
 		defer n.background.Done()
-		n.closeSpread(sessions, CloseServiceRestart, "node number conflict: reconnect", ReasonDrain, n.stop)
+		n.closeSpread(sessions, CloseServiceRestart, "duplicate_node_id: "+n.elsewhere("another live node uses this node's number, reconnect elsewhere"), ReasonDrain, n.stop)
 	}()
 }
 
@@ -227,12 +235,12 @@ func (n *Node) Docs() int { return n.hub.docs.len() }
 func (n *Node) Drain(ctx context.Context) error {
 	n.stopAccepting()
 	for _, s := range n.pending.all() {
-		s.closeWith(CloseServiceRestart, "service restart: reconnect"+n.drainHint(), ReasonDrain)
+		s.closeWith(CloseServiceRestart, n.drainReason(), ReasonDrain)
 	}
 	sessions := n.hub.all()
 	if len(sessions) > 0 {
 		n.log.Info("draining sessions", "sessions", len(sessions), "over", n.cfg.DrainTimeout)
-		n.closeSpread(sessions, CloseServiceRestart, "service restart: reconnect"+n.drainHint(), ReasonDrain, ctx.Done())
+		n.closeSpread(sessions, CloseServiceRestart, n.drainReason(), ReasonDrain, ctx.Done())
 	}
 	done := make(chan struct{})
 	go func() { n.readers.Wait(); close(done) }()

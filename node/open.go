@@ -70,7 +70,7 @@ func (n *Node) enter(s *session, pending bool) bool {
 func (n *Node) activate(s *session, who identity, id string, reading bool, since Position) {
 	num := n.ids.Generate().Int64()
 	s.id, s.sid, s.user = num, newSID(num), who.user
-	s.grants, s.userSlot = who.grants, true
+	s.grants, s.userSlot, s.info = who.grants, true, who.info
 	s.unrestricted = who.unrestricted || n.cfg.Auth == nil || n.cfg.JoinAuthorization == JoinOff
 	s.expires.Store(who.expires)
 	// Corked until hello: pushes that reach the session once it is
@@ -89,7 +89,7 @@ func (n *Node) activate(s *session, who identity, id string, reading bool, since
 	n.gate.RLock()
 	if n.draining.Load() {
 		n.gate.RUnlock()
-		s.abort(CloseServiceRestart, "service restart: reconnect"+n.drainHint(), ReasonDrain)
+		s.abort(CloseServiceRestart, n.drainReason(), ReasonDrain)
 		start()
 		return
 	}
@@ -101,24 +101,47 @@ func (n *Node) activate(s *session, who identity, id string, reading bool, since
 		start()
 		return
 	}
+	if !resuming && !reading {
+		// Hello waits for the subscription to reach the server, but no
+		// goroutine waits with it: the bus greets the session once the
+		// round trip it shares with every handshake of the moment is done.
+		// (A session activated from its read side, or over HTTP, whose
+		// caller answers once hello is queued, waits in place.)
+		n.bus.AfterSync(func(err error) {
+			if err != nil {
+				n.log.Warn("subscriptions not confirmed before hello", "sid", s.sid, "err", err)
+			}
+			n.greet(s, id, since, nil, start)
+		})
+		return
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), n.cfg.HandshakeTimeout)
 	if err := n.bus.Sync(ctx); err != nil {
 		n.log.Warn("subscriptions not confirmed before hello", "sid", s.sid, "err", err)
 	}
 	cancel()
+	n.greet(s, id, since, func(hello func(resumed) *frame) error {
+		replay, at, err := n.resume(s, contract.TargetUser, s.user, since.N)
+		if err != nil { // a since ahead of the history: no replay
+			at = resumed{}
+			at.position, at.known = n.bus.Position(contract.TargetUser)
+		}
+		n.release(s, contract.TargetUser, s.user, hello, replay, at, true)
+		return err
+	}, start)
+}
+
+// greet sends s its hello, with the replay of what it missed when resume is
+// given (a since), and the bad_since error for a since it could not use;
+// then it tells the backends and starts the session's read side.
+func (n *Node) greet(s *session, id string, since Position, resume func(hello func(resumed) *frame) error, start func()) {
 	n.metrics.accepted.inc()
 	hello := func(at resumed) *frame {
 		return encodeHello(s.sid, n.cfg.NodeID, s.user, ms(n.cfg.PingInterval), ms(n.cfg.PingInterval+n.cfg.PingGrace), id, at)
 	}
 	var bad error
-	if resuming {
-		replay, at, err := n.resume(s, contract.TargetUser, s.user, since.N)
-		if err != nil { // a since ahead of the history: no replay
-			bad = err
-			at = resumed{}
-			at.position, at.known = n.bus.Position(contract.TargetUser)
-		}
-		n.release(s, contract.TargetUser, s.user, hello, replay, at, true)
+	if resume != nil {
+		bad = resume(hello)
 	} else {
 		var at resumed
 		at.position, at.known = n.bus.Position(contract.TargetUser)
@@ -181,7 +204,9 @@ func (n *Node) closed(s *session) {
 	n.hub.removeSession(s)
 	n.unindexUser(s)
 	for _, d := range docs {
+		n.userDocs.remove(s.user, d)
 		n.hub.docs.remove(d, s, func() { n.unsubscribe(contract.TargetDoc, d) })
+		n.untrack(s, d, contract.LeaveDisconnected)
 	}
 	reason := s.endReasonOr(ReasonClient)
 	n.metrics.closed.inc(string(reason))

@@ -26,6 +26,10 @@ const (
 	typeRefreshed = "refreshed"
 	typePublished = "published"
 	typeAck       = "ack"
+	// presence (presence.go)
+	typePresence      = "presence"
+	typePresenceStats = "presence_stats"
+	typePresenceDiff  = "presence_diff"
 )
 
 // Error codes sent in error frames.
@@ -43,6 +47,8 @@ const (
 	errTokenInvalid = "token_invalid"
 	errBadSince     = "bad_since"
 	errBadSeq       = "bad_seq"
+	// errBadCursor (httpsession.go) answers a presence cursor that is not a
+	// session ID too.
 )
 
 // ClientFrame is a frame a client sends. Unknown fields are ignored so clients
@@ -63,6 +69,14 @@ type ClientFrame struct {
 	Since Position `json:"since,omitempty"`
 	// Seq is the position of the push an ack acknowledges.
 	Seq Position `json:"seq,omitempty"`
+	// PushID names the push an ack acknowledges when it has no position (a
+	// broadcast or a session push): its "id".
+	PushID string `json:"push_id,omitempty"`
+	// Presence, in a join, asks for the doc's presence events.
+	Presence bool `json:"presence,omitempty"`
+	// Limit and Cursor page a presence request.
+	Limit  int    `json:"limit,omitempty"`
+	Cursor string `json:"cursor,omitempty"`
 }
 
 // Position is a push's position as a client sends it back: a decimal
@@ -104,7 +118,7 @@ const maxFrameIDLength = 128
 
 var (
 	errNoType = errors.New("pushd: frame has no type")
-	errLongID = errors.New("pushd: frame id longer than 128 bytes")
+	errLongID = errors.New("pushd: frame id or push_id longer than 128 bytes")
 )
 
 // ref is what a reply echoes of the client frame it answers, so a client can
@@ -132,7 +146,7 @@ func DecodeClientFrame(b []byte) (ClientFrame, error) {
 	if f.Type == "" {
 		return ClientFrame{}, errNoType
 	}
-	if len(f.ID) > maxFrameIDLength {
+	if len(f.ID) > maxFrameIDLength || len(f.PushID) > maxFrameIDLength {
 		return ClientFrame{}, errLongID
 	}
 	return f, nil
@@ -156,7 +170,8 @@ func encodePush(p *contract.Push) *frame {
 		b = append(b, '"')
 		f.seq, f.prev, f.subject = p.Seq, p.PrevSeq, subjectKey(p.Target, p.Key)
 	}
-	if p.Receipt != "" && p.Seq != 0 { // an ack names a push by its position
+	// An ack names a push by its position, or by its ID when it has none.
+	if p.Receipt != "" && (p.Seq != 0 || p.ID != "") {
 		b = append(b, `,"ack":true`...)
 		f.receipt = &receipt{subject: p.Receipt, id: p.ID, target: p.Target, key: p.Key}
 	}

@@ -74,7 +74,8 @@ func TestCloseFrameReasonFitsControlFrame(t *testing.T) {
 
 func FuzzDecodeClientFrame(f *testing.F) {
 	for _, s := range []string{`{"type":"join","doc":"d"}`, `{"type":"publish","doc":"d","event":"e","data":{"x":[1,2]}}`,
-		`{"type":"ping"}`, `{`, `[]`, `null`, `{"type":1}`, `{"type":"join","doc":"` + strings.Repeat("a", 200) + `"}`} {
+		`{"type":"ping"}`, `{`, `[]`, `null`, `{"type":1}`, `{"type":"join","doc":"` + strings.Repeat("a", 200) + `"}`,
+		`{"type":"join","doc":"d","presence":true}`, `{"type":"presence","doc":"d","limit":5,"cursor":"123"}`, `{"type":"presence_stats","doc":"d","limit":"x"}`} {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {

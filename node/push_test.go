@@ -30,7 +30,7 @@ func TestUserPushReachesEverySessionOfTheUserAndNobodyElse(t *testing.T) {
 	if rs[0].Delivered != 2 || rs[0].Node != n.ID() {
 		t.Fatalf("delivery report %+v, want node %d delivered 2", rs[0], n.ID())
 	}
-	for _, c := range []*client.Client{a1, a2} {
+	for _, c := range []*client.Conn{a1, a2} {
 		f := expectPush(t, c, "greet", `{"hi":1}`)
 		if f.Target != "user" || f.ID != "m-1" {
 			t.Fatalf("push frame %+v: want target user, id m-1", f)
@@ -45,7 +45,7 @@ func TestDocPushReachesJoinedSessionsAndStopsAfterLeave(t *testing.T) {
 	nc := ns.Connect(t)
 	n := testnode.Start(t, ns.URL(), node.Config{Dev: true})
 	a, b, c := dial(t, n, "alice"), dial(t, n, "bob"), dial(t, n, "carol")
-	for _, cl := range []*client.Client{a, b} {
+	for _, cl := range []*client.Conn{a, b} {
 		if err := cl.Join(ctxT(t), "doc-1"); err != nil {
 			t.Fatal(err)
 		}
@@ -53,7 +53,7 @@ func TestDocPushReachesJoinedSessionsAndStopsAfterLeave(t *testing.T) {
 	if got := delivered(publish(t, nc, "push.doc.doc-1", nil, `"v1"`, 1)); got != 2 {
 		t.Fatalf("delivered %d, want 2", got)
 	}
-	for _, cl := range []*client.Client{a, b} {
+	for _, cl := range []*client.Conn{a, b} {
 		f := expectPush(t, cl, "message", `"v1"`)
 		if f.Target != "doc" || f.Doc != "doc-1" {
 			t.Fatalf("push frame %+v: want target doc, doc doc-1", f)
@@ -76,7 +76,7 @@ func TestBroadcastSessionPushAndExclude(t *testing.T) {
 	nc := ns.Connect(t)
 	n := testnode.Start(t, ns.URL(), node.Config{Dev: true})
 	a1, a2, b := dial(t, n, "alice"), dial(t, n, "alice"), dial(t, n, "bob")
-	all := []*client.Client{a1, a2, b}
+	all := []*client.Conn{a1, a2, b}
 
 	if got := delivered(publish(t, nc, "push.all", hdr("Push-Event", "news"), `[1,2]`, 1)); got != 3 {
 		t.Fatalf("broadcast delivered %d, want 3", got)
@@ -269,7 +269,7 @@ func TestTwoNodesDeliverOncePerSession(t *testing.T) {
 	if nodes[1] != 1 || nodes[2] != 1 {
 		t.Fatalf("reports %+v, want node 1 and node 2 each delivered 1", rs)
 	}
-	for _, c := range []*client.Client{a1, a2} {
+	for _, c := range []*client.Conn{a1, a2} {
 		expectPush(t, c, "message", `"once"`)
 		marker(t, nc, c)
 	}
@@ -300,7 +300,7 @@ func TestDottedIDs(t *testing.T) {
 		t.Fatalf("hello %+v", alice.Hello())
 	}
 	// Users whose IDs are prefixes or extensions of alice's, as subjects.
-	near := []*client.Client{dial(t, n, "alice@example"), dial(t, n, "alice@example.com.evil"), dial(t, n, "café.ユーザー")}
+	near := []*client.Conn{dial(t, n, "alice@example"), dial(t, n, "alice@example.com.evil"), dial(t, n, "café.ユーザー")}
 	up, err := nc.SubscribeSync("push.up.doc.>")
 	if err != nil {
 		t.Fatal(err)

@@ -10,10 +10,12 @@ import (
 // Receipts: a publisher that sets Push-Receipt asks every session that gets
 // the push to acknowledge it. The push frame carries "ack":true; the client
 // answers {"type":"ack","seq":"<n>"} (a user push) or with "doc" (a doc
-// push); the node then publishes a receipt on the subject the publisher
-// named. A push a client does not acknowledge is replayed when it resumes
-// (its SDK never resumes past an unacknowledged push). docs/NATS.md has the
-// semantics.
+// push), or {"type":"ack","push_id":"<id>"} for a push without a position
+// (a broadcast or a session push, which must carry a Push-Id); the node
+// then publishes a receipt on the subject the publisher named. A stored
+// push a client does not acknowledge is replayed when it resumes (its SDK
+// never resumes past an unacknowledged push); the others are gone.
+// docs/NATS.md has the semantics.
 
 // maxPendingReceipts bounds the receipts a session may owe; past it the
 // oldest is forgotten (its ack is then ignored), so a client that never
@@ -49,8 +51,9 @@ func (s *session) oweLocked(f *frame) {
 // user's or f.Doc's subject is published. An ack for a push the session does
 // not owe (acked already, or forgotten) is ignored.
 func (n *Node) ack(s *session, f *ClientFrame) {
-	if !f.Seq.Set || f.Seq.Invalid {
-		n.bad(s, ref{id: f.ID, doc: f.Doc}, errBadSeq, "ack needs the push's seq, a decimal string")
+	byID := f.PushID != "" && !f.Seq.Set
+	if !byID && (!f.Seq.Set || f.Seq.Invalid) {
+		n.bad(s, ref{id: f.ID, doc: f.Doc}, errBadSeq, `ack needs the push's seq, a decimal string, or for a push without one its "id" as push_id`)
 		return
 	}
 	subject := subjectKey(contract.TargetUser, s.user)
@@ -60,8 +63,9 @@ func (n *Node) ack(s *session, f *ClientFrame) {
 	s.mu.Lock()
 	var o owed
 	for i := range s.owes {
-		if s.owes[i].seq == f.Seq.N && s.owes[i].subject == subject {
-			o = s.owes[i]
+		w := &s.owes[i]
+		if (byID && w.seq == 0 && w.r.id == f.PushID) || (!byID && w.seq == f.Seq.N && w.subject == subject) {
+			o = *w
 			s.owes = append(s.owes[:i], s.owes[i+1:]...)
 			break
 		}
@@ -71,9 +75,14 @@ func (n *Node) ack(s *session, f *ClientFrame) {
 		return
 	}
 	b := make([]byte, 0, 256)
-	b = strconv.AppendUint(append(b, `{"seq":"`...), o.seq, 10)
-	b = appendString(append(b, `","target":`...), string(o.r.target))
-	b = appendString(append(b, `,"key":`...), o.r.key)
+	b = appendString(append(b, `{"target":`...), string(o.r.target))
+	if o.seq != 0 {
+		b = strconv.AppendUint(append(b, `,"seq":"`...), o.seq, 10)
+		b = append(b, '"')
+	}
+	if o.r.key != "" {
+		b = appendString(append(b, `,"key":`...), o.r.key)
+	}
 	if o.r.id != "" {
 		b = appendString(append(b, `,"id":`...), o.r.id)
 	}

@@ -34,7 +34,7 @@ func TestJoinAuthorization(t *testing.T) {
 	}
 	for _, tc := range []struct {
 		name  string
-		c     *client.Client
+		c     *client.Conn
 		frame string
 		want  string // "joined" or an error code
 	}{

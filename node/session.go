@@ -51,6 +51,8 @@ type session struct {
 	// began, 0 when none is; the sweeper cuts off writes older than
 	// WriteTimeout.
 	writeStarted atomic.Int64
+	// joins bounds joins and leaves (admitJoin); read side only.
+	joins bucket
 
 	// expires is the UnixNano at which the session's token expires (0: never,
 	// for dev sessions); refresh moves it, the sweeper enforces it.
@@ -60,10 +62,14 @@ type session struct {
 	// rate-limit state below, are touched by the read side only.
 	grants       []string
 	unrestricted bool
-	frames       bucket
-	bytes        bucket
-	strikes      bucket // dropped frames; see admitFrame
-	limited      int    // frames dropped in a row
+	// info is the token's info claim, shown in presence; never changes.
+	info []byte
+	// presenceLimit bounds presence requests (presence.go).
+	presenceLimit bucket
+	frames        bucket
+	bytes         bucket
+	strikes       bucket // dropped frames; see admitFrame
+	limited       int    // frames dropped in a row
 	// connSlot and userSlot are set while the session holds the admission
 	// slots it must release (limits.go); read side only.
 	connSlot, userSlot bool
@@ -99,6 +105,9 @@ type session struct {
 	holding map[string]*held
 	// owes are the receipts the session owes, oldest first (receipts.go).
 	owes []owed
+	// listening are the docs whose presence events the session asked for,
+	// each with the number of its own join: it gets the changes after it.
+	listening map[string]uint64
 }
 
 func newSID(id int64) string { return strconv.FormatInt(id, 10) }

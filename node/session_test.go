@@ -222,14 +222,14 @@ func TestBadInputGetsClearErrorsAndHurtsNoOne(t *testing.T) {
 
 	for _, tc := range []struct {
 		name string
-		send func(*client.Client) error
+		send func(*client.Conn) error
 		code uint16
 	}{
-		{"oversized frame", func(c *client.Client) error {
+		{"oversized frame", func(c *client.Conn) error {
 			return c.Send([]byte(`{"type":"ping","pad":"` + strings.Repeat("x", 2048) + `"}`))
 		}, 1009},
-		{"binary frame", func(c *client.Client) error { return c.SendBinary([]byte{1, 2, 3}) }, 1003},
-		{"endless bad frames", func(c *client.Client) error {
+		{"binary frame", func(c *client.Conn) error { return c.SendBinary([]byte{1, 2, 3}) }, 1003},
+		{"endless bad frames", func(c *client.Conn) error {
 			for range 25 {
 				if err := c.Send([]byte(`nope`)); err != nil {
 					return err
@@ -325,7 +325,7 @@ func TestGracefulShutdownSends1012(t *testing.T) {
 	t.Parallel() // it waits for the drain, not working
 	ns := pushtest.RunNATS(t)
 	n := testnode.Start(t, ns.URL(), node.Config{Dev: true, DrainTimeout: 300 * time.Millisecond})
-	var clients []*client.Client
+	var clients []*client.Conn
 	for _, u := range []string{"a", "b", "c", "d"} {
 		c, err := client.Dial(ctxT(t), n.WSURL(), client.Options{User: u})
 		if err != nil {

@@ -212,7 +212,7 @@ func (e *wsEvents) OnClose(c *gws.Conn, err error) {
 func (e *wsEvents) OnPing(c *gws.Conn, payload []byte) {
 	s := sessionOf(c)
 	now := time.Now().UnixNano()
-	if !e.n.admitFrame(s, now, len(payload)) {
+	if !e.n.admitFrame(s, now, payload) {
 		return
 	}
 	s.lastSeen.Store(now)

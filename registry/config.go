@@ -105,6 +105,13 @@ type Config struct {
 	// from the registry's goroutine, in order, never after Close returns;
 	// the function must not block. Zero means no callback.
 	OnLease func(held bool)
+	// OnState is called with every change of State: StateHeld once Start
+	// has leased an ID (delivered just after Start returns) and after every
+	// re-acquisition, StateLost or StateTaken on a loss, and between those
+	// two as Consul's answers change. Same goroutine and rules as OnLease,
+	// which is called after it when held-ness changes. Zero means no
+	// callback.
+	OnState func(State)
 }
 
 // withDefaults returns a copy of c with defaults filled in, or an error for

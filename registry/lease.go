@@ -18,6 +18,11 @@ import (
 // ends the lease at once instead of at the local deadline.
 var errLeaseGone = errors.New("pushd: node ID lease gone")
 
+// errHeldByOther means Consul answered that another session holds the key:
+// the registry's state becomes StateTaken. Without it a lost lease is
+// StateLost (Consul unreachable, or the key free or in its lock delay).
+var errHeldByOther = errors.New("held by another session")
+
 // lease is a held (or, in run, possibly lost) node-ID lock.
 type lease struct {
 	id      int
@@ -104,8 +109,8 @@ func (r *Registry) takenError(ctx context.Context, id int) error {
 	case p != nil && p.Session != "":
 		var v keyValue
 		_ = json.Unmarshal(p.Value, &v)
-		return fmt.Errorf("%w: node ID %d is held by node %q (session %s); pick another ID or use -1 for automatic",
-			ErrNodeIDTaken, id, v.NodeName, p.Session)
+		return fmt.Errorf("%w: node ID %d is %w: node %q (session %s); pick another ID or use -1 for automatic",
+			ErrNodeIDTaken, id, errHeldByOther, v.NodeName, p.Session)
 	default:
 		return fmt.Errorf("%w: node ID %d was released by a failed node less than the lock delay ago; retry shortly",
 			ErrNodeIDTaken, id)
@@ -214,6 +219,9 @@ func (r *Registry) keyHeld(ctx context.Context, l *lease) error {
 		return err
 	}
 	if !ok {
+		if p != nil && p.Session != "" && p.Session != l.session {
+			return fmt.Errorf("%w: key %s is %w %s", errLeaseGone, r.key(l.id), errHeldByOther, p.Session)
+		}
 		return fmt.Errorf("%w: key %s is no longer held by session %s", errLeaseGone, r.key(l.id), l.session)
 	}
 	return nil

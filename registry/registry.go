@@ -64,6 +64,7 @@ type Registry struct {
 
 	nodeID atomic.Int64
 	leased atomic.Bool
+	state  atomic.Int32 // a State; owned by Start, then by run
 
 	mu       sync.Mutex
 	started  bool
@@ -129,6 +130,11 @@ func (r *Registry) NodeID() int { return int(r.nodeID.Load()) }
 // Leased reports whether the node-ID lease is currently held. It is true
 // when Start returns nil and false after Close.
 func (r *Registry) Leased() bool { return r.leased.Load() }
+
+// State is what Consul last said about the lease: StateHeld from Start's
+// success on, StateLost or StateTaken after a loss (see State). It is
+// StateNone before Start succeeds; Close does not change it.
+func (r *Registry) State() State { return State(r.state.Load()) }
 
 // Start retries with capped exponential backoff until Consul answers, then
 // leases a node ID and registers the service. It returns ErrNodeIDTaken at
@@ -206,6 +212,7 @@ func (r *Registry) startLoop(l lease) (int, error) {
 		return -1, ErrClosed
 	}
 	r.leased.Store(true)
+	r.state.Store(int32(StateHeld))
 	r.log.Info("pushd: node ID leased and service registered",
 		"node_id", l.id, "node_name", r.cfg.NodeName, "service_id", r.serviceID(l.id), "session", l.session)
 	r.wg.Add(1)
@@ -266,7 +273,7 @@ func (r *Registry) run(ctx context.Context, l lease) {
 		r.session = l.session
 		r.mu.Unlock()
 	}()
-	r.notify(true)
+	r.announce(StateHeld, StateNone) // startLoop stored it
 
 	held := true
 	renewEvery := r.cfg.SessionTTL / 3
@@ -297,6 +304,7 @@ func (r *Registry) run(ctx context.Context, l lease) {
 				if ctx.Err() != nil {
 					return
 				}
+				r.lostBecause(l.id, err)
 				d := bo.next()
 				nextRetry = time.Now().Add(d)
 				r.log.Warn("pushd: node ID lease still lost, retrying",
@@ -307,12 +315,12 @@ func (r *Registry) run(ctx context.Context, l lease) {
 			held = true
 			r.leased.Store(true)
 			r.log.Info("pushd: node ID lease re-acquired", "node_id", l.id, "session", l.session)
-			r.notify(true)
+			r.notify(StateHeld)
 			nextRenew, nextCheck = time.Now().Add(renewEvery), time.Now()
 			continue
 		}
 		if !now.Before(l.deadline(r.cfg.SessionTTL)) {
-			held = r.lose(ctx, l, fmt.Sprintf("no successful session renew for %s", r.cfg.SessionTTL))
+			held = r.lose(ctx, l, fmt.Errorf("no successful session renew for %s", r.cfg.SessionTTL))
 			nextRetry = time.Now()
 			continue
 		}
@@ -323,7 +331,7 @@ func (r *Registry) run(ctx context.Context, l lease) {
 					return
 				}
 				if errors.Is(err, errLeaseGone) {
-					held = r.lose(ctx, l, err.Error())
+					held = r.lose(ctx, l, err)
 					nextRetry = time.Now()
 					continue
 				}
@@ -343,20 +351,53 @@ func (r *Registry) run(ctx context.Context, l lease) {
 // lose records the loss of the lease, tells the owner at once and marks the
 // service critical (best effort) so routers stop sending new clients here.
 // It returns the new held state (false) for the caller's convenience.
-func (r *Registry) lose(ctx context.Context, l lease, reason string) bool {
+func (r *Registry) lose(ctx context.Context, l lease, why error) bool {
 	r.leased.Store(false)
-	r.log.Error("pushd: node ID lease lost; node must stop accepting new connections",
-		"node_id", l.id, "reason", reason)
-	r.notify(false)
+	state := StateLost
+	if errors.Is(why, errHeldByOther) {
+		state = StateTaken
+	}
+	r.log.Error("pushd: node ID lease lost", "node_id", l.id, "state", state.String(), "reason", why.Error())
+	r.notify(state)
 	cctx, cancel := context.WithTimeout(ctx, r.cfg.CheckTTL/3+time.Second)
 	defer cancel()
-	_ = r.failCheck(cctx, l.id, "pushd: node ID lease lost: "+reason)
+	_ = r.failCheck(cctx, l.id, "pushd: node ID lease lost: "+why.Error())
 	return false
 }
 
-func (r *Registry) notify(held bool) {
-	if r.cfg.OnLease != nil {
-		r.cfg.OnLease(held)
+// lostBecause moves a lost lease between StateLost and StateTaken by what
+// Consul answered a re-acquisition: another session holds the key
+// (StateTaken), or the key is free but in its lock delay (StateLost). An
+// error that is not Consul's answer (unreachable) changes nothing.
+func (r *Registry) lostBecause(id int, err error) {
+	switch {
+	case errors.Is(err, errHeldByOther):
+		if r.State() != StateTaken {
+			r.log.Error("pushd: Consul says another session holds this node's ID", "node_id", id, "err", err.Error())
+			r.notify(StateTaken)
+		}
+	case errors.Is(err, ErrNodeIDTaken):
+		if r.State() == StateTaken {
+			r.log.Info("pushd: this node's ID is no longer held by another session; waiting for its lock delay", "node_id", id)
+			r.notify(StateLost)
+		}
+	}
+}
+
+// notify records a new state and, when it changed, tells the owner.
+func (r *Registry) notify(s State) {
+	if old := State(r.state.Swap(int32(s))); old != s {
+		r.announce(s, old)
+	}
+}
+
+// announce calls OnState, and OnLease when held-ness changed.
+func (r *Registry) announce(s, old State) {
+	if r.cfg.OnState != nil {
+		r.cfg.OnState(s)
+	}
+	if (old == StateHeld) != (s == StateHeld) && r.cfg.OnLease != nil {
+		r.cfg.OnLease(s == StateHeld)
 	}
 }
 

@@ -236,7 +236,9 @@ func (c *cluster) spawnPushd(ctx context.Context, o *options, i int) (*serverPro
 		"--drain-timeout", "1s", "--node-name", fmt.Sprintf("pushbench-%d", i+1),
 		// Without JetStream a node with history on would run it
 		// "unavailable" (heartbeats, warnings): say which one is measured.
-		"--history=" + strconv.FormatBool(c.history)}
+		"--history=" + strconv.FormatBool(c.history),
+		// every client of a load generator comes from one address
+		"--handshake-rate-per-ip", "0"}
 	if o.secret != "" {
 		args = append(args, "--jwt-secret", o.secret)
 	} else {

@@ -166,6 +166,22 @@ type bench struct {
 	// them come back by themselves when the server closes them.
 	resume, reconnect bool
 	phase             string // prefix of the connect metrics (history: off_, on_)
+	// presenceDoc is the doc the presence scenario's clients join; the
+	// last churners of them join and leave it instead.
+	presenceDoc string
+	churners    int
+}
+
+// churnersOf is how many of worker i's clients are churners.
+func (b *bench) churnersOf(i, nw int) int {
+	if b.churners == 0 {
+		return 0
+	}
+	per := b.churners / nw
+	if i == nw-1 {
+		return b.churners - per*(nw-1)
+	}
+	return per
 }
 
 func newBench(ctx context.Context, o *options, stderr io.Writer, scenario string) *bench {
@@ -247,6 +263,7 @@ func (b *bench) connect(targets []string, subject string) (connectResult, error)
 				SrcFrom: b.o.srcFrom, SrcTo: b.o.srcTo, ReadBuf: b.o.readBuf, EpochNano: epoch.UnixNano(),
 				TimeoutNano: int64(b.o.timeout), Subject: subject,
 				Resume: b.resume, Reconnect: b.reconnect, JitterNano: int64(b.o.jitter), Users: b.o.conns,
+				PresenceDoc: b.presenceDoc, Churners: b.churnersOf(i, nw),
 			}}
 		})
 	stopBar()
@@ -320,6 +337,7 @@ func (b *bench) progressBar(start time.Time) func() {
 // totals sums every worker's stats.
 type totals struct {
 	received, pingsSent, pongs, framesIn, bytesIn, bytesOut, errs, dropped, cycles uint64
+	presenceFrames, presenceEvents, flaps                                          uint64
 	open                                                                           int
 	lat                                                                            *Hist
 	last                                                                           []int64
@@ -376,6 +394,9 @@ func (b *bench) statsOf(withLast, perClient bool) (totals, error) {
 		t.errs += r.Errors
 		t.dropped += r.Dropped
 		t.cycles += r.Cycles
+		t.presenceFrames += r.PresenceFrames
+		t.presenceEvents += r.PresenceEvents
+		t.flaps += r.Flaps
 		t.open += r.Open
 		t.lat.Merge(r.Latency)
 		if withLast {

@@ -4,10 +4,10 @@
 // open-files cap, can start the pushd nodes and the NATS server itself, and
 // runs named scenarios: idle, connect, broadcast, targeted, docs, churn,
 // compare (against NATS server's own WebSocket listener), transports
-// (WebSocket against SSE and long-polling), and, with history (JetStream),
-// history (on vs off), resume (reconnect storm) and rolling (rolling
-// restart without loss). --transport makes the clients of the scenarios
-// that take it SSE or long-poll clients.
+// (WebSocket against SSE and long-polling), presence (join and leave churn
+// in one doc), and, with history (JetStream), history (on vs off), resume
+// (reconnect storm) and rolling (rolling restart without loss). --transport
+// makes the clients of the scenarios that take it SSE or long-poll clients.
 //
 //	go build -o /tmp/pushd ./cmd/pushd
 //	go run ./cmd/pushbench broadcast --pushd-bin /tmp/pushd --conns 1000 --count 100
@@ -59,6 +59,8 @@ type options struct {
 	hold        time.Duration
 	churnRate   float64
 	duration    time.Duration
+	churners    int
+	coalesce    string
 	output      string
 	progress    bool
 	maxRuntime  time.Duration
@@ -111,6 +113,7 @@ var scenarios = []scenario{
 				o.spawnNodes = 3
 			}
 		}, true},
+	{"presence", "--conns members of one doc listen for presence events while --churners sessions join and leave it at --churn-rate joins/s (and as many leaves); presence events/s and server CPU, with coalescing on and off (--coalesce)", runPresence, nil, false},
 }
 
 func newRootCmd(ctx context.Context, stdout, stderr io.Writer, lookupEnv func(string) (string, bool)) *cobra.Command {
@@ -136,6 +139,7 @@ Every flag has an environment twin PUSHBENCH_<FLAG> shown in its usage.`,
   pushbench compare   --pushd-bin /tmp/pushd --conns 10000 -o json
   pushbench transports --pushd-bin /tmp/pushd --conns 10000 --count 50 --rate 10
   pushbench idle      --pushd-bin /tmp/pushd --conns 10000 --transport sse
+  pushbench presence  --pushd-bin /tmp/pushd --conns 1000 --churn-rate 100 --duration 30s
   pushbench idle --spawn-nodes 4 --pushd-bin /tmp/pushd --conns 70000
   pushbench history   --pushd-bin /tmp/pushd --conns 18000 --count 200000 --rate 20000
   pushbench resume    --pushd-bin /tmp/pushd --conns 10000 --missed 5
@@ -173,7 +177,9 @@ Every flag has an environment twin PUSHBENCH_<FLAG> shown in its usage.`,
 	pf.DurationVar(&o.settle, "settle", 5*time.Second, "wait this long without progress for deliveries before giving up")
 	pf.DurationVar(&o.hold, "hold", 5*time.Second, "idle/compare: how long to hold the connections before measuring")
 	pf.Float64Var(&o.churnRate, "churn-rate", 100, "churn: disconnect+reconnect cycles per second")
-	pf.DurationVar(&o.duration, "duration", 10*time.Second, "churn: how long to churn")
+	pf.DurationVar(&o.duration, "duration", 10*time.Second, "churn, presence: how long to churn")
+	pf.IntVar(&o.churners, "churners", 100, "presence: sessions that join and leave the doc (on top of --conns members)")
+	pf.StringVar(&o.coalesce, "coalesce", "both", "presence: on (pushd's default window), off (--presence-window=0) or both, one after the other")
 	pf.StringVarP(&o.output, "output", "o", "table", "output: table or json")
 	pf.BoolVar(&o.progress, "progress", false, "draw the ramp progress bar even when stderr is not a terminal")
 	pf.DurationVar(&o.maxRuntime, "max-runtime", 30*time.Minute, "hard limit on the whole run")

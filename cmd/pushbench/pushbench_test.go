@@ -157,6 +157,23 @@ func TestCompare(t *testing.T) {
 	}
 }
 
+// TestPresence: members spread over two nodes listen while churners join
+// and leave; with coalescing, the doc's frames are fewer than without,
+// where every member gets every change.
+func TestPresence(t *testing.T) {
+	r := run(t, "presence", "--conns", "30", "--churners", "6", "--in-process", "--spawn-nodes", "2",
+		"--churn-rate", "20", "--duration", "1500ms", "--settle", "500ms")
+	positive(t, r, "on_presence_frames_per_sec", "off_presence_frames_per_sec", "off_presence_events_per_sec")
+	on, off := metricOf(t, r, "on_presence_frames_per_sec"), metricOf(t, r, "off_presence_frames_per_sec")
+	if on >= off {
+		t.Errorf("frames/s with coalescing %v, without %v: want fewer with", on, off)
+	}
+	// Without coalescing, each of the 30 members gets each of ~40 changes a second.
+	if off < 30*40*0.8 {
+		t.Errorf("frames/s without coalescing %v, want about %v", off, 30*40)
+	}
+}
+
 func TestScenarioFlagAndEnv(t *testing.T) {
 	var out bytes.Buffer
 	env := map[string]string{"PUSHBENCH_CONNS": "5", "PUSHBENCH_OUTPUT": "json", "PUSHBENCH_IN_PROCESS": "true", "PUSHBENCH_PUSHD_BIN": pushdBin}

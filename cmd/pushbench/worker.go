@@ -57,6 +57,16 @@ type connectSpec struct {
 	// user k%Users (and doc push k to doc k%Docs), so a client knows which
 	// body index comes next and sees a gap.
 	Users int `json:"users,omitempty"`
+	// Presence: every client but the last Churners joins PresenceDoc asking
+	// for presence events; the churners only connect, and join and leave
+	// it on "flap" commands.
+	PresenceDoc string `json:"presence_doc,omitempty"`
+	Churners    int    `json:"churners,omitempty"`
+}
+
+type flapSpec struct {
+	PerSecond  float64 `json:"per_second"` // joins+leaves per second for this worker
+	DurationNs int64   `json:"duration_ns"`
 }
 
 type churnSpec struct {
@@ -71,7 +81,8 @@ type command struct {
 	Seqs    int          `json:"seqs,omitempty"`
 	Churn   *churnSpec   `json:"churn,omitempty"`
 	// PerClient asks stats for each client's unique user and doc pushes.
-	PerClient bool `json:"per_client,omitempty"`
+	PerClient bool      `json:"per_client,omitempty"`
+	Flap      *flapSpec `json:"flap,omitempty"`
 }
 
 type reply struct {
@@ -118,6 +129,11 @@ type reply struct {
 	Samples      []string `json:"samples,omitempty"`  // the first anomalies seen, described
 	GotUser      uint64   `json:"got_user,omitempty"` // unique user pushes, all clients
 	GotDoc       uint64   `json:"got_doc,omitempty"`  // unique doc pushes, all clients
+	// Presence: presence_diff frames and the joins and leaves they carried
+	// (listed, or counted in counts-only frames); flaps sent.
+	PresenceFrames uint64 `json:"presence_frames"`
+	PresenceEvents uint64 `json:"presence_events"`
+	Flaps          uint64 `json:"flaps"`
 }
 
 // runWorker serves commands until "close" or EOF, then closes every client.
@@ -195,6 +211,10 @@ type worker struct {
 	samplesMu                       sync.Mutex
 	samples                         []string
 	reconnWG                        sync.WaitGroup
+
+	presenceFrames atomic.Uint64
+	presenceEvents atomic.Uint64
+	flaps          atomic.Uint64
 }
 
 // clientState is what a client remembers across its connections: the
@@ -224,6 +244,9 @@ func (w *worker) do(c command) reply {
 		w.bytesOut.Store(0)
 		w.pingsSent.Store(0)
 		w.pongs.Store(0)
+		w.presenceFrames.Store(0)
+		w.presenceEvents.Store(0)
+		w.flaps.Store(0)
 		last := make([]atomic.Int64, c.Seqs)
 		w.last.Store(&last)
 		return w.stats(false)
@@ -249,6 +272,12 @@ func (w *worker) do(c command) reply {
 		}
 		w.churn(*c.Churn)
 		return w.stats(false)
+	case "flap":
+		if c.Flap == nil {
+			return reply{Err: "flap without spec"}
+		}
+		w.flap(*c.Flap)
+		return w.stats(false)
 	case "close":
 		w.closeAll()
 		return w.stats(false)
@@ -265,6 +294,7 @@ func (w *worker) stats(withLast bool) reply {
 		Recovered: w.recovered.Load(), NotRecovered: w.notRecovered.Load(), Closes1012: w.closes1012.Load(),
 		ClosesOther: w.closesOther.Load(), Reconnects: w.reconnects.Load(), ReconnErrs: w.reconnErrs.Load(),
 		ReconnFails: w.reconnF.Load(), LastPushAt: w.lastPushAt.Load(), Reconn: w.reconn.Snapshot(), ReconnHS: w.reconnHS.Snapshot(),
+		PresenceFrames: w.presenceFrames.Load(), PresenceEvents: w.presenceEvents.Load(), Flaps: w.flaps.Load(),
 	}
 	for i := range w.clients {
 		if c := w.clients[i].Load(); c != nil && c.ready.Load() && !c.closed.Load() {
@@ -306,6 +336,10 @@ type benchClient struct {
 	nextPing atomic.Int64
 	interval atomic.Int64
 	natsBuf  []byte
+	// listen asks for presence events on its join; inDoc is a churner's
+	// membership, flipped by flap.
+	listen bool
+	inDoc  atomic.Bool
 	// raw and session are an SSE or long-poll client's connection and
 	// "sid=...&secret=..." (httpclient.go); conn is nil then.
 	raw     net.Conn
@@ -554,6 +588,9 @@ func (w *worker) connectOneTo(idx, target int, record bool) error {
 	if s.Docs > 0 && s.Mode != "nats" {
 		c.doc = docID(docFor(idx, s.Docs, s.DocDist, zipfFor(s.Docs)))
 	}
+	if s.PresenceDoc != "" && idx < s.First+s.Count-s.Churners {
+		c.doc, c.listen = s.PresenceDoc, true
+	}
 	if s.Mode != "nats" && s.Transport != "" && s.Transport != transportWS {
 		c.raw = nc
 		if old := w.slot(idx).Swap(c); old != nil && !old.closed.Load() {
@@ -672,6 +709,10 @@ var (
 	pfxJoined = []byte(`{"type":"joined"`)
 	pfxPong   = []byte(`{"type":"pong"`)
 	pfxError  = []byte(`{"type":"error"`)
+	pfxDiff   = []byte(`{"type":"presence_diff"`)
+	keyEvent  = []byte(`"event":`)
+	keyJoined = []byte(`"joined":`)
+	keyLeft   = []byte(`"left":`)
 	keyT      = []byte(`"t":`)
 	keyS      = []byte(`"s":`)
 	keyPing   = []byte(`"ping_interval":`)
@@ -698,6 +739,13 @@ func (benchHandler) OnMessage(conn *gws.Conn, msg *gws.Message) {
 		if c.st != nil {
 			c.track(b)
 		}
+	case bytes.HasPrefix(b, pfxDiff):
+		w.presenceFrames.Add(1)
+		n := int64(bytes.Count(b, keyEvent))
+		if n == 0 { // counts only
+			n = max(intAfter(b, keyJoined), 0) + max(intAfter(b, keyLeft), 0)
+		}
+		w.presenceEvents.Add(uint64(n))
 	case bytes.HasPrefix(b, pfxPong):
 		w.pongs.Add(1)
 		c.setInterval(b)
@@ -708,6 +756,9 @@ func (benchHandler) OnMessage(conn *gws.Conn, msg *gws.Message) {
 		}
 		if c.doc != "" {
 			join := `{"type":"join","doc":"` + c.doc + `"}`
+			if c.listen {
+				join = `{"type":"join","doc":"` + c.doc + `","presence":true}`
+			}
 			if c.st != nil {
 				if seq := c.st.docSeq.Load(); seq > 0 {
 					join = `{"type":"join","doc":"` + c.doc + `","since":"` + strconv.FormatUint(seq, 10) + `"}`
@@ -919,6 +970,45 @@ func (w *worker) churn(spec churnSpec) {
 		}()
 	}
 	wg.Wait()
+}
+
+// flap makes this worker's churners join and leave the presence doc, one
+// of them per op, at spec.PerSecond ops until the duration is up: a
+// churner out of the doc joins, one in it leaves.
+func (w *worker) flap(spec flapSpec) {
+	s := w.spec
+	if s.Churners <= 0 || spec.PerSecond <= 0 {
+		return
+	}
+	join := `{"type":"join","doc":"` + s.PresenceDoc + `"}`
+	leave := `{"type":"leave","doc":"` + s.PresenceDoc + `"}`
+	start := time.Now()
+	end := start.Add(time.Duration(spec.DurationNs))
+	rng := rand.New(rand.NewPCG(uint64(start.UnixNano()), uint64(s.First)))
+	for i := 0; ; i++ {
+		at := start.Add(time.Duration(float64(i) / spec.PerSecond * 1e9))
+		if !at.Before(end) || w.ctx.Err() != nil {
+			return // bounded by the count the rate allows and by the wall clock
+		}
+		if d := time.Until(at); d > 0 {
+			select {
+			case <-time.After(d):
+			case <-w.ctx.Done():
+				return
+			}
+		}
+		c := w.clients[s.Count-s.Churners+rng.IntN(s.Churners)].Load()
+		if c == nil || !c.ready.Load() || c.closed.Load() {
+			continue
+		}
+		if c.inDoc.CompareAndSwap(false, true) {
+			w.write(c, join)
+		} else {
+			c.inDoc.Store(false)
+			w.write(c, leave)
+		}
+		w.flaps.Add(1)
+	}
 }
 
 func (w *worker) closeAll() {

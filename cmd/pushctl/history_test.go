@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -17,7 +16,7 @@ import (
 // --limit; bad arguments and a NATS without JetStream get clear errors.
 func TestPushctlHistory(t *testing.T) {
 	t.Parallel()
-	bin := filepath.Join(binDir, "pushctl")
+	bin := bins.Path(t, "pushctl")
 	ns := pushtest.RunJetStream(t)
 	p := startPushd(t, ns.URL(), 1)
 	pc := ctl{t: t, bin: bin, env: []string{"PUSHCTL_NATS_URL=" + ns.URL(), "PUSHCTL_TIMEOUT=2s"}}

@@ -163,7 +163,7 @@ func sidCol(out string) []string {
 // TestPushctl runs the real pushctl binary against two real pushd processes
 // on a real NATS server, with real WebSocket clients.
 func TestPushctl(t *testing.T) {
-	bin := filepath.Join(binDir, "pushctl")
+	bin := bins.Path(t, "pushctl")
 	ns := pushtest.RunNATS(t)
 	nc := ns.Connect(t)
 	n1 := startPushd(t, ns.URL(), 1, "--ping-interval", "10m", "--ping-grace", "10m", "--max-push-size", "65536")
@@ -174,7 +174,7 @@ func TestPushctl(t *testing.T) {
 
 	a1, a2, b1 := dial(t, n1, "alice"), dial(t, n1, "alice"), dial(t, n1, "bob")
 	a3, c2 := dial(t, n2, "alice"), dial(t, n2, "carol")
-	for _, c := range []*client.Client{a1, b1, c2} {
+	for _, c := range []*client.Conn{a1, b1, c2} {
 		if err := c.Join(pushtest.Ctx(t), "doc-1"); err != nil {
 			t.Fatal(err)
 		}
@@ -182,7 +182,7 @@ func TestPushctl(t *testing.T) {
 	if _, err := a1.Ping(pushtest.Ctx(t)); err != nil {
 		t.Fatal(err)
 	}
-	all := []*client.Client{a1, a2, b1, a3, c2}
+	all := []*client.Conn{a1, a2, b1, a3, c2}
 
 	t.Run("nodes", func(t *testing.T) {
 		pc := pc.with()
@@ -366,7 +366,7 @@ func TestPushctl(t *testing.T) {
 		if !strings.HasPrefix(out, "delivered to 3 of 3 matching session(s) on 2 node(s)") {
 			t.Fatalf("publish output %q", out)
 		}
-		for _, c := range []*client.Client{a1, a2, a3} {
+		for _, c := range []*client.Conn{a1, a2, a3} {
 			if f := pushtest.ExpectPush(t, c, "greet", `{"hi":1}`); f.ID != "m-1" || f.Target != "user" {
 				t.Fatalf("push %+v", f)
 			}
@@ -376,7 +376,7 @@ func TestPushctl(t *testing.T) {
 			!slices.Equal(res.Reports, []contract.Report{{Node: 1, Matched: 2, Delivered: 2}, {Node: 2, Matched: 1, Delivered: 1}}) {
 			t.Fatalf("doc publish %+v", res)
 		}
-		for _, c := range []*client.Client{a1, b1, c2} {
+		for _, c := range []*client.Conn{a1, b1, c2} {
 			if f := pushtest.ExpectPush(t, c, "message", `"v1"`); f.ID != res.ID {
 				t.Fatalf("push id %q, want %q", f.ID, res.ID)
 			}
@@ -450,7 +450,7 @@ func TestPushctl(t *testing.T) {
 		if res.Closed != 2 || res.Nodes != 2 || len(res.SIDs) != 2 || !slices.Contains(res.SIDs, k1.SID()) || !slices.Contains(res.SIDs, k2.SID()) {
 			t.Fatalf("kick result %+v", res)
 		}
-		for _, c := range []*client.Client{k1, k2} {
+		for _, c := range []*client.Conn{k1, k2} {
 			_, err := c.Next(pushtest.Ctx(t))
 			var ce *client.CloseError
 			if !errors.As(err, &ce) || ce.Code != 4010 || ce.Reason != "account suspended" {
@@ -458,7 +458,7 @@ func TestPushctl(t *testing.T) {
 			}
 		}
 		pushtest.Eventually(t, 10*time.Second, func() error {
-			if v := n1.metric(t, `pushd_connections_closed_total{reason="kicked"}`); v != 2 {
+			if v := n1.Metric(t, `pushd_connections_closed_total{reason="kicked"}`); v != 2 {
 				return fmt.Errorf("node 1 kicked = %v, want 2", v)
 			}
 			return nil
@@ -610,7 +610,7 @@ func TestPushctl(t *testing.T) {
 		}
 
 		// Node 3 stops but stays registered: listed as not answering.
-		if err := n3.stop(); err != nil {
+		if err := n3.Stop(); err != nil {
 			t.Fatal(err)
 		}
 		out := pc.ok("nodes")
@@ -673,7 +673,7 @@ func cmpSID(a, b string) int {
 }
 
 // dial opens a dev session for user on p, closed when the test ends.
-func dial(t *testing.T, p *pushd, user string) *client.Client {
+func dial(t *testing.T, p *pushtest.Pushd, user string) *client.Conn {
 	t.Helper()
-	return pushtest.Dial(t, p.wsURL(), user)
+	return pushtest.Dial(t, p.WSURL(), user)
 }

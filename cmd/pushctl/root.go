@@ -128,6 +128,7 @@ to it. Exit codes: 0 ok, 1 error, 2 usage, 3 no node answered / not found,
 		newKickCmd(g),
 		newStatsCmd(g),
 		newHistoryCmd(g),
+		newPresenceCmd(g),
 		newVersionCmd(g),
 	)
 	return cmd

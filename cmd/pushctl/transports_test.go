@@ -3,7 +3,6 @@ package main
 import (
 	"encoding/json"
 	"net/http"
-	"path/filepath"
 	"slices"
 	"testing"
 
@@ -15,7 +14,7 @@ import (
 // on node 1 is joined, polled and closed through node 2, an SSE session
 // streams through node 2), and pushctl lists each session's transport.
 func TestSessionsShowTransports(t *testing.T) {
-	bin := filepath.Join(binDir, "pushctl")
+	bin := bins.Path(t, "pushctl")
 	ns := pushtest.RunNATS(t)
 	nc := ns.Connect(t)
 	n1 := startPushd(t, ns.URL(), 1)

@@ -90,6 +90,16 @@ type config struct {
 	UpstreamBytesRate   int
 	HandshakeRatePerIP  float64
 	HandshakeBurstPerIP int
+
+	// Presence flags (presence.go).
+	Presence presenceConfig
+
+	// Cluster-wide and per-user limits (docs/SECURITY.md, limits.go).
+	TrustedProxies            []string
+	JoinRate                  float64
+	JoinBurst                 int
+	MaxDocsPerUser            int
+	MaxClusterSessionsPerUser int
 }
 
 // started reports the addresses a running pushd bound, for tests.
@@ -123,7 +133,7 @@ variable shown next to it. See docs/ for the protocol and operations.`,
 				return err
 			}
 			cfg.defaults = map[string]bool{}
-			for _, f := range []string{"listen", "admin-listen"} {
+			for _, f := range []string{"listen", "admin-listen", "max-docs-per-user"} {
 				cfg.defaults[f] = !cmd.Flags().Changed(f)
 			}
 			if cfg.Dev && cfg.defaults["listen"] {
@@ -202,8 +212,10 @@ variable shown next to it. See docs/ for the protocol and operations.`,
 	f.Float64Var(&cfg.UpstreamRate, "upstream-rate", node.DefaultUpstreamRate, "client frames per second per session; over it frames are dropped, then the session is closed with 4029 (0: no limit)")
 	f.IntVar(&cfg.UpstreamBurst, "upstream-burst", 0, "client frames a session may send at once (0: twice --upstream-rate)")
 	f.IntVar(&cfg.UpstreamBytesRate, "upstream-bytes-rate", node.DefaultUpstreamBytesRate, "client bytes per second per session (0: no limit)")
-	f.Float64Var(&cfg.HandshakeRatePerIP, "handshake-rate-per-ip", 0, "WebSocket handshakes per second per source IP; more are refused with 429 (0: no limit; leave 0 behind a proxy)")
-	f.IntVar(&cfg.HandshakeBurstPerIP, "handshake-burst-per-ip", 0, "handshake burst per source IP (0: twice --handshake-rate-per-ip)")
+	f.Float64Var(&cfg.HandshakeRatePerIP, "handshake-rate-per-ip", node.DefaultHandshakeRatePerIP, "WebSocket handshakes per second per client IP (IPv6: per /64); more are refused with 429 (0: no limit, with a warning at start)")
+	f.IntVar(&cfg.HandshakeBurstPerIP, "handshake-burst-per-ip", 0, "handshake burst per client IP (0: ten times --handshake-rate-per-ip)")
+	addLimitFlags(f, &cfg)
+	presenceFlags(f, &cfg.Presence)
 	cliutil.AnnotateEnv(f, envPrefix)
 	return cmd
 }
@@ -239,6 +251,9 @@ func (c *config) validate() error {
 	}
 	if c.HistoryReplicas < 1 || c.HistoryReplicas > 5 || c.HistoryUserMaxMsgs < 1 || c.HistoryDocMaxMsgs < 1 || c.ReplayMaxMsgs < 1 || c.ReplayMaxBytes < 1 {
 		return errors.New("--history-replicas (1..5), --history-*-max-msgs, --replay-max-msgs and --replay-max-bytes must be positive")
+	}
+	if err := c.Presence.validate(); err != nil {
+		return err
 	}
 	if c.MaxPushSize <= 0 {
 		return fmt.Errorf("--max-push-size %d: want a positive number of bytes", c.MaxPushSize)

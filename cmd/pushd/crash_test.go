@@ -1,12 +1,8 @@
 package main
 
 import (
-	"bufio"
 	"context"
-	"encoding/json"
-	"os/exec"
 	"strconv"
-	"strings"
 	"testing"
 	"time"
 
@@ -15,46 +11,6 @@ import (
 	"github.com/pushd/pushd/client"
 	"github.com/pushd/pushd/internal/pushtest"
 )
-
-// process is a pushd started as its own process.
-type process struct {
-	cmd    *exec.Cmd
-	listen string
-	exited chan error
-}
-
-// runProcess starts the pushd binary with args and waits for its start
-// line; it is killed when the test ends.
-func runProcess(t *testing.T, args ...string) *process {
-	t.Helper()
-	p := &process{cmd: exec.Command(binary(t), append([]string{"--listen", "127.0.0.1:0", "--admin-listen", "", "--log-format", "json"}, args...)...), exited: make(chan error, 1)}
-	stderr, err := p.cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = p.cmd.Process.Kill(); <-p.exited })
-	logs := bufio.NewScanner(stderr)
-	var lines []string
-	for p.listen == "" && logs.Scan() {
-		lines = append(lines, logs.Text())
-		var rec struct{ Msg, Listen string }
-		if json.Unmarshal(logs.Bytes(), &rec) == nil && rec.Msg == "pushd started" {
-			p.listen = rec.Listen
-		}
-	}
-	go func() {
-		for logs.Scan() { // keep the pipe drained
-		}
-		p.exited <- p.cmd.Wait()
-	}()
-	if p.listen == "" {
-		t.Fatalf("pushd did not log its start:\n%s", strings.Join(lines, "\n"))
-	}
-	return p
-}
 
 // TestResumeOnAnotherNodeAfterKill9: a node is killed with SIGKILL, no drain,
 // no goodbye. Its client reconnects to another node with the positions it
@@ -68,11 +24,11 @@ func TestResumeOnAnotherNodeAfterKill9(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a := runProcess(t, "--dev", "--nats-url", ns.URL(), "--node-id", "1")
-	b := runProcess(t, "--dev", "--nats-url", ns.URL(), "--node-id", "2")
+	a := pushtest.StartPushd(t, binary(t), "--dev", "--nats-url", ns.URL(), "--node-id", "1")
+	b := pushtest.StartPushd(t, binary(t), "--dev", "--nats-url", ns.URL(), "--node-id", "2")
 	ctx := pushtest.Ctx(t)
 
-	c, err := client.Dial(ctx, "ws://"+a.listen+"/ws", client.Options{User: "kim"})
+	c, err := client.Dial(ctx, a.WSURL(), client.Options{User: "kim"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -84,9 +40,7 @@ func TestResumeOnAnotherNodeAfterKill9(t *testing.T) {
 	pushtest.Publish(t, nc, "push.doc.k", nil, `"d0"`, 1)
 	u0, d0 := next(t, c, `"u0"`), next(t, c, `"d0"`)
 
-	if err := a.cmd.Process.Kill(); err != nil {
-		t.Fatal(err)
-	}
+	a.Kill()
 	<-c.Done()
 	for i := 1; i <= 3; i++ {
 		for _, subject := range []string{"push.user.kim", "push.doc.k"} {
@@ -96,7 +50,7 @@ func TestResumeOnAnotherNodeAfterKill9(t *testing.T) {
 		}
 	}
 
-	c2, err := client.Dial(ctx, "ws://"+b.listen+"/ws", client.Options{User: "kim", Since: u0.Seq})
+	c2, err := client.Dial(ctx, b.WSURL(), client.Options{User: "kim", Since: u0.Seq})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -119,7 +73,7 @@ func TestResumeOnAnotherNodeAfterKill9(t *testing.T) {
 }
 
 // next reads c's next push and checks its data.
-func next(t *testing.T, c *client.Client, data string) client.Frame {
+func next(t *testing.T, c *client.Conn, data string) client.Frame {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()

@@ -6,12 +6,9 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -25,9 +22,7 @@ import (
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if binDir != "" {
-		_ = os.RemoveAll(binDir)
-	}
+	bins.Remove()
 	if code == 0 {
 		// The NATS client's package-level flusher/timer helpers, and the
 		// in-process NATS servers' shared pools, are global by design.
@@ -40,30 +35,12 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// The pushd binary, built once for the tests that need a real process (a
-// signal, kill -9, the memory of a process).
-var (
-	buildOnce sync.Once
-	binDir    string
-	binErr    error
-)
+// bins holds the pushd binary, built once for the tests that need a real
+// process (a signal, kill -9, the memory of a process).
+var bins = pushtest.NewBinaries()
 
 // binary returns the path of the pushd binary built from this package.
-func binary(t *testing.T) string {
-	t.Helper()
-	buildOnce.Do(func() {
-		if binDir, binErr = os.MkdirTemp("", "pushd-test-"); binErr != nil {
-			return
-		}
-		if out, err := exec.Command("go", "build", "-o", filepath.Join(binDir, "pushd"), ".").CombinedOutput(); err != nil {
-			binErr = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
-	if binErr != nil {
-		t.Fatal(binErr)
-	}
-	return filepath.Join(binDir, "pushd")
-}
+func binary(t *testing.T) string { return bins.Path(t, "pushd") }
 
 const testSecret = "test-secret-do-not-use"
 
@@ -170,7 +147,7 @@ func token(t testing.TB, sub string, ttl time.Duration) string {
 func ctxT(t *testing.T) context.Context { return pushtest.Ctx(t) }
 
 // dial opens a dev session for user.
-func dial(t *testing.T, n *testNode, user string) *client.Client {
+func dial(t *testing.T, n *testNode, user string) *client.Conn {
 	t.Helper()
 	return pushtest.Dial(t, n.wsURL(), user)
 }
@@ -242,7 +219,7 @@ func mustSign(t testing.TB, claims jwt.MapClaims, secret string) string {
 	return s
 }
 
-func dialToken(t *testing.T, n *testNode, tok string) *client.Client {
+func dialToken(t *testing.T, n *testNode, tok string) *client.Conn {
 	t.Helper()
 	c, err := client.Dial(ctxT(t), n.wsURL(), client.Options{Token: tok})
 	if err != nil {

@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"io"
 	"strconv"
 	"strings"
@@ -12,7 +10,6 @@ import (
 
 	"github.com/hashicorp/consul/api"
 
-	"github.com/pushd/pushd/client"
 	"github.com/pushd/pushd/internal/pushtest"
 )
 
@@ -106,7 +103,13 @@ func TestPushdWaitsForConsulAtStart(t *testing.T) {
 	}
 }
 
-func TestLeaseLossRefusesNewSessionsKeepsOld(t *testing.T) {
+// TestConsulStoppedNodeKeepsServing: with the Consul agent gone, the
+// node's lease lapses after the session TTL, but Consul gave its key to
+// nobody and the node hears every node's heartbeats over NATS, so it keeps
+// accepting new sessions on the NATS check (docs/OPERATIONS.md) while its
+// existing sessions keep receiving pushes. When the agent returns (empty: a
+// dev agent keeps its state in memory), the node leases the same ID again.
+func TestConsulStoppedNodeKeepsServing(t *testing.T) {
 	t.Parallel() // it waits for Consul, not working
 	consul := pushtest.RunConsul(t)
 	ns := pushtest.RunNATS(t)
@@ -116,33 +119,24 @@ func TestLeaseLossRefusesNewSessionsKeepsOld(t *testing.T) {
 
 	consul.Stop()
 	lost := time.Now()
-	pushtest.Eventually(t, 30*time.Second, func() error {
-		if status, body := httpGet(t, n.httpURL("/readyz")); status != 503 || !strings.Contains(body, "not_leased") {
-			return fmt.Errorf("readyz %d %q, want 503 not_leased", status, body)
-		}
-		return nil
-	})
+	waitReadyz(t, n, 30*time.Second, true, "nats", "lost")
 	t.Logf("lease declared lost %s after Consul stopped", time.Since(lost).Round(time.Millisecond))
-	if _, err := client.Dial(ctxT(t), n.wsURL(), client.Options{User: "new"}); err == nil {
-		t.Fatal("a new session was accepted without the lease")
-	} else if he := (*client.HandshakeError)(nil); !errors.As(err, &he) || he.Status != 503 {
-		t.Fatalf("new session without lease: %v, want HTTP 503", err)
+	c := dial(t, n, "new") // accepted on the NATS check
+	if c.Hello().Node != n.NodeID {
+		t.Fatalf("hello node %d, want %d", c.Hello().Node, n.NodeID)
 	}
 	if got := metric(t, n, "pushd_registry_lease_held"); got != 0 {
 		t.Fatalf("pushd_registry_lease_held = %v, want 0", got)
 	}
-	// Existing sessions keep working: pushes flow through NATS.
 	publish(t, nc, "push.user.old", nil, `"still"`, 1)
 	expectPush(t, old, "message", `"still"`)
 
 	consul.Restart()
-	pushtest.Eventually(t, 60*time.Second, func() error {
-		if status, body := httpGet(t, n.httpURL("/readyz")); status != 200 {
-			return fmt.Errorf("readyz %d %q after Consul returned", status, body)
-		}
-		return nil
-	})
-	c := dial(t, n, "new")
+	waitReadyz(t, n, 60*time.Second, true, "consul", "held")
+	if got := metric(t, n, "pushd_registry_lease_held"); got != 1 {
+		t.Fatalf("pushd_registry_lease_held = %v after Consul returned", got)
+	}
+	c = dial(t, n, "later")
 	if c.Hello().Node != n.NodeID {
 		t.Fatalf("after re-lease hello node %d, want the same ID %d", c.Hello().Node, n.NodeID)
 	}

@@ -36,7 +36,7 @@ func (c *config) validateSecurity() error {
 	if c.UpstreamRate < 0 || c.HandshakeRatePerIP < 0 {
 		return errors.New("--upstream-rate and --handshake-rate-per-ip must not be negative (0 disables)")
 	}
-	return nil
+	return c.validateLimits()
 }
 
 // nodeLimits copies the security flags into a node config. The flags'
@@ -62,6 +62,7 @@ func (c *config) nodeLimits(nc *node.Config) {
 	nc.UpstreamBytesRate = off(c.UpstreamBytesRate)
 	nc.HandshakeRatePerIP = c.HandshakeRatePerIP
 	nc.HandshakeBurstPerIP = c.HandshakeBurstPerIP
+	c.limitsToNode(nc)
 	for _, o := range c.AllowedOrigins {
 		if o = strings.TrimSpace(o); o != "" {
 			nc.AllowedOrigins = append(nc.AllowedOrigins, o)

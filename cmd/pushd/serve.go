@@ -25,6 +25,7 @@ import (
 	"github.com/pushd/pushd/contract"
 	"github.com/pushd/pushd/history"
 	"github.com/pushd/pushd/node"
+	"github.com/pushd/pushd/presence"
 	"github.com/pushd/pushd/registry"
 	"github.com/pushd/pushd/router"
 )
@@ -39,9 +40,9 @@ var (
 // /healthz answers while pushd waits for Consul; /ws, /http/ and /readyz say
 // "starting" until then.
 type front struct {
-	node   atomic.Pointer[node.Node]
-	hist   atomic.Pointer[history.History]
-	leased atomic.Bool
+	node  atomic.Pointer[node.Node]
+	hist  atomic.Pointer[history.History]
+	guard *numberGuard
 }
 
 func (f *front) serveWS(w http.ResponseWriter, r *http.Request) {
@@ -68,12 +69,13 @@ func (f *front) serveHTTPSessions(w http.ResponseWriter, r *http.Request) {
 }
 
 // readyz answers 200 when the node accepts sessions, else 503, with a JSON
-// body saying why not and how history is doing: {"ready":true,
-// "history":"available"} ("unavailable": live delivery goes on, resumes are
-// not recovered; "off": --history=false).
+// body saying why not, what vouches for the node's number and how history
+// is doing: {"ready":true,"node":3,"guard":"consul","consul":"held",
+// "history":"available"} (docs/OPERATIONS.md, "Health and readiness").
 func (f *front) readyz(w http.ResponseWriter, _ *http.Request) {
 	ok, why := false, "starting"
-	if n := f.node.Load(); n != nil {
+	n := f.node.Load()
+	if n != nil {
 		ok, why = n.Ready()
 	}
 	hist := "off"
@@ -90,6 +92,11 @@ func (f *front) readyz(w http.ResponseWriter, _ *http.Request) {
 		status = http.StatusServiceUnavailable
 		b = append([]byte(`{"ready":false,"reason":`), strconv.Quote(why)...)
 	}
+	if n != nil {
+		b = strconv.AppendInt(append(b, `,"node":`...), n.ID(), 10)
+		b = append(append(append(b, `,"guard":"`...), n.NumberGuard().String()...), '"')
+		b = append(append(append(b, `,"consul":"`...), f.guard.consulState()...), '"')
+	}
 	b = append(append(append(b, `,"history":"`...), hist...), "\"}\n"...)
 	w.WriteHeader(status)
 	_, _ = w.Write(b)
@@ -99,15 +106,6 @@ func (f *front) readyz(w http.ResponseWriter, _ *http.Request) {
 func (f *front) setConflict(yield bool) {
 	if n := f.node.Load(); n != nil {
 		n.SetConflict(yield)
-	}
-}
-
-// setLeased is the registry's OnLease callback; it may run before the node
-// exists.
-func (f *front) setLeased(held bool) {
-	f.leased.Store(held)
-	if n := f.node.Load(); n != nil {
-		n.SetLeased(held)
 	}
 }
 
@@ -147,10 +145,10 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, onStart func(start
 	if cfg.Dev {
 		log.Warn("DEV MODE: /ws?user=<id> and /http/connect?user=<id> are accepted without a token. Never run this in production.")
 	}
+	cfg.warnLimits(log)
 
 	// Listeners first: health answers while the rest starts.
-	fr := &front{}
-	fr.leased.Store(true)
+	fr := &front{guard: newNumberGuard(log, cfg.ConsulAddr != "")}
 	public, err := listen(log, "listen", cfg.Listen, cfg.Dev && cfg.defaults["listen"])
 	if err != nil {
 		return err
@@ -203,6 +201,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, onStart func(start
 		}
 		undo.add(func() { _ = consul.Close(context.Background()) })
 		nodeID = int64(consul.NodeID())
+		fr.guard.seedConsul(consul.State(), nodeID)
 	}
 
 	natsURL, embedded := cfg.NATSURL, false
@@ -247,8 +246,10 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, onStart func(start
 	cl, err := cluster.New(cluster.Config{
 		Conn:        nc,
 		Prefix:      cfg.SubjectPrefix,
+		Interval:    cfg.Presence.ClusterHeartbeat,
 		Self:        cluster.Member{Address: public.Addr().String(), Version: version},
 		OnDuplicate: func(_ cluster.Member, yield bool) { fr.setConflict(yield) },
+		OnWatching:  fr.guard.setWatching,
 		Logger:      log.With("component", "cluster"),
 	})
 	if err != nil {
@@ -293,6 +294,14 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, onStart func(start
 		return err
 	}
 	undo.add(func() { _ = fwd.Close() })
+	pres, presConn, err := startPresence(cfg, natsURL, natsOpts, nodeID, cl, log, reg)
+	if err != nil {
+		return err
+	}
+	if pres != nil {
+		undo.add(presConn.Close)
+		undo.add(func() { _ = pres.Close() })
+	}
 	ncfg := node.Config{
 		Forwarder:        fwd,
 		NodeID:           nodeID,
@@ -318,6 +327,13 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, onStart func(start
 		Version:          version,
 	}
 	cfg.nodeLimits(&ncfg)
+	cfg.Presence.nodeConfig(&ncfg)
+	if pres != nil {
+		ncfg.Presence = pres
+	}
+	if ncfg.MaxClusterSessionsPerUser > 0 {
+		ncfg.Census = cl // the other nodes' reports, once StartCensus below runs
+	}
 	n, err := node.New(ncfg)
 	if err != nil {
 		return err
@@ -327,18 +343,25 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, onStart func(start
 	if err := rt.Start(n); err != nil {
 		return err
 	}
+	if pres != nil {
+		if err := pres.Start(n); err != nil {
+			return err
+		}
+	}
 	if err := fwd.Serve(n.ServeForwarded, n.ForwardBusy); err != nil {
 		return err
 	}
-	// Set the lease state before and after publishing the node: a lease
-	// change in between reaches the node through one of the two.
-	n.SetLeased(fr.leased.Load())
+	fr.guard.setNode(n) // from now on every change of guard reaches the node
 	fr.node.Store(n)
-	n.SetLeased(fr.leased.Load())
 	if err := cl.Start(nodeID); err != nil {
 		return err
 	}
 	undo.add(func() { _ = cl.Close() })
+	if ncfg.Census != nil {
+		if err := cl.StartCensus(n.HeavyUsers, reg); err != nil {
+			return err
+		}
+	}
 	ctl, err := admin.NewServer(admin.ServerConfig{
 		Conn:          nc,
 		Prefix:        cfg.SubjectPrefix,
@@ -366,7 +389,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, onStart func(start
 		runErr = fmt.Errorf("http server: %w", err)
 		log.Error("http server failed; shutting down", "err", err)
 	}
-	shutdown(log, cfg, n, rt, fwd, hist, nc, httpSrv, adminSrv, ctl, cl, consul)
+	shutdown(log, cfg, n, rt, fwd, hist, nc, httpSrv, adminSrv, ctl, cl, consul, pres, presConn)
 	return runErr
 }
 
@@ -394,14 +417,7 @@ func startRegistry(ctx context.Context, cfg config, log *slog.Logger, fr *front,
 		SessionTTL:  cfg.ConsulSessionTTL,
 		LockDelay:   cfg.ConsulLockDelay,
 		Logger:      log.With("component", "registry"),
-		OnLease: func(held bool) {
-			fr.setLeased(held)
-			if held {
-				log.Info("node-ID lease held; accepting connections")
-			} else {
-				log.Error("node-ID lease lost; refusing new connections until it is back (existing sessions keep working)")
-			}
-		},
+		OnState:     fr.guard.setConsul,
 	})
 	if err != nil {
 		return nil, err
@@ -429,7 +445,7 @@ func adminMux(metrics http.Handler) *http.ServeMux {
 // requests and receiving from NATS, flush what we published, stop the HTTP
 // servers and the node's goroutines, and only then give up the node-ID lease
 // (no session ID can be minted any more).
-func shutdown(log *slog.Logger, cfg config, n *node.Node, rt *router.Router, fwd *router.Forwarder, hist *history.History, nc *nats.Conn, httpSrv, adminSrv *http.Server, ctl *admin.Server, cl *cluster.Cluster, consul *registry.Registry) {
+func shutdown(log *slog.Logger, cfg config, n *node.Node, rt *router.Router, fwd *router.Forwarder, hist *history.History, nc *nats.Conn, httpSrv, adminSrv *http.Server, ctl *admin.Server, cl *cluster.Cluster, consul *registry.Registry, pres *presence.Tracker, presConn *nats.Conn) {
 	drainCtx, cancel := context.WithTimeout(context.Background(), cfg.DrainTimeout+5*time.Second)
 	defer cancel()
 	if err := n.Drain(drainCtx); err != nil {
@@ -442,6 +458,12 @@ func shutdown(log *slog.Logger, cfg config, n *node.Node, rt *router.Router, fwd
 	}
 	if err := ctl.Close(); err != nil {
 		log.Warn("admin close", "err", err)
+	}
+	if pres != nil { // after the drain: its sessions' leaves are published
+		if err := pres.Close(); err != nil {
+			log.Warn("presence close", "err", err)
+		}
+		presConn.Close()
 	}
 	// Stop answering for the number only once no session of ours is left.
 	if err := cl.Close(); err != nil {

@@ -507,6 +507,9 @@ func TestBadValuesRejected(t *testing.T) {
 		{"history max age", "history:\n  doc:\n    maxAge: 1 hour\n", "maxAge"},
 		{"unknown history key", "history:\n  maxMsgs: 5\n", "maxMsgs"},
 		{"servicemonitor without metrics", "metrics:\n  enabled: false\n  serviceMonitor:\n    enabled: true\n", "metrics.enabled=true"},
+		{"negative handshake rate", "limits:\n  handshakeRatePerIP: -1\n", "handshakeRatePerIP"},
+		{"trusted proxy not a network", "limits:\n  trustedProxies: [\"the ingress\"]\n", "trustedProxies"},
+		{"unknown limits key", "limits:\n  maxSessionsPerUser: 5\n", "maxSessionsPerUser"},
 	}
 	// Control: the base values render, so each failure below is due to its own bad value.
 	if _, err := render(t, "-f", minimal()); err != nil {
@@ -548,20 +551,52 @@ func TestHistoryValuesBecomeFlags(t *testing.T) {
 	}
 }
 
+// TestLimitValuesBecomeFlags: the per-IP handshake limit is on, and
+// believes X-Forwarded-For from the cluster's private networks (the
+// ingress controller), unless told otherwise.
+func TestLimitValuesBecomeFlags(t *testing.T) {
+	env := envMap(deployment(t, renderDecoded(t, "-f", minimal())).Spec.Template.Spec.Containers[0])
+	for name, want := range map[string]string{
+		"PUSHD_HANDSHAKE_RATE_PER_IP": "500", "PUSHD_HANDSHAKE_BURST_PER_IP": "0",
+		"PUSHD_TRUSTED_PROXIES":               "10.0.0.0/8,172.16.0.0/12,192.168.0.0/16,fc00::/7",
+		"PUSHD_MAX_CLUSTER_SESSIONS_PER_USER": "64", "PUSHD_MAX_DOCS_PER_USER": "200", "PUSHD_JOIN_RATE": "10",
+	} {
+		if got := env[name].Value; got != want {
+			t.Errorf("%s = %q, want %q", name, got, want)
+		}
+	}
+	env = envMap(deployment(t, renderDecoded(t, "-f", minimal(), "--set", "limits.trustedProxies=null", "--set", "limits.handshakeRatePerIP=0")).Spec.Template.Spec.Containers[0])
+	if _, ok := env["PUSHD_TRUSTED_PROXIES"]; ok {
+		t.Error("PUSHD_TRUSTED_PROXIES rendered with no trusted proxies")
+	}
+	if got := env["PUSHD_HANDSHAKE_RATE_PER_IP"].Value; got != "0" {
+		t.Errorf("PUSHD_HANDSHAKE_RATE_PER_IP = %q, want 0", got)
+	}
+}
+
 // TestEnvNamesArePushdFlags: every PUSHD_ variable the chart sets is the twin
 // of a flag cmd/pushd defines, so a renamed flag cannot leave the chart
 // setting a variable nobody reads.
 func TestEnvNamesArePushdFlags(t *testing.T) {
-	src, err := os.ReadFile(filepath.Join("..", "..", "cmd", "pushd", "config.go"))
+	files, err := filepath.Glob(filepath.Join("..", "..", "cmd", "pushd", "*.go"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	flags := map[string]bool{}
-	for _, m := range regexp.MustCompile(`f\.[A-Za-z0-9]+Var\(&[^,]+, "([a-z0-9-]+)"`).FindAllStringSubmatch(string(src), -1) {
-		flags["PUSHD_"+strings.ToUpper(strings.ReplaceAll(m[1], "-", "_"))] = true
+	for _, file := range files {
+		if strings.HasSuffix(file, "_test.go") {
+			continue
+		}
+		src, err := os.ReadFile(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range regexp.MustCompile(`f\.[A-Za-z0-9]+Var\(&[^,]+, "([a-z0-9-]+)"`).FindAllStringSubmatch(string(src), -1) {
+			flags["PUSHD_"+strings.ToUpper(strings.ReplaceAll(m[1], "-", "_"))] = true
+		}
 	}
 	if len(flags) < 20 {
-		t.Fatalf("found %d flags in cmd/pushd/config.go: the pattern no longer matches", len(flags))
+		t.Fatalf("found %d flags in cmd/pushd: the pattern no longer matches", len(flags))
 	}
 	for _, values := range []string{"minimal-values.yaml", "production-values.yaml", "dev-standalone-values.yaml"} {
 		c := deployment(t, renderDecoded(t, "-f", filepath.Join(chartDir, "ci", values))).Spec.Template.Spec.Containers[0]

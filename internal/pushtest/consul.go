@@ -253,6 +253,7 @@ func (c *Consul) Stop() {
 	if cmd == nil {
 		return
 	}
+	_ = cmd.Process.Signal(syscall.SIGCONT) // a frozen agent cannot act on SIGTERM
 	_ = cmd.Process.Signal(syscall.SIGTERM)
 	select {
 	case <-done:
@@ -262,6 +263,28 @@ func (c *Consul) Stop() {
 	}
 	if c.transport != nil {
 		c.transport.CloseIdleConnections()
+	}
+}
+
+// Freeze stops the agent's process with SIGSTOP: it keeps its sockets and
+// state but answers nothing, as an agent stuck in a long GC pause, swapped
+// out or on a frozen VM would. Thaw (or cleanup) resumes it.
+func (c *Consul) Freeze() { c.signal(syscall.SIGSTOP) }
+
+// Thaw resumes a frozen agent with SIGCONT. Its timers catch up at once:
+// sessions whose TTL passed meanwhile are invalidated then.
+func (c *Consul) Thaw() { c.signal(syscall.SIGCONT) }
+
+func (c *Consul) signal(sig syscall.Signal) {
+	c.t.Helper()
+	c.mu.Lock()
+	cmd := c.cmd
+	c.mu.Unlock()
+	if cmd == nil {
+		c.t.Fatalf("pushtest: consul %s: the agent is not running", sig)
+	}
+	if err := syscall.Kill(cmd.Process.Pid, sig); err != nil {
+		c.t.Fatalf("pushtest: consul %s: %v", sig, err)
 	}
 }
 

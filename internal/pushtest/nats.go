@@ -17,6 +17,7 @@ import (
 type NATS struct {
 	*server.Server
 	opts *server.Options
+	port int // the client port, kept for Restart after Kill
 }
 
 // RunNATS starts a NATS server on a random loopback port and shuts it down
@@ -107,6 +108,7 @@ func runNATS(t testing.TB, opts *server.Options) *NATS {
 		t.Fatal("pushtest: NATS did not become ready")
 	}
 	n := &NATS{Server: ns, opts: opts}
+	n.port = n.Port()
 	t.Cleanup(n.Shutdown)
 	return n
 }
@@ -125,12 +127,13 @@ func (n *NATS) Connect(t testing.TB) *nats.Conn {
 	return nc
 }
 
-// Restart shuts the server down and starts a new one on the same port, with
-// the same options; clients see a disconnect and reconnect.
+// Restart shuts the server down (unless Kill did) and starts a new one on
+// the same port, with the same options; clients see a disconnect and
+// reconnect.
 func (n *NATS) Restart(t testing.TB) {
 	t.Helper()
 	opts := *n.opts
-	opts.Port = n.Port()
+	opts.Port = n.port
 	n.Shutdown()
 	n.WaitForShutdown()
 	ns, err := server.NewServer(&opts)

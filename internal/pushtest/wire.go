@@ -25,7 +25,7 @@ func Ctx(t testing.TB) context.Context {
 }
 
 // Dial opens a dev session for user at wsURL, closed when the test ends.
-func Dial(t testing.TB, wsURL, user string) *client.Client {
+func Dial(t testing.TB, wsURL, user string) *client.Conn {
 	t.Helper()
 	c, err := client.Dial(Ctx(t), wsURL, client.Options{User: user})
 	if err != nil {
@@ -92,7 +92,7 @@ func Delivered(rs []contract.Report) int {
 
 // ExpectPush reads c's next push and checks its event and data (data ""
 // checks no data).
-func ExpectPush(t testing.TB, c *client.Client, event, data string) client.Frame {
+func ExpectPush(t testing.TB, c *client.Conn, event, data string) client.Frame {
 	t.Helper()
 	f, err := c.Next(Ctx(t))
 	if err != nil {
@@ -106,7 +106,7 @@ func ExpectPush(t testing.TB, c *client.Client, event, data string) client.Frame
 
 // Marker sends a session push and checks it is the next push c sees,
 // proving c received nothing else in between.
-func Marker(t testing.TB, nc *nats.Conn, c *client.Client) {
+func Marker(t testing.TB, nc *nats.Conn, c *client.Conn) {
 	t.Helper()
 	ev := "marker-" + strconv.FormatInt(time.Now().UnixNano(), 36)
 	Publish(t, nc, SessionSubject(c.SID()), nats.Header{"Push-Event": []string{ev}}, `{}`, 1)

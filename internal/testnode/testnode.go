@@ -19,8 +19,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
+	"github.com/pushd/pushd/cluster"
 	"github.com/pushd/pushd/history"
 	"github.com/pushd/pushd/node"
+	"github.com/pushd/pushd/presence"
 	"github.com/pushd/pushd/router"
 )
 
@@ -38,8 +40,12 @@ type Node struct {
 	Forwarder *router.Forwarder
 	// Registry holds the node's and the router's metrics.
 	Registry *prometheus.Registry
+	// Presence and Cluster are set with Options.Presence: the node's
+	// presence tracker, on its own NATS connection, and its heartbeats.
+	Presence *presence.Tracker
+	Cluster  *cluster.Cluster
 
-	nc      *nats.Conn
+	nc, pc  *nats.Conn
 	stopped bool
 }
 
@@ -53,6 +59,12 @@ type Options struct {
 	// NodeID, Logger and Registerer are filled in): the NATS server must
 	// have JetStream for it to be available.
 	History *history.Config
+	// Presence, when set, runs the node with presence on this config (Conn,
+	// Node, Instance, GoneAfter, Logger and Registerer are filled in), and
+	// node heartbeats every ClusterInterval (zero: 100ms) so that nodes
+	// that stop are noticed.
+	Presence        *presence.Config
+	ClusterInterval time.Duration
 }
 
 // Start runs a node with cfg on the NATS server at natsURL until the test
@@ -66,9 +78,20 @@ func Start(t testing.TB, natsURL string, cfg node.Config) *Node {
 // StartWith is Start with options.
 func StartWith(t testing.TB, natsURL string, cfg node.Config, opts Options) *Node {
 	t.Helper()
+	tn, err := Run(natsURL, cfg, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(tn.Stop)
+	return tn
+}
+
+// Run is StartWith for code without a testing.TB (a TestMain, examples): the
+// caller stops the node with Stop.
+func Run(natsURL string, cfg node.Config, opts Options) (*Node, error) {
 	nc, err := nats.Connect(natsURL, nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond))
 	if err != nil {
-		t.Fatalf("testnode: connect to NATS: %v", err)
+		return nil, fmt.Errorf("testnode: connect to NATS: %w", err)
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -89,46 +112,122 @@ func StartWith(t testing.TB, natsURL string, cfg node.Config, opts Options) *Nod
 		}
 		if err != nil {
 			nc.Close()
-			t.Fatalf("testnode: history: %v", err)
+			return nil, fmt.Errorf("testnode: history: %w", err)
 		}
 	}
 	rt, err := router.New(router.Config{Conn: nc, NodeID: cfg.NodeID, History: hist, Logger: cfg.Logger, Registerer: reg})
 	if err != nil {
 		nc.Close()
-		t.Fatalf("testnode: router: %v", err)
+		return nil, fmt.Errorf("testnode: router: %w", err)
 	}
 	fwd, err := router.NewForwarder(router.ForwarderConfig{Conn: nc, NodeID: cfg.NodeID, Logger: cfg.Logger})
 	if err != nil {
 		_ = rt.Close()
 		nc.Close()
-		t.Fatalf("testnode: forwarder: %v", err)
+		return nil, fmt.Errorf("testnode: forwarder: %w", err)
 	}
 	cfg.Bus, cfg.Registerer, cfg.Forwarder = rt, reg, fwd
+	tn := &Node{Router: rt, Forwarder: fwd, History: hist, Registry: reg, nc: nc}
+	if opts.Presence != nil {
+		if err := tn.startPresence(natsURL, &cfg, opts); err != nil {
+			_ = rt.Close()
+			nc.Close()
+			return nil, fmt.Errorf("testnode: presence: %w", err)
+		}
+	}
 	n, err := node.New(cfg)
 	if err != nil {
 		_ = rt.Close()
 		nc.Close()
-		t.Fatalf("testnode: node: %v", err)
+		return nil, fmt.Errorf("testnode: node: %w", err)
 	}
+	tn.Node = n
 	n.Start()
 	if err := rt.Start(n); err != nil {
 		_ = n.Close()
 		_ = rt.Close()
 		nc.Close()
-		t.Fatalf("testnode: router start: %v", err)
+		return nil, fmt.Errorf("testnode: router start: %w", err)
 	}
 	if err := fwd.Serve(n.ServeForwarded, n.ForwardBusy); err != nil {
 		_ = n.Close()
 		_ = rt.Close()
 		nc.Close()
-		t.Fatalf("testnode: forwarder: %v", err)
+		return nil, fmt.Errorf("testnode: forwarder: %w", err)
+	}
+	if tn.Presence != nil {
+		err := tn.Presence.Start(n)
+		if err == nil {
+			err = tn.Cluster.Start(cfg.NodeID)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("testnode: presence start: %w", err)
+		}
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/ws", n)
 	mux.HandleFunc("/http/", n.ServeHTTPSessions)
-	tn := &Node{Node: n, Router: rt, Forwarder: fwd, History: hist, Server: httptest.NewServer(mux), Registry: reg, nc: nc}
-	t.Cleanup(tn.Stop)
-	return tn
+	tn.Server = httptest.NewServer(mux)
+	return tn, nil
+}
+
+// startPresence makes the node's cluster membership and presence tracker,
+// as cmd/pushd does.
+func (n *Node) startPresence(natsURL string, cfg *node.Config, opts Options) error {
+	interval := opts.ClusterInterval
+	if interval == 0 {
+		interval = 100 * time.Millisecond
+	}
+	cl, err := cluster.New(cluster.Config{Conn: n.nc, Interval: interval, Logger: cfg.Logger})
+	if err != nil {
+		return err
+	}
+	pc, err := nats.Connect(natsURL, nats.NoEcho(), nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond))
+	if err != nil {
+		return err
+	}
+	p := *opts.Presence
+	p.Conn, p.Node, p.Instance, p.GoneAfter, p.Logger, p.Registerer = pc, cfg.NodeID, cl.Self().Instance, cl.GoneAfter(), cfg.Logger, n.Registry
+	tr, err := presence.New(p)
+	if err != nil {
+		pc.Close()
+		return err
+	}
+	cl.Watch(func(m cluster.Member, alive bool) { tr.Peer(m.Node, m.Instance, alive) })
+	n.Presence, n.Cluster, n.pc = tr, cl, pc
+	cfg.Presence = tr
+	return nil
+}
+
+// Crash stops the node the way kill -9 does, as far as the rest of the
+// cluster can tell: its NATS connections drop without a word (no leave, no
+// unsubscribe) and its heartbeats stop. Its clients' sockets are cut.
+func (n *Node) Crash() {
+	if n.stopped {
+		return
+	}
+	n.stopped = true
+	if n.pc != nil {
+		n.pc.Close()
+	}
+	n.nc.Close()
+	if n.Cluster != nil {
+		_ = n.Cluster.Close()
+	}
+	n.Server.CloseClientConnections()
+	n.Server.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_ = n.Drain(ctx)
+	_ = n.Forwarder.Close()
+	_ = n.Router.Close()
+	if n.Presence != nil {
+		_ = n.Presence.Close()
+	}
+	if n.History != nil {
+		_ = n.History.Close()
+	}
+	_ = n.Close()
 }
 
 // Stop drains the node and shuts it down, as SIGTERM does; cleanup calls it
@@ -141,6 +240,11 @@ func (n *Node) Stop() {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	_ = n.Drain(ctx)
+	if n.Presence != nil {
+		_ = n.Presence.Close()
+		_ = n.Cluster.Close()
+		n.pc.Close()
+	}
 	_ = n.Forwarder.Close()
 	_ = n.Router.Close()
 	if n.History != nil {

@@ -110,7 +110,7 @@ test("the page reconnects and rejoins when its node restarts", async () => {
   await page.waitForSelector('#status[data-state="connected"]', { timeout: 15_000 });
   await page.waitForSelector('#docs li[data-doc="web/doc.1"][data-state="joined"]');
   const events = (await page.$$eval("#events li", (lis) => lis.map((li) => li.textContent ?? ""))).reverse();
-  assert.ok(events.some((e) => /closed 1012 service restart: reconnect \(node 21; reconnect to another node\); reconnecting/.test(e)), events.join("\n"));
+  assert.ok(events.some((e) => /closed 1012 draining: node 21; reconnect elsewhere; reconnecting/.test(e)), events.join("\n"));
   assert.equal(events.filter((e) => /joined web\/doc\.1/.test(e)).length, 2, events.join("\n"));
   const joins = events.filter((e) => /joined web\/doc\.1/.test(e));
   if (/ at seq \d+/.test(joins[0]!)) {

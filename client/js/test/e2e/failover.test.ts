@@ -70,7 +70,8 @@ test("drain (SIGTERM): 1012 names the node, the client reconnects elsewhere at o
   const exited = a.proc.term();
   const d = await gone;
   assert.equal(d.code, 1012);
-  assert.equal(d.reason, "service restart: reconnect (node 11; reconnect to another node)");
+  assert.equal(d.reason, "draining: node 11; reconnect elsewhere");
+  assert.equal(d.error, "draining");
   assert.ok(d.delay! <= 300, `reconnect delay ${d.delay}ms is the restart jitter`);
   const t0 = Date.now();
   await back;

@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
-	"go.uber.org/goleak"
 
 	"github.com/pushd/pushd/auth"
 	"github.com/pushd/pushd/client"
@@ -26,15 +25,6 @@ import (
 
 // The Go client against real nodes (testnode: real NATS, real handshake),
 // and, for what a node never does, against a hand-written server.
-
-func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m,
-		// The NATS client's package-level flusher/timer helpers, and the
-		// in-process NATS servers' shared pools, are global by design.
-		goleak.IgnoreTopFunction("time.Sleep"),
-		goleak.IgnoreTopFunction("github.com/nats-io/nats-server/v2/server.(*Server).startGoRoutine"),
-	)
-}
 
 const secret = "client-test-secret"
 
@@ -60,7 +50,7 @@ func token(t *testing.T, sub string, ttl time.Duration) string {
 	return s
 }
 
-func dial(t *testing.T, url string, opts client.Options) *client.Client {
+func dial(t *testing.T, url string, opts client.Options) *client.Conn {
 	t.Helper()
 	c, err := client.Dial(pushtest.Ctx(t), url, opts)
 	if err != nil {
