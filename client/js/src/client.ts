@@ -7,10 +7,10 @@ import { Heartbeat } from "./heartbeat.js";
 import { httpTransport, type EventSourceConstructor } from "./http.js";
 import { refreshDelay, tokenExpiry } from "./jwt.js";
 import { defaultStorage, TransportMemory, type StorageLike } from "./memory.js";
-import { backoffDelay, closeAction, parseReason, type BackoffOptions, type CloseAction } from "./policy.js";
+import { backoffDelay, closeAction, parseReason, reasonNode, type BackoffOptions, type CloseAction } from "./policy.js";
 import { isThenable, newPush, type Push } from "./push.js";
 import { Requests, type Pending } from "./requests.js";
-import { Subscription, type JoinOptions, type SubscriptionHost } from "./subscription.js";
+import { Subscription, type JoinOptions, type PresenceDiff, type SubscriptionHost } from "./subscription.js";
 import { webSocketTransport, type Transport, type TransportFactory, type TransportName, type WebSocketConstructor } from "./transport.js";
 
 /**
@@ -73,6 +73,13 @@ export interface ClientOptions {
   fetch?: typeof fetch;
   /** Reconnect delays; see {@link backoffDelay}. */
   backoff?: BackoffOptions;
+  /**
+   * Milliseconds during which, after a close or refusal that names its node (a drain's
+   * `draining: node 3; ...`, an HTTP refusal's `avoid_node`), the URLs of a list known to lead to
+   * that node (from their hellos, or that refusal) are skipped, unless all of them are. Default
+   * 30000; 0 turns it off. A single URL (a load balancer) or a url function is never skipped.
+   */
+  avoidNode?: number;
   /**
    * Receipts for pushes that ask for one (`push.needsAck`). `auto` (default): acknowledged once
    * every `push` listener has returned, or, for listeners that return a Promise, once all of them
@@ -187,6 +194,7 @@ const defaults = {
   stableAfter: 10_000,
   transportTimeout: 5000,
   rememberTransport: 3_600_000,
+  avoidNode: 30_000,
   ack: "auto",
 } as const;
 
@@ -226,6 +234,10 @@ export class PushdClient extends Emitter<ClientEvents> implements SubscriptionHo
   private unwatch: (() => void) | undefined;
   private queue: { id: string; frame: ClientFrame }[] = [];
   private lastHello: HelloEvent | undefined;
+  /** The node each URL led to (its last hello, or a refusal naming its node). */
+  private readonly urlNodes = new Map<string, number>();
+  /** Nodes that sent the client away, until when to skip their URLs (ms since the epoch). */
+  private readonly avoiding = new Map<number, number>();
 
   constructor(options: ClientOptions) {
     super();
@@ -361,6 +373,24 @@ export class PushdClient extends Emitter<ClientEvents> implements SubscriptionHo
     });
   }
 
+  /**
+   * @internal Sends a request frame (a presence query) and resolves with its reply; fails as
+   * publish does. While reconnecting it waits for the next session.
+   */
+  request(frame: ClientFrame, doc: string): Promise<ServerFrame> {
+    return new Promise((resolve, reject) => {
+      if (this._state === "disconnected") {
+        reject(new PushdError("closed", "the client is disconnected; call connect() first", { doc }));
+        return;
+      }
+      const id = this.id("q");
+      frame = { ...frame, id };
+      const p = this.requests.add(id, { onReply: resolve, onFail: reject }, this.opts.requestTimeout ?? defaults.requestTimeout);
+      if (this.conn?.helloAt !== undefined) this.sendRequest(this.conn, frame, p);
+      else this.queue.push({ id, frame });
+    });
+  }
+
   /** @internal Leaves a subscription (sub.leave()). */
   leave(sub: Subscription): Promise<void> {
     if (sub.state === "left" || sub.state === "failed") return Promise.resolve();
@@ -449,7 +479,33 @@ export class PushdClient extends Emitter<ClientEvents> implements SubscriptionHo
     if (typeof u === "function") return u(i);
     if (typeof u === "string") return u;
     if (!u.length) throw new TypeError("pushd: the url list is empty");
-    return u[i % u.length]!;
+    // The next URL that does not lead to a node that sent the client away; when they all do,
+    // the next one anyway (a drained node's URL may lead to its successor by now).
+    for (let k = 0; k < u.length; k++) {
+      if (this.avoided(u[(i + k) % u.length]!)) continue;
+      this.urlIndex = i + k;
+      break;
+    }
+    return u[this.urlIndex % u.length]!;
+  }
+
+  /** Whether url is known to lead to a node to avoid now. */
+  private avoided(url: string): boolean {
+    const n = this.urlNodes.get(url);
+    const until = n === undefined ? undefined : this.avoiding.get(n);
+    if (until === undefined) return false;
+    if (until > Date.now()) return true;
+    this.avoiding.delete(n!);
+    return false;
+  }
+
+  /** A close or refusal named its node (docs/PROTOCOL.md, "Going elsewhere"): skip it for a while. */
+  private avoid(c: Conn, reason: string): void {
+    const n = reasonNode(reason);
+    const ms = this.opts.avoidNode ?? defaults.avoidNode;
+    if (n === undefined || !(ms > 0)) return;
+    this.avoiding.set(n, Date.now() + ms);
+    if (c.helloAt === undefined) this.urlNodes.set(c.url, n); // refused there: that URL leads to n
   }
 
   private onOpen(c: Conn): void {
@@ -481,6 +537,12 @@ export class PushdClient extends Emitter<ClientEvents> implements SubscriptionHo
         return;
       case "push":
         return this.onPush(f as unknown as PushFrame);
+      case "presence_diff": {
+        const sub = typeof f.doc === "string" ? this.subs.get(f.doc) : undefined;
+        const { type: _, ...diff } = f;
+        if (sub) sub.presenceDiff(diff as unknown as PresenceDiff);
+        return;
+      }
     }
     if (this.requests.settle(f)) return;
     if (f.type === "error") this.report(new PushdError(String(f.code ?? "error"), String(f.message ?? ""), { doc: f.doc }));
@@ -495,6 +557,7 @@ export class PushdClient extends Emitter<ClientEvents> implements SubscriptionHo
     const { recovered, gap } = this.resume(this.userCursor, c.since, h.seq, h.recovered, first);
     this.lastHello = { sid: h.sid, node: h.node, user: h.user, url: c.url, transport: c.transport, first, recovered, gap };
     this.memory.set(c.url, c.transport);
+    this.urlNodes.set(c.url, h.node);
     if (h.seq !== undefined) this.lastHello.seq = h.seq;
     c.hb.start(h.ping_interval, h.ping_timeout);
     for (const sub of this.subs.values()) void this.sendJoin(sub, c);
@@ -532,6 +595,7 @@ export class PushdClient extends Emitter<ClientEvents> implements SubscriptionHo
     this.requests.fail(lost, (p) => p.inFlight);
     this.resetSubs();
     const { error, message } = parseReason(reason);
+    this.avoid(c, reason);
     let action: CloseAction = closeAction(code);
     if (action === "auth" && (!this.opts.getToken || ++this.authFailures >= (this.opts.maxAuthFailures ?? defaults.maxAuthFailures))) {
       action = "stop";
@@ -661,6 +725,7 @@ export class PushdClient extends Emitter<ClientEvents> implements SubscriptionHo
     const frame: ClientFrame = { type: "join", doc: sub.doc, id };
     if (token !== undefined) frame["token"] = token;
     if (since !== undefined) frame["since"] = since;
+    if (sub.presenceEvents) frame["presence"] = true;
     const p = this.requests.add(id, {
       onReply: (f) => this.onJoined(sub, c, f, since),
       onFail: (err) => this.onJoinError(sub, c, err),
@@ -734,8 +799,12 @@ export class PushdClient extends Emitter<ClientEvents> implements SubscriptionHo
         return;
       }
     }
-    const needsAck = f.ack === true && seq !== undefined;
-    const push = newPush(f, needsAck, () => this.sendAck(sub, cur!, seq!));
+    // A push without a position (a broadcast, a session push, any push on a node without
+    // history) asks for a receipt only with an id, and is acknowledged by it.
+    const byId = f.ack === true && seq === undefined && typeof f.id === "string" && f.id !== "";
+    const needsAck = (f.ack === true && seq !== undefined) || byId;
+    const c = this.conn;
+    const push = newPush(f, needsAck, byId ? () => this.sendAckById(c, f.id!) : () => this.sendAck(sub, cur!, seq!));
     const a = sub ? sub.dispatch(push) : { results: [], ok: true };
     const b = this.emit("push", push);
     if (!needsAck || this.opts.ack === "manual" || !a.ok || !b.ok) return;
@@ -764,6 +833,14 @@ export class PushdClient extends Emitter<ClientEvents> implements SubscriptionHo
     if (sub) f["doc"] = sub.doc;
     c.t.send(JSON.stringify(f));
     cur.ackSent(seq);
+  }
+
+  /**
+   * Acknowledges a push without a position by its id, on the session that delivered it: such a
+   * push is not replayed, so once that session is gone its receipt cannot be given.
+   */
+  private sendAckById(c: Conn | undefined, id: string): void {
+    if (c && c === this.conn && c.helloAt !== undefined) c.t.send(JSON.stringify({ type: "ack", push_id: id }));
   }
 
   // --- token refresh -------------------------------------------------------------------------

@@ -78,11 +78,17 @@ function parse(s: string): any {
   }
 }
 
-/** An HTTP error answer's `error` and `message` (a proxy's page has neither). */
+/**
+ * An HTTP error answer's `error` and `message` (a proxy's page has neither). A refusal that names
+ * its node (`"avoid_node":N`: draining, not_leased, ...) gets the message a WebSocket close reason
+ * would carry, `node N; <text>`, so the client reads the drain hint the same way from both.
+ */
 function refusal(res: Response, body: any, what: string): { error: string; message: string } {
-  return typeof body?.error === "string"
-    ? { error: body.error, message: String(body.message ?? "") }
-    : { error: "http_error", message: `HTTP ${res.status} from ${what}` };
+  if (typeof body?.error !== "string") return { error: "http_error", message: `HTTP ${res.status} from ${what}` };
+  let message = String(body.message ?? "");
+  const n = body.avoid_node;
+  if (Number.isInteger(n) && n >= 0) message = `node ${n}; ${message.replace(/^node [0-9]+; /, "")}`;
+  return { error: body.error, message };
 }
 
 class HttpConn implements Transport {

@@ -78,3 +78,12 @@ export function parseReason(reason: string): { error: string; message: string } 
   const m = /^([a-z_]+): ([\s\S]*)$/.exec(reason);
   return m ? { error: m[1]!, message: m[2]! } : { error: "", message: reason };
 }
+
+/**
+ * The node a close reason sends the client away from (docs/PROTOCOL.md, "Going elsewhere"):
+ * `draining: node 3; reconnect elsewhere` names node 3. Undefined when the reason names none.
+ */
+export function reasonNode(reason: string): number | undefined {
+  const m = /^([a-z_]+): node ([0-9]+); /.exec(reason);
+  return m ? Number(m[2]) : undefined;
+}

@@ -81,6 +81,17 @@ for (const [status, body, code, error] of refusals) {
   });
 }
 
+test("a connect refusal's avoid_node becomes the close reason's drain hint, as on a WebSocket", async () => {
+  const client = httpClient("poll");
+  const gone = nextEvent(client, "disconnect");
+  (await server.next("/http/connect")).reply(503, { error: "draining", message: "node 3; draining, reconnect elsewhere", avoid_node: 3 });
+  const d = await gone;
+  assert.deepEqual([d.code, d.error, d.reason], [1012, "draining", "draining: node 3; draining, reconnect elsewhere"]);
+  const again = nextEvent(client, "disconnect");
+  (await server.next("/http/connect")).reply(503, { error: "not_leased", message: "nothing vouches for this node's number", avoid_node: 12 });
+  assert.equal((await again).reason, "not_leased: node 12; nothing vouches for this node's number");
+});
+
 test("a frame HTTP refuses fails its request with the server's code; an unknown session ends the connection", async () => {
   const { client } = await sseConnected();
   const limited = client.publish("d1", "e", 1);
