@@ -14,6 +14,8 @@ export class Proxy {
   private readonly open = new Set<{ res: ServerResponse; out: ClientRequest; up: IncomingMessage | undefined; path: string; url: string }>();
   private readonly waiters: { path: string; match: (url: string) => boolean; resolve: (url: string) => void }[] = [];
   private readonly sockets = new Set<Socket>();
+  /** Upgraded connections (WebSockets), client side. */
+  private readonly tunnels = new Set<Socket>();
   readonly url: string;
   readonly ws: string;
 
@@ -66,6 +68,13 @@ export class Proxy {
     return n;
   }
 
+  /** Cuts every WebSocket open through the proxy (no close frame: the client sees 1006). */
+  cutUpgrades(): number {
+    const n = this.tunnels.size;
+    for (const s of this.tunnels) s.destroy();
+    return n;
+  }
+
   async close(): Promise<void> {
     for (const s of this.sockets) s.destroy();
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
@@ -111,6 +120,8 @@ export class Proxy {
       up.write(head);
       up.pipe(socket).pipe(up);
     });
+    this.tunnels.add(socket);
+    socket.on("close", () => this.tunnels.delete(socket));
     up.on("error", () => socket.destroy());
     socket.on("error", () => up.destroy());
     socket.on("close", () => up.destroy());
