@@ -328,7 +328,11 @@ function parse(s) {
   }
 }
 function refusal(res, body, what) {
-  return typeof body?.error === "string" ? { error: body.error, message: String(body.message ?? "") } : { error: "http_error", message: `HTTP ${res.status} from ${what}` };
+  if (typeof body?.error !== "string") return { error: "http_error", message: `HTTP ${res.status} from ${what}` };
+  let message = String(body.message ?? "");
+  const n = body.avoid_node;
+  if (Number.isInteger(n) && n >= 0) message = `node ${n}; ${message.replace(/^node [0-9]+; /, "")}`;
+  return { error: body.error, message };
 }
 var HttpConn = class {
   constructor(kind, env, base, on) {
@@ -680,6 +684,10 @@ function parseReason(reason) {
   const m = /^([a-z_]+): ([\s\S]*)$/.exec(reason);
   return m ? { error: m[1], message: m[2] } : { error: "", message: reason };
 }
+function reasonNode(reason) {
+  const m = /^([a-z_]+): node ([0-9]+); /.exec(reason);
+  return m ? Number(m[2]) : void 0;
+}
 
 // src/push.ts
 function newPush(f, needsAck, ack) {
@@ -754,6 +762,7 @@ var Subscription = class extends Emitter {
     this.doc = doc;
     this.cur = new Cursor(options.since);
     this.token = options.token;
+    this.presenceEvents = options.presence === true;
     this.ready = new Promise((resolve, reject) => this.settle = { resolve, reject });
     this.ready.catch(() => {
     });
@@ -772,6 +781,8 @@ var Subscription = class extends Emitter {
   cur;
   /** @internal */
   token;
+  /** @internal */
+  presenceEvents;
   /** @internal */
   joinedOnce = false;
   /** @internal */
@@ -794,6 +805,52 @@ var Subscription = class extends Emitter {
   /** Leaves the doc. Resolves once the server confirmed (or at once when not connected); never rejects. */
   leave() {
     return this.host.leave(this);
+  }
+  /**
+   * One page of who is in the doc (at most `limit` members, 100 by default, from `cursor` on).
+   * Rejects with a {@link PushdError}: `forbidden` (no grant for the doc), `bad_cursor`,
+   * `rate_limited`, `unavailable`, or the client's `timeout`, `disconnected`, `closed`.
+   */
+  async presence(options = {}) {
+    const f = { type: "presence", doc: this.doc };
+    if (options.limit !== void 0) f["limit"] = options.limit;
+    if (options.cursor !== void 0) f["cursor"] = options.cursor;
+    const r = await this.ask(f);
+    const page = { doc: this.doc, sessions: Number(r["sessions"] ?? 0), users: Number(r["users"] ?? 0), members: r["members"] ?? [] };
+    if (typeof r["next"] === "string") page.next = r["next"];
+    return page;
+  }
+  /** Everyone in the doc: every page of {@link presence}, in session ID order. */
+  async members() {
+    const all = [];
+    let cursor;
+    do {
+      const page = await this.presence(cursor === void 0 ? { limit: 1e3 } : { limit: 1e3, cursor });
+      all.push(...page.members);
+      cursor = page.next;
+    } while (cursor !== void 0);
+    return all;
+  }
+  /** The doc's member counts (`presence_stats`); rejects as {@link presence} does. */
+  async presenceStats() {
+    const r = await this.ask({ type: "presence_stats", doc: this.doc });
+    return { doc: this.doc, sessions: Number(r["sessions"] ?? 0), users: Number(r["users"] ?? 0) };
+  }
+  /** A presence request, with the join token when the subscription has one (the same grant). */
+  async ask(f) {
+    const token = typeof this.token === "function" ? await this.token() : this.token;
+    if (token !== void 0) f["token"] = token;
+    return this.host.request(f, this.doc);
+  }
+  /** @internal A presence_diff frame for this doc. */
+  presenceDiff(d) {
+    if (this.state === "left" || this.state === "failed") return;
+    this.emit("presence", d);
+    for (const e of d.events ?? []) {
+      const { event, ...rest } = e;
+      if (event === "join") this.emit("presence_join", rest);
+      else if (event === "leave") this.emit("presence_leave", rest);
+    }
   }
   /** @internal */
   dispatch(push) {
@@ -870,6 +927,7 @@ var defaults = {
   stableAfter: 1e4,
   transportTimeout: 5e3,
   rememberTransport: 36e5,
+  avoidNode: 3e4,
   ack: "auto"
 };
 var PushdClient = class extends Emitter {
@@ -899,6 +957,10 @@ var PushdClient = class extends Emitter {
   unwatch;
   queue = [];
   lastHello;
+  /** The node each URL led to (its last hello, or a refusal naming its node). */
+  urlNodes = /* @__PURE__ */ new Map();
+  /** Nodes that sent the client away, until when to skip their URLs (ms since the epoch). */
+  avoiding = /* @__PURE__ */ new Map();
   constructor(options) {
     super();
     if (!options.getToken && options.user === void 0) throw new TypeError("pushd: set getToken (or user, on a dev node)");
@@ -1024,6 +1086,23 @@ var PushdClient = class extends Emitter {
       else this.queue.push({ id, frame });
     });
   }
+  /**
+   * @internal Sends a request frame (a presence query) and resolves with its reply; fails as
+   * publish does. While reconnecting it waits for the next session.
+   */
+  request(frame, doc) {
+    return new Promise((resolve, reject) => {
+      if (this._state === "disconnected") {
+        reject(new PushdError("closed", "the client is disconnected; call connect() first", { doc }));
+        return;
+      }
+      const id = this.id("q");
+      frame = { ...frame, id };
+      const p = this.requests.add(id, { onReply: resolve, onFail: reject }, this.opts.requestTimeout ?? defaults.requestTimeout);
+      if (this.conn?.helloAt !== void 0) this.sendRequest(this.conn, frame, p);
+      else this.queue.push({ id, frame });
+    });
+  }
   /** @internal Leaves a subscription (sub.leave()). */
   leave(sub) {
     if (sub.state === "left" || sub.state === "failed") return Promise.resolve();
@@ -1108,7 +1187,29 @@ var PushdClient = class extends Emitter {
     if (typeof u === "function") return u(i);
     if (typeof u === "string") return u;
     if (!u.length) throw new TypeError("pushd: the url list is empty");
-    return u[i % u.length];
+    for (let k = 0; k < u.length; k++) {
+      if (this.avoided(u[(i + k) % u.length])) continue;
+      this.urlIndex = i + k;
+      break;
+    }
+    return u[this.urlIndex % u.length];
+  }
+  /** Whether url is known to lead to a node to avoid now. */
+  avoided(url) {
+    const n = this.urlNodes.get(url);
+    const until = n === void 0 ? void 0 : this.avoiding.get(n);
+    if (until === void 0) return false;
+    if (until > Date.now()) return true;
+    this.avoiding.delete(n);
+    return false;
+  }
+  /** A close or refusal named its node (docs/PROTOCOL.md, "Going elsewhere"): skip it for a while. */
+  avoid(c, reason) {
+    const n = reasonNode(reason);
+    const ms = this.opts.avoidNode ?? defaults.avoidNode;
+    if (n === void 0 || !(ms > 0)) return;
+    this.avoiding.set(n, Date.now() + ms);
+    if (c.helloAt === void 0) this.urlNodes.set(c.url, n);
   }
   onOpen(c) {
     if (c !== this.conn) return;
@@ -1138,6 +1239,12 @@ var PushdClient = class extends Emitter {
         return;
       case "push":
         return this.onPush(f);
+      case "presence_diff": {
+        const sub = typeof f.doc === "string" ? this.subs.get(f.doc) : void 0;
+        const { type: _, ...diff } = f;
+        if (sub) sub.presenceDiff(diff);
+        return;
+      }
     }
     if (this.requests.settle(f)) return;
     if (f.type === "error") this.report(new PushdError(String(f.code ?? "error"), String(f.message ?? ""), { doc: f.doc }));
@@ -1150,6 +1257,7 @@ var PushdClient = class extends Emitter {
     const { recovered, gap } = this.resume(this.userCursor, c.since, h.seq, h.recovered, first);
     this.lastHello = { sid: h.sid, node: h.node, user: h.user, url: c.url, transport: c.transport, first, recovered, gap };
     this.memory.set(c.url, c.transport);
+    this.urlNodes.set(c.url, h.node);
     if (h.seq !== void 0) this.lastHello.seq = h.seq;
     c.hb.start(h.ping_interval, h.ping_timeout);
     for (const sub of this.subs.values()) void this.sendJoin(sub, c);
@@ -1185,6 +1293,7 @@ var PushdClient = class extends Emitter {
     this.requests.fail(lost, (p) => p.inFlight);
     this.resetSubs();
     const { error, message } = parseReason(reason);
+    this.avoid(c, reason);
     let action = closeAction(code);
     if (action === "auth" && (!this.opts.getToken || ++this.authFailures >= (this.opts.maxAuthFailures ?? defaults.maxAuthFailures))) {
       action = "stop";
@@ -1299,6 +1408,7 @@ var PushdClient = class extends Emitter {
     const frame = { type: "join", doc: sub.doc, id };
     if (token !== void 0) frame["token"] = token;
     if (since !== void 0) frame["since"] = since;
+    if (sub.presenceEvents) frame["presence"] = true;
     const p = this.requests.add(id, {
       onReply: (f) => this.onJoined(sub, c, f, since),
       onFail: (err) => this.onJoinError(sub, c, err)
@@ -1366,8 +1476,10 @@ var PushdClient = class extends Emitter {
         return;
       }
     }
-    const needsAck = f.ack === true && seq !== void 0;
-    const push = newPush(f, needsAck, () => this.sendAck(sub, cur, seq));
+    const byId = f.ack === true && seq === void 0 && typeof f.id === "string" && f.id !== "";
+    const needsAck = f.ack === true && seq !== void 0 || byId;
+    const c = this.conn;
+    const push = newPush(f, needsAck, byId ? () => this.sendAckById(c, f.id) : () => this.sendAck(sub, cur, seq));
     const a = sub ? sub.dispatch(push) : { results: [], ok: true };
     const b = this.emit("push", push);
     if (!needsAck || this.opts.ack === "manual" || !a.ok || !b.ok) return;
@@ -1395,6 +1507,13 @@ var PushdClient = class extends Emitter {
     if (sub) f["doc"] = sub.doc;
     c.t.send(JSON.stringify(f));
     cur.ackSent(seq);
+  }
+  /**
+   * Acknowledges a push without a position by its id, on the session that delivered it: such a
+   * push is not replayed, so once that session is gone its receipt cannot be given.
+   */
+  sendAckById(c, id) {
+    if (c && c === this.conn && c.helloAt !== void 0) c.t.send(JSON.stringify({ type: "ack", push_id: id }));
   }
   // --- token refresh -------------------------------------------------------------------------
   scheduleRefresh(c) {
@@ -1443,5 +1562,6 @@ export {
   backoffDelay,
   closeAction,
   parseReason,
+  reasonNode,
   tokenExpiry
 };
