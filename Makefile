@@ -54,6 +54,7 @@ fuzz:
 	$(GO) test -run='^$$' -fuzz='^FuzzDecodeQuery$$' $(FUZZFLAGS) ./presence
 	$(GO) test -run='^$$' -fuzz='^FuzzLimitKey$$' $(FUZZFLAGS) ./node
 	$(GO) test -run='^$$' -fuzz='^FuzzClientFrames$$' $(FUZZFLAGS) ./client
+	$(GO) test -run='^$$' -fuzz='^FuzzAvoidNode$$' $(FUZZFLAGS) ./client
 
 chart:
 	cd helm/test && $(GO) test -count=1 ./...

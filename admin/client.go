@@ -257,6 +257,63 @@ func (c *Client) Stats(ctx context.Context) ([]Stats, error) {
 	return out, nil
 }
 
+// RebalanceQuery asks nodes to shed sessions now.
+type RebalanceQuery struct {
+	// Node, when set, asks only that node; otherwise every node sheds.
+	Node *int64
+	// Count is how many sessions each node asked sheds; with ToAverage,
+	// each sheds what it holds above the cluster's average instead.
+	Count     int
+	ToAverage bool
+	// DryRun picks the sessions without closing them.
+	DryRun bool
+}
+
+// RebalanceResult is the answer to Rebalance.
+type RebalanceResult struct {
+	// Nodes are the answers, ordered by node; never null.
+	Nodes []RebalanceReply `json:"nodes"`
+	// Shed is how many sessions were shed (or would be) in all.
+	Shed int `json:"shed"`
+	// DryRun says nothing was closed.
+	DryRun bool `json:"dry_run,omitempty"`
+}
+
+// Rebalance asks the nodes to shed sessions now: each closes the ones it
+// picks with 1012 so their clients reconnect elsewhere. A node that could
+// not serve the request answers with Error set; that is not an error of
+// Rebalance's.
+func (c *Client) Rebalance(ctx context.Context, q RebalanceQuery) (RebalanceResult, error) {
+	res := RebalanceResult{Nodes: []RebalanceReply{}, DryRun: q.DryRun}
+	if q.Count < 0 || (q.Count > 0) == q.ToAverage {
+		return res, errors.New("rebalance needs a positive count or to-average, not both")
+	}
+	expect := c.known
+	if q.Node != nil {
+		expect = []int64{*q.Node}
+	}
+	msgs, _, err := c.gather(ctx, VerbRebalance, Request{Node: q.Node, Count: q.Count, ToAverage: q.ToAverage, DryRun: q.DryRun}, expect, nil)
+	if err != nil {
+		return res, err
+	}
+	for _, m := range msgs {
+		var r RebalanceReply
+		if err := json.Unmarshal(m.Data, &r); err != nil {
+			return res, fmt.Errorf("bad rebalance reply %q: %w", m.Data, err)
+		}
+		if r.SIDs == nil {
+			r.SIDs = []string{}
+		}
+		res.Nodes = append(res.Nodes, r)
+		res.Shed += r.Shed
+	}
+	if len(res.Nodes) == 0 {
+		return res, c.noNodes(VerbRebalance)
+	}
+	slices.SortFunc(res.Nodes, func(a, b RebalanceReply) int { return cmp64(a.Node, b.Node) })
+	return res, nil
+}
+
 // Message is a push to publish.
 type Message struct {
 	// Target is who gets the push.
@@ -396,7 +453,8 @@ func (c *Client) collect(ctx context.Context, m *nats.Msg, wait time.Duration, e
 		return nil, nil, fmt.Errorf("publish on %s: %w", m.Subject, err)
 	}
 	expected := map[int64]bool{}
-	answered := map[int64]bool{}
+	answered := map[int64]int{}
+	shared := map[int64]bool{} // numbers two live nodes use: both answer
 	for _, id := range expect {
 		expected[id] = true
 	}
@@ -405,7 +463,7 @@ func (c *Client) collect(ctx context.Context, m *nats.Msg, wait time.Duration, e
 			return false // nobody to wait for is known: wait it out
 		}
 		for id := range expected {
-			if !answered[id] {
+			if answered[id] == 0 || (shared[id] && answered[id] < 2) {
 				return false
 			}
 		}
@@ -423,11 +481,15 @@ func (c *Client) collect(ctx context.Context, m *nats.Msg, wait time.Duration, e
 			return out, keys(expected), err
 		}
 		var who struct {
-			Node  *int64  `json:"node"`
-			Peers []int64 `json:"peers"`
+			Node   *int64  `json:"node"`
+			Peers  []int64 `json:"peers"`
+			Shared bool    `json:"shared"`
 		}
 		if json.Unmarshal(r.Data, &who) == nil && who.Node != nil {
-			answered[*who.Node] = true
+			answered[*who.Node]++
+			if who.Shared {
+				shared[*who.Node] = true
+			}
 			for _, p := range who.Peers {
 				expected[p] = true
 			}

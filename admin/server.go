@@ -12,6 +12,7 @@ import (
 
 	"github.com/pushd/pushd/cluster"
 	"github.com/pushd/pushd/contract"
+	"github.com/pushd/pushd/rebalance"
 )
 
 // Node is what a Server asks the node it runs in; *node.Node implements it.
@@ -51,6 +52,12 @@ type Cluster interface {
 	Duplicate() (cluster.Member, bool)
 }
 
+// Rebalancer sheds the node's sessions on request; *rebalance.Rebalancer
+// implements it.
+type Rebalancer interface {
+	Shed(req rebalance.Request) (rebalance.Result, error)
+}
+
 // ServerConfig configures a Server.
 type ServerConfig struct {
 	// Conn is the node's NATS connection. Required.
@@ -63,6 +70,8 @@ type ServerConfig struct {
 	Cluster Cluster
 	// Address is the node's public listener, reported in "nodes".
 	Address string
+	// Rebalancer answers "rebalance". Nil answers it with an error.
+	Rebalancer Rebalancer
 	// Subscriptions counts the node's push subscriptions on NATS; nil
 	// reports 0.
 	Subscriptions func() int
@@ -148,7 +157,8 @@ func (s *Server) handle(verb string, m *nats.Msg) {
 	if req.Node != nil && *req.Node != src.ID() {
 		return
 	}
-	me := Reply{Node: src.ID(), Peers: s.cfg.Cluster.Nodes()}
+	_, shared := s.cfg.Cluster.Duplicate()
+	me := Reply{Node: src.ID(), Peers: s.cfg.Cluster.Nodes(), Shared: shared}
 	switch verb {
 	case VerbNodes:
 		info := s.nodeInfo()
@@ -180,7 +190,36 @@ func (s *Server) handle(verb string, m *nats.Msg) {
 		s.respond(m, KickReply{Reply: me, Closed: len(sids), SIDs: sids})
 	case VerbStats:
 		s.respond(m, Stats{Reply: me, Stats: src.Stats()})
+	case VerbRebalance:
+		s.respond(m, s.rebalance(me, req))
 	}
+}
+
+// rebalance sheds sessions as req asks.
+func (s *Server) rebalance(me Reply, req Request) RebalanceReply {
+	r := RebalanceReply{SIDs: []string{}, DryRun: req.DryRun}
+	switch {
+	case s.cfg.Rebalancer == nil:
+		me.Error = "rebalancing is not available on this node"
+	case req.Count < 0 || (req.Count > 0) == req.ToAverage:
+		me.Error = "rebalance needs a positive count or to_average, not both"
+	default:
+		res, err := s.cfg.Rebalancer.Shed(rebalance.Request{Count: req.Count, ToAverage: req.ToAverage, DryRun: req.DryRun})
+		v := res.View
+		r.Sessions, r.Average, r.Accepting, r.Known, r.Why = v.Sessions, v.Average, v.Accepting, v.Known, v.Why
+		if err != nil {
+			me.Error = err.Error()
+		}
+		if res.SIDs != nil {
+			r.SIDs = res.SIDs
+		}
+		r.Shed = len(r.SIDs)
+		if r.Shed > 0 && !req.DryRun {
+			s.log.Info("admin rebalance", "shed", r.Shed, "count", req.Count, "to_average", req.ToAverage)
+		}
+	}
+	r.Reply = me
+	return r
 }
 
 // nodeInfo describes the node: what it holds, whether it is ready, its

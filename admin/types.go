@@ -13,11 +13,13 @@ const (
 	VerbSession  = "session"
 	VerbKick     = "kick"
 	VerbStats    = "stats"
+	// VerbRebalance asks nodes to shed sessions now (pushctl rebalance).
+	VerbRebalance = "rebalance"
 )
 
 // Verbs lists every verb a Server answers.
 func Verbs() []string {
-	return []string{VerbNodes, VerbSessions, VerbSession, VerbKick, VerbStats}
+	return []string{VerbNodes, VerbSessions, VerbSession, VerbKick, VerbStats, VerbRebalance}
 }
 
 // DefaultLimit is the page size of sessions when a request sets none, and
@@ -46,6 +48,13 @@ type Request struct {
 	Cursor string `json:"cursor,omitempty"`
 	// Reason is sent to kicked clients in the close frame (kick).
 	Reason string `json:"reason,omitempty"`
+	// Count is how many sessions to shed (rebalance).
+	Count int `json:"count,omitempty"`
+	// ToAverage sheds what the node holds above the cluster's average
+	// instead of Count (rebalance).
+	ToAverage bool `json:"to_average,omitempty"`
+	// DryRun picks the sessions without closing them (rebalance).
+	DryRun bool `json:"dry_run,omitempty"`
 }
 
 // Reply is the part every reply starts with.
@@ -57,6 +66,10 @@ type Reply struct {
 	// answers and no longer. Absent when the node cannot tell yet (it just
 	// started).
 	Peers []int64 `json:"peers,omitempty"`
+	// Shared is set when the answering node knows of another live node
+	// using its number (a healed partition): a client waits for both
+	// answers instead of stopping at the first one with that number.
+	Shared bool `json:"shared,omitempty"`
 	// Error is set when the node could not serve the request.
 	Error string `json:"error,omitempty"`
 }
@@ -143,4 +156,24 @@ type KickReply struct {
 type Stats struct {
 	Reply
 	contract.Stats
+}
+
+// RebalanceReply answers "rebalance": what one node shed.
+type RebalanceReply struct {
+	Reply
+	// Sessions is what the node held before shedding.
+	Sessions int `json:"sessions"`
+	// Average is the sessions per accepting node, from the heartbeats.
+	Average float64 `json:"average"`
+	// Accepting is how many nodes accept sessions, this one included.
+	Accepting int `json:"accepting"`
+	// Known says whether the node can tell the average; Why says why not
+	// ("not_watching", "not_accepting", "no_other_nodes").
+	Known bool   `json:"known"`
+	Why   string `json:"why,omitempty"`
+	// Shed is how many sessions the node asked to reconnect elsewhere (or
+	// would, with DryRun); SIDs are they, never null.
+	Shed   int      `json:"shed"`
+	SIDs   []string `json:"sids"`
+	DryRun bool     `json:"dry_run,omitempty"`
 }

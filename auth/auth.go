@@ -19,6 +19,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rsa"
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -68,6 +69,12 @@ type Config struct {
 	Issuer string
 	// Leeway is the clock skew tolerated on exp and nbf. Zero means none.
 	Leeway time.Duration
+	// CacheSize is how many verified tokens the Verifier remembers, so that
+	// a client coming back with the same token skips the signature check
+	// and the claims decoding (expiry is still checked every time, and a
+	// key reload forgets them all). Zero means DefaultCacheSize; negative
+	// turns the cache off.
+	CacheSize int
 }
 
 // Claims are the token claims pushd reads.
@@ -90,6 +97,10 @@ type Verifier struct {
 	keys atomic.Pointer[keySet]
 	fp   atomic.Value // string: fingerprint of the key files last loaded
 	opts []jwt.ParserOption
+	// now is the clock cached tokens' expiry is checked against.
+	now func() time.Time
+	// hits and misses count the verified-token cache's lookups.
+	hits, misses atomic.Uint64
 }
 
 type key struct {
@@ -98,15 +109,19 @@ type key struct {
 	key any
 }
 
-type keySet struct{ keys []key }
+type keySet struct {
+	keys  []key
+	cache *tokenCache // tokens these keys verified; nil when off
+}
 
 // New loads the keys named in cfg.
 func New(cfg Config) (*Verifier, error) {
-	v := &Verifier{cfg: cfg}
+	v := &Verifier{cfg: cfg, now: time.Now}
 	v.opts = []jwt.ParserOption{
 		jwt.WithValidMethods([]string{"HS256", "RS256", "ES256"}),
 		jwt.WithExpirationRequired(),
 		jwt.WithLeeway(cfg.Leeway),
+		jwt.WithTimeFunc(func() time.Time { return v.now() }),
 	}
 	if cfg.Audience != "" {
 		v.opts = append(v.opts, jwt.WithAudience(cfg.Audience))
@@ -169,7 +184,11 @@ func (v *Verifier) fingerprint() string {
 }
 
 func load(cfg Config) (*keySet, error) {
-	ks := &keySet{}
+	size := cfg.CacheSize
+	if size == 0 {
+		size = DefaultCacheSize
+	}
+	ks := &keySet{cache: newTokenCache(size)}
 	if len(cfg.Secret) > 0 {
 		ks.keys = append(ks.keys, key{alg: "HS256", key: cfg.Secret})
 	}
@@ -359,7 +378,9 @@ func (ks *keySet) pick(t *jwt.Token) (any, error) {
 
 // Verify parses token, checks its signature and claims and returns them. The
 // error is one of ErrTokenMissing, ErrTokenExpired or ErrTokenInvalid,
-// wrapping the parser's detail.
+// wrapping the parser's detail. A token that verified before (see
+// Config.CacheSize) returns the same Claims as then: callers must not modify
+// them.
 func (v *Verifier) Verify(token string) (*Claims, error) {
 	if token == "" {
 		return nil, ErrTokenMissing
@@ -368,6 +389,28 @@ func (v *Verifier) Verify(token string) (*Claims, error) {
 		return nil, fmt.Errorf("%w: longer than %d bytes", ErrTokenInvalid, MaxTokenLength)
 	}
 	ks := v.keys.Load()
+	if ks.cache == nil {
+		return v.verify(ks, token)
+	}
+	k := sha256.Sum256([]byte(token))
+	if cl := ks.cache.get(k); cl != nil {
+		v.hits.Add(1)
+		// The parser's own test: expired when now is past exp + leeway.
+		if v.now().After(cl.ExpiresAt.Add(v.cfg.Leeway)) {
+			ks.cache.forget(k)
+			return nil, fmt.Errorf("%w: token has invalid claims: token is expired", ErrTokenExpired)
+		}
+		return cl, nil
+	}
+	v.misses.Add(1)
+	cl, err := v.verify(ks, token)
+	if err == nil {
+		ks.cache.put(k, cl)
+	}
+	return cl, err
+}
+
+func (v *Verifier) verify(ks *keySet, token string) (*Claims, error) {
 	claims := new(Claims)
 	_, err := jwt.ParseWithClaims(token, claims, ks.pick, v.opts...)
 	if err != nil {

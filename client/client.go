@@ -19,7 +19,10 @@ type Config struct {
 	// URL is the node's WebSocket URL, e.g. wss://push.example.com/ws.
 	URL string
 	// URLs are nodes to use in turn: each reconnect goes to the next one, so
-	// a drained or dead node is left behind.
+	// a drained or dead node is left behind. A node that sends the client
+	// away names itself (a drain's 1012, a 503 draining or over_capacity
+	// refusal): for AvoidFor the client skips the URLs it saw lead to that
+	// node (from hellos), unless every other URL failed too.
 	URLs []string
 	// URLFunc returns the URL of each attempt (0, 1, ...: the index moves on
 	// after every close). It must return when ctx ends.
@@ -56,6 +59,9 @@ type Config struct {
 	// StableAfter: a session that lasted this long resets the backoff.
 	// Default 10s.
 	StableAfter time.Duration
+	// AvoidFor is how long the client skips, in URLs, those that lead to a
+	// node that sent it away (the drain hint). Default 30s.
+	AvoidFor time.Duration
 	// PushBuffer is how many pushes may wait for the handlers. When it is
 	// full the client drops the connection (DisconnectEvent 4008
 	// "slow_handlers") and reconnects once the handlers have worked through
@@ -100,6 +106,7 @@ const (
 	DefaultRefreshMargin   = 60 * time.Second
 	DefaultStableAfter     = 10 * time.Second
 	DefaultPushBuffer      = 1024
+	DefaultAvoidFor        = 30 * time.Second
 )
 
 // requestTimeout bounds the client's own requests (refresh).
@@ -121,6 +128,9 @@ func (cfg *Config) setDefaults() {
 	}
 	if cfg.PushBuffer <= 0 {
 		cfg.PushBuffer = DefaultPushBuffer
+	}
+	if cfg.AvoidFor <= 0 {
+		cfg.AvoidFor = DefaultAvoidFor
 	}
 	if cfg.random == nil {
 		cfg.random = rand.Float64
@@ -160,8 +170,10 @@ type Client struct {
 	conn         *attempt // the current connection, nil between them
 	attempt      int      // failures in a row, for the backoff
 	urlIndex     int      // where the next attempt goes
+	avoid        avoider  // nodes that sent the client away (the drain hint)
 	authFailures int
 	hellos       int
+	stats        Stats
 	ids          uint64
 	retryTimer   *time.Timer
 	retryID      uint64
@@ -324,6 +336,23 @@ func (c *Client) Session() (hello HelloEvent, ok bool) {
 	return c.session, c.state == Connected
 }
 
+// Stats are counts over a Client's life, for monitoring and tests.
+type Stats struct {
+	// Sessions is how many sessions came up (hellos) since New.
+	Sessions int
+	// Duplicates is how many pushes the client dropped, by seq, as copies
+	// of pushes it had already handed over or was handing over: a resume
+	// replays from the cursor, which may trail what a session delivered.
+	Duplicates uint64
+}
+
+// Stats returns the client's counts so far.
+func (c *Client) Stats() Stats {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.stats
+}
+
 // Cursor is the seq of the last user push handled (whose receipt, if it
 // asked for one, was given): save it to resume from after a restart with
 // Config.Since. ok is false until the server sent a position.
@@ -441,6 +470,7 @@ func (c *Client) random() float64 { return c.cfg.random() }
 // open begins a connection attempt.
 func (c *Client) open() {
 	c.gen++
+	c.urlIndex = c.avoid.next(c.cfg.URLs, c.urlIndex, time.Now())
 	a := &attempt{gen: c.gen, index: c.urlIndex, out: newOutbox()}
 	a.ctx, a.cancel = context.WithCancel(c.ctx)
 	c.conn = a
@@ -499,7 +529,17 @@ func (c *Client) onCloseLocked(a *attempt, code uint16, reason string, status in
 		c.attempt = 0
 	}
 	c.urlIndex++
-	ev := DisconnectEvent{Code: code, Reason: reason, Error: errCode, Status: status, URL: a.url, WillReconnect: action != ActionStop}
+	if !a.hello {
+		c.avoid.misses++
+	}
+	ev := DisconnectEvent{Code: code, Reason: reason, Error: errCode, Status: status, URL: a.url, WillReconnect: action != ActionStop, AvoidNode: -1}
+	if n, ok := avoidNodeOf(reason); ok || a.avoidSet {
+		if a.avoidSet {
+			n = a.avoidNode
+		}
+		c.avoid.avoid(a.url, n, time.Now().Add(c.cfg.AvoidFor))
+		ev.AvoidNode = n
+	}
 	if action == ActionStop {
 		c.emitDisconnect(ev)
 		err := &CloseError{Code: code, Reason: reason}
@@ -622,8 +662,11 @@ func (c *Client) onHello(a *attempt, f *Frame) {
 	}
 	a.hello, a.helloAt = true, time.Now()
 	c.authFailures = 0
+	c.avoid.learn(a.url, f.Node)
+	c.avoid.misses = 0
 	first := c.hellos == 0
 	c.hellos++
+	c.stats.Sessions++
 	seq, hasSeq := parseSeq(f.Seq)
 	resumed, recovered, gap := resume(c.user, a.sinceSet, seq, hasSeq, f.Recovered, first)
 	c.session = HelloEvent{SID: f.SID, Node: f.Node, User: f.User, URL: a.url, Seq: seq,
@@ -895,6 +938,7 @@ func (c *Client) onPush(a *attempt, f *Frame) {
 	}
 	if cur != nil {
 		if cur.seen(seq) { // a duplicate from a resume
+			c.stats.Duplicates++
 			if f.Ack {
 				cur.owedOn(seq, a.gen)
 			}

@@ -90,6 +90,10 @@ type DisconnectEvent struct {
 	WillReconnect bool
 	// Delay is the wait before the next attempt, when it will reconnect.
 	Delay time.Duration
+	// AvoidNode is the node that sent the client away and named itself
+	// (the reason's "node <n>; ", a refusal's "avoid_node"): URLs known to
+	// lead to it are skipped for Config.AvoidFor. -1 when none was named.
+	AvoidNode int64
 }
 
 // SubscribedEvent is a doc joined: after Join, and again after every

@@ -81,6 +81,9 @@ type attempt struct {
 	token    string    // the token in force (refresh replaces it)
 	sinceSet bool      // the connect frame carried the user's cursor
 
+	avoidSet  bool  // a refusal's body named the node to avoid:
+	avoidNode int64 // this one
+
 	hello    bool
 	helloAt  time.Time
 	interval time.Duration // heartbeat interval (latest hello or pong)
@@ -127,6 +130,7 @@ func (c *Client) run(a *attempt) {
 		c.mu.Lock()
 		if status != 0 {
 			code, reason := refusal(status, body)
+			a.avoidNode, a.avoidSet = avoidNodeOfBody(body)
 			c.onCloseLocked(a, code, reason, status)
 		} else {
 			c.onCloseLocked(a, 1006, "connect_failed: "+err.Error(), 0)

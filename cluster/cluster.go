@@ -41,8 +41,24 @@ type Member struct {
 	Address string `json:"address,omitempty"`
 	// Version is the node's pushd version.
 	Version string `json:"version,omitempty"`
+	// Load is what the node holds, as of its last heartbeat; nil from a
+	// node that does not report it (an older version, or one without
+	// Config.Load).
+	Load *Load `json:"load,omitempty"`
 	// LastSeen is when its last heartbeat arrived (local clock).
 	LastSeen time.Time `json:"-"`
+}
+
+// Load is a node's share of the cluster's sessions, sent in every
+// heartbeat so every node knows the cluster's load without asking anyone
+// (rebalancing, docs/OPERATIONS.md).
+type Load struct {
+	// Sessions is the number of open sessions.
+	Sessions int `json:"sessions"`
+	// Accepting says whether the node takes new sessions (ready: not
+	// draining, leased, connected): only such a node is somewhere to send
+	// sessions to.
+	Accepting bool `json:"accepting"`
 }
 
 // Config configures a Cluster.
@@ -69,6 +85,10 @@ type Config struct {
 	// OnWatching is called, from the Cluster's goroutine, when Watching
 	// changes (checked every Interval). Nil means only logging.
 	OnWatching func(watching bool)
+	// Load, when set, is sampled for every heartbeat and sent in it (and
+	// in this node's Member from Members). It must be quick. Nil means the
+	// heartbeats carry no load.
+	Load func() Load
 	// Logger receives the cluster's logs. Nil means slog.Default().
 	Logger *slog.Logger
 }
@@ -223,6 +243,12 @@ func (c *Cluster) run() {
 	t := time.NewTicker(c.cfg.Interval)
 	defer t.Stop()
 	for {
+		if c.cfg.Load != nil {
+			self := c.cfg.Self
+			load := c.cfg.Load()
+			self.Load = &load
+			body, _ = json.Marshal(self)
+		}
 		if err := c.nc.Publish(subject, body); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
 			c.log.Debug("heartbeat not published", "err", err)
 		}
@@ -328,6 +354,10 @@ func (c *Cluster) Members() []Member {
 	c.mu.Unlock()
 	self := c.cfg.Self
 	self.LastSeen = time.Now()
+	if c.cfg.Load != nil {
+		load := c.cfg.Load()
+		self.Load = &load
+	}
 	out = append(out, self)
 	slices.SortFunc(out, func(a, b Member) int {
 		if a.Node != b.Node {

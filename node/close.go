@@ -10,7 +10,7 @@ const (
 	CloseUnsupportedData  CloseCode = 1003 // a binary frame arrived; the protocol is JSON text
 	CloseInvalidPayload   CloseCode = 1007 // a text frame was not valid UTF-8
 	CloseMessageTooBig    CloseCode = 1009 // a frame exceeded the size limit
-	CloseServiceRestart   CloseCode = 1012 // the node is draining; reconnect elsewhere
+	CloseServiceRestart   CloseCode = 1012 // the node is draining or rebalancing; reconnect elsewhere
 	CloseTryAgainLater    CloseCode = 1013 // the node is full or cannot mint session IDs now; try another
 	CloseProtocolError    CloseCode = 4000 // too many bad frames in a row
 	CloseTokenExpired     CloseCode = 4001 // the token expired (at the handshake, or without a refresh)
@@ -35,10 +35,13 @@ const (
 	ReasonWriteTimeout     Reason = "write_timeout" // a write blocked past WriteTimeout
 	ReasonKicked           Reason = "kicked"
 	ReasonDrain            Reason = "drain"
-	ReasonProtocolError    Reason = "protocol_error"
-	ReasonTokenExpired     Reason = "token_expired"
-	ReasonRateLimited      Reason = "rate_limited"
-	ReasonError            Reason = "error"
+	// ReasonRebalance: the node asked the session to reconnect elsewhere
+	// (1012) because it holds more than its share (Shed).
+	ReasonRebalance     Reason = "rebalance"
+	ReasonProtocolError Reason = "protocol_error"
+	ReasonTokenExpired  Reason = "token_expired"
+	ReasonRateLimited   Reason = "rate_limited"
+	ReasonError         Reason = "error"
 	// ReasonUnauthenticated: a connection that never became a session (no
 	// or a bad connect frame); it has no disconnect event.
 	ReasonUnauthenticated Reason = "unauthenticated"

@@ -122,7 +122,7 @@ func (n *Node) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	t, err := n.upgradeWS(w, r)
+	t, err := n.upgradeWS(w, r, present)
 	if err != nil {
 		if present {
 			n.admit.releaseUser(who.user)

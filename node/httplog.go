@@ -184,6 +184,8 @@ func (t *httpTransport) close() {
 	switch t.s.endReasonOr(ReasonClient) {
 	case ReasonDrain:
 		code, reason = CloseServiceRestart, t.s.node.drainReason()
+	case ReasonRebalance:
+		code, reason = CloseServiceRestart, t.s.node.rebalanceReason()
 	case ReasonSlowConsumer:
 		code, reason = CloseSlowConsumer, "slow consumer: outbound queue full"
 	case ReasonError:

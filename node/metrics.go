@@ -61,7 +61,7 @@ func newMetrics(n *Node) *metrics {
 		accepted: newCounter("pushd_connections_accepted_total", "Sessions that completed the handshake."),
 		closed: newCounterSet("pushd_connections_closed_total", "Sessions closed, by reason.", "reason",
 			string(ReasonClient), string(ReasonHeartbeatTimeout), string(ReasonSlowConsumer), string(ReasonWriteTimeout), string(ReasonKicked),
-			string(ReasonDrain), string(ReasonProtocolError), string(ReasonTokenExpired), string(ReasonRateLimited), string(ReasonError)),
+			string(ReasonDrain), string(ReasonRebalance), string(ReasonProtocolError), string(ReasonTokenExpired), string(ReasonRateLimited), string(ReasonError)),
 		handshakeFailures: newCounterSet("pushd_handshake_failures_total", "Upgrades refused, and upgraded connections whose connect frame was refused or never came, by reason.", "reason",
 			"unauthorized", "bad_request", "draining", "not_leased", "duplicate_node_id", "over_capacity",
 			"too_many_sessions", "too_many_sessions_cluster", "forbidden_origin", "rate_limited", "starting", "upgrade"),

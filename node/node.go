@@ -260,7 +260,13 @@ func (n *Node) Drain(ctx context.Context) error {
 // timeout so their clients reconnect without a stampede; once stop is
 // closed the rest are closed at once.
 func (n *Node) closeSpread(sessions []*session, code CloseCode, reason string, why Reason, stop <-chan struct{}) {
-	step := n.cfg.DrainTimeout / time.Duration(max(len(sessions), 1))
+	n.closeSpreadOver(sessions, n.cfg.DrainTimeout, code, reason, why, stop)
+}
+
+// closeSpreadOver closes sessions with code, spread evenly over d; once
+// stop is closed the rest are closed at once.
+func (n *Node) closeSpreadOver(sessions []*session, d time.Duration, code CloseCode, reason string, why Reason, stop <-chan struct{}) {
+	step := d / time.Duration(max(len(sessions), 1))
 	start := time.Now()
 	t := time.NewTimer(0)
 	defer t.Stop()

@@ -70,7 +70,10 @@ func (n *Node) enter(s *session, pending bool) bool {
 func (n *Node) activate(s *session, who identity, id string, reading bool, since Position) {
 	num := n.ids.Generate().Int64()
 	s.id, s.sid, s.user = num, newSID(num), who.user
-	s.grants, s.userSlot, s.info = who.grants, true, who.info
+	s.grants, s.userSlot = who.grants, true
+	if who.info != nil {
+		s.rare().info = who.info
+	}
 	s.unrestricted = who.unrestricted || n.cfg.Auth == nil || n.cfg.JoinAuthorization == JoinOff
 	s.expires.Store(who.expires)
 	// Corked until hello: pushes that reach the session once it is

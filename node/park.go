@@ -1,6 +1,7 @@
 package node
 
 import (
+	"bytes"
 	"errors"
 	"io"
 	"net"
@@ -47,6 +48,10 @@ type parkConn struct {
 	noPark atomic.Bool // set once the session closes: read by blocking until the end
 	fd     int32       // valid once polled
 	polled bool        // registered with the poller; written by the read side's owner before it first parks
+	// holding101 is set while gws upgrades a session that is authenticated
+	// already: its 101 response is kept (wsTransport.held) to leave with
+	// the hello in one write. Only the upgrading goroutine touches it.
+	holding101 bool
 
 	// A non-blocking read's arguments and results, kept here so the RawConn
 	// callback is a method value made once, not a closure per read.
@@ -65,6 +70,20 @@ func newParkConn(c *net.TCPConn, prefix []byte) (*parkConn, error) {
 	pc.readFD = pc.readNonBlocking
 	return pc, nil
 }
+
+// Write serves gws: its 101 response while holding101, and the frames it
+// writes itself (close frames, after a protocol error), which must not pass a
+// 101 still held.
+func (c *parkConn) Write(p []byte) (int, error) {
+	if c.holding101 && bytes.HasPrefix(p, http101) {
+		b := append([]byte(nil), p...)
+		c.w.held.Store(&b)
+		return len(p), nil
+	}
+	return c.w.writeAfterHeld(c.Conn, p)
+}
+
+var http101 = []byte("HTTP/1.1 101 ")
 
 // Read serves gws. Between frames, when parking is allowed, it never blocks:
 // no bytes means the session parks.

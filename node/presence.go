@@ -52,7 +52,7 @@ func (n *Node) track(s *session, doc string, events bool) {
 			s.mu.Unlock()
 		}
 	}
-	p.Track(doc, contract.Member{SID: s.sid, User: s.user, Node: n.cfg.NodeID, JoinedAt: time.Now().UTC(), Info: s.info}, listen)
+	p.Track(doc, contract.Member{SID: s.sid, User: s.user, Node: n.cfg.NodeID, JoinedAt: time.Now().UTC(), Info: s.info()}, listen)
 }
 
 // untrack takes s out of doc's presence.
@@ -137,7 +137,7 @@ func (n *Node) admitPresence(s *session, r ref) bool {
 		return true
 	}
 	now := time.Now().UnixNano()
-	if s.presenceLimit.take(now, cfg.PresenceRate, max(2*cfg.PresenceRate, 1), 1) {
+	if s.rare().presenceLimit.take(now, cfg.PresenceRate, max(2*cfg.PresenceRate, 1), 1) {
 		return true
 	}
 	n.metrics.presence.inc(errRateLimited)

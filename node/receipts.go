@@ -39,12 +39,13 @@ type owed struct {
 
 // oweLocked records that s owes a receipt for f. Lock must be held.
 func (s *session) oweLocked(f *frame) {
-	if len(s.owes) == maxPendingReceipts {
-		copy(s.owes, s.owes[1:])
-		s.owes = s.owes[:len(s.owes)-1]
+	r := s.rare()
+	if len(r.owes) == maxPendingReceipts {
+		copy(r.owes, r.owes[1:])
+		r.owes = r.owes[:len(r.owes)-1]
 		s.node.metrics.receipts.inc("dropped")
 	}
-	s.owes = append(s.owes, owed{subject: f.subject, seq: f.seq, r: f.receipt})
+	r.owes = append(r.owes, owed{subject: f.subject, seq: f.seq, r: f.receipt})
 }
 
 // ack handles a client's ack frame: the receipt of the push at f.Seq on the
@@ -62,12 +63,14 @@ func (n *Node) ack(s *session, f *ClientFrame) {
 	}
 	s.mu.Lock()
 	var o owed
-	for i := range s.owes {
-		w := &s.owes[i]
-		if (byID && w.seq == 0 && w.r.id == f.PushID) || (!byID && w.seq == f.Seq.N && w.subject == subject) {
-			o = *w
-			s.owes = append(s.owes[:i], s.owes[i+1:]...)
-			break
+	if r := s.rareP.Load(); r != nil {
+		for i := range r.owes {
+			w := &r.owes[i]
+			if (byID && w.seq == 0 && w.r.id == f.PushID) || (!byID && w.seq == f.Seq.N && w.subject == subject) {
+				o = *w
+				r.owes = append(r.owes[:i], r.owes[i+1:]...)
+				break
+			}
 		}
 	}
 	s.mu.Unlock()

@@ -103,6 +103,7 @@ func (s *session) holdLocked(f *frame) bool {
 // in place.
 func (n *Node) resume(s *session, t contract.Target, key string, since uint64) (replay []*frame, at resumed, err error) {
 	at = resumed{resuming: true}
+	s.resumed.Store(true)
 	ctx, cancel := context.WithTimeout(context.Background(), resumeTimeout)
 	defer cancel()
 	rep, err := n.bus.Replay(ctx, t, key, since)

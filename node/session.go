@@ -32,10 +32,13 @@ type session struct {
 	// reads it, the read side writes it.
 	interval atomic.Int64
 	// lastBeat and healthy are the adaptive heartbeat's state; read side only.
-	lastBeat   int64
-	healthy    int
-	badFrames  int
-	closing    atomic.Bool
+	lastBeat  int64
+	healthy   int
+	badFrames int
+	closing   atomic.Bool
+	// resumed is set once the client resumed a subject with since: it
+	// keeps a cursor, so moving it to another node loses nothing (Shed).
+	resumed    atomic.Bool
 	reason     atomic.Pointer[Reason]
 	msgsIn     atomic.Uint64
 	bytesIn    atomic.Uint64
@@ -62,14 +65,11 @@ type session struct {
 	// rate-limit state below, are touched by the read side only.
 	grants       []string
 	unrestricted bool
-	// info is the token's info claim, shown in presence; never changes.
-	info []byte
-	// presenceLimit bounds presence requests (presence.go).
-	presenceLimit bucket
-	frames        bucket
-	bytes         bucket
-	strikes       bucket // dropped frames; see admitFrame
-	limited       int    // frames dropped in a row
+	// rare holds what few sessions use (rare.go).
+	rareP   atomic.Pointer[sessionRare]
+	frames  bucket
+	bytes   bucket
+	limited int // frames dropped in a row
 	// connSlot and userSlot are set while the session holds the admission
 	// slots it must release (limits.go); read side only.
 	connSlot, userSlot bool
@@ -103,8 +103,6 @@ type session struct {
 	// holding are the subjects the session resumes, with the live pushes
 	// held back meanwhile (recover.go); nil when it resumes none.
 	holding map[string]*held
-	// owes are the receipts the session owes, oldest first (receipts.go).
-	owes []owed
 	// listening are the docs whose presence events the session asked for,
 	// each with the number of its own join: it gets the changes after it.
 	listening map[string]uint64

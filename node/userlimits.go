@@ -162,7 +162,7 @@ func (n *Node) admitJoin(s *session, now int64, r ref) bool {
 func (n *Node) strike(s *session, now int64, cost float64) {
 	cfg := &n.cfg
 	burst := float64(max(cfg.UpstreamBurst, 1))
-	if !s.strikes.take(now, max(cfg.UpstreamRate/10, 1), burst, cost) || s.strikes.tokens < 1 {
+	if st := &s.rare().strikes; !st.take(now, max(cfg.UpstreamRate/10, 1), burst, cost) || st.tokens < 1 {
 		s.closeWith(CloseRateLimited, "rate limited", ReasonRateLimited)
 	}
 }

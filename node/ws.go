@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"sync/atomic"
 	"time"
 
 	"github.com/lxzan/gws"
@@ -27,6 +28,22 @@ type wsTransport struct {
 	conn *gws.Conn
 	pc   *parkConn // the connection gws reads, when the session may park
 	nc   net.Conn  // the socket, for writes
+	// held is the 101 response of an upgrade that authenticated the session
+	// (parkConn.holding101): the first write, normally the hello, sends it
+	// in front of its own bytes, saving a syscall per connect.
+	held atomic.Pointer[[]byte]
+}
+
+// writeAfterHeld writes p to c, behind the 101 response if one is held.
+func (w *wsTransport) writeAfterHeld(c net.Conn, p []byte) (int, error) {
+	if h := w.held.Swap(nil); h != nil {
+		bufs := net.Buffers{*h, p}
+		if _, err := bufs.WriteTo(c); err != nil {
+			return 0, err
+		}
+		return len(p), nil
+	}
+	return c.Write(p)
 }
 
 func (w *wsTransport) name() string { return "ws" }
@@ -35,12 +52,15 @@ func (w *wsTransport) write(frames []*frame) error {
 	if len(frames) == 1 {
 		// The common case (one push per session, as in a broadcast): a
 		// plain write, without building an iovec.
-		_, err := w.nc.Write(frames[0].bytes())
+		_, err := w.writeAfterHeld(w.nc, frames[0].bytes())
 		return err
 	}
-	bufs := make(net.Buffers, len(frames))
-	for i, f := range frames {
-		bufs[i] = f.bytes()
+	bufs := make(net.Buffers, 0, len(frames)+1)
+	if h := w.held.Swap(nil); h != nil {
+		bufs = append(bufs, *h)
+	}
+	for _, f := range frames {
+		bufs = append(bufs, f.bytes())
 	}
 	_, err := bufs.WriteTo(w.nc)
 	return err
@@ -54,7 +74,7 @@ func (w *wsTransport) write(frames []*frame) error {
 func (w *wsTransport) end(code CloseCode, reason string) {
 	cf := closeFrame(code, reason)
 	_ = w.nc.SetWriteDeadline(time.Now().Add(closeFrameWriteTimeout))
-	_, _ = w.nc.Write(cf.bytes())
+	_, _ = w.writeAfterHeld(w.nc, cf.bytes())
 	cf.release()
 	if cw, ok := w.nc.(interface{ CloseWrite() error }); ok && cw.CloseWrite() == nil {
 		_ = w.nc.SetReadDeadline(time.Now().Add(closeFrameWriteTimeout))
@@ -68,7 +88,7 @@ func (w *wsTransport) abort(code CloseCode, reason string) {
 	cf := closeFrame(code, reason)
 	// A short deadline: the peer is not reading, so the close frame is a courtesy.
 	_ = w.nc.SetWriteDeadline(time.Now().Add(10 * time.Millisecond))
-	_, _ = w.nc.Write(cf.bytes())
+	_, _ = w.writeAfterHeld(w.nc, cf.bytes())
 	cf.release()
 	w.close()
 }
@@ -124,7 +144,7 @@ func (w *wsTransport) readUntilPark() (park bool) {
 
 // upgradeWS hijacks r's connection and completes the WebSocket handshake
 // with gws. Plain TCP sockets are wrapped so their sessions can park.
-func (n *Node) upgradeWS(w http.ResponseWriter, r *http.Request) (*wsTransport, error) {
+func (n *Node) upgradeWS(w http.ResponseWriter, r *http.Request, authenticated bool) (*wsTransport, error) {
 	hj, ok := w.(http.Hijacker)
 	if !ok {
 		return nil, errors.New("pushd: connection cannot be hijacked")
@@ -150,7 +170,16 @@ func (n *Node) upgradeWS(w http.ResponseWriter, r *http.Request) (*wsTransport, 
 	if t.pc == nil && len(prefix) > 0 {
 		c = &prefixConn{Conn: netConn, prefix: prefix}
 	}
+	// An authenticated session's hello follows at once: its 101 waits for it
+	// (not a pending one's, whose client waits for the 101 to send its
+	// connect frame).
+	if t.pc != nil {
+		t.pc.holding101 = authenticated
+	}
 	conn, err := n.upgrader.UpgradeFromConn(c, bufio.NewReaderSize(c, n.cfg.ReadBufferSize), r)
+	if t.pc != nil {
+		t.pc.holding101 = false
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -143,11 +144,15 @@ func (c *cluster) spawnNodes(ctx context.Context, o *options) error {
 	return nil
 }
 
+// nodeHTTP asks nodes' public listeners, which --tls makes https with the
+// run's self-signed certificate.
+var nodeHTTP = &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}} //nolint:gosec // a benchmark's own certificate
+
 // waitReady waits for a node's /readyz, and with history for
 // "history":"available": a node whose history heartbeat has not come back
 // yet delivers without positions.
 func (c *cluster) waitReady(ctx context.Context, sp *serverProc) error {
-	url := strings.Replace(strings.TrimSuffix(sp.ws, "/ws"), "ws://", "http://", 1) + "/readyz"
+	url := "http" + strings.TrimPrefix(strings.TrimSuffix(sp.ws, "/ws"), "ws") + "/readyz"
 	if err := waitHTTP(ctx, url, 20*time.Second, sp.done); err != nil {
 		return fmt.Errorf("%s not ready: %w (log %s: %s)", sp.name, err, sp.log, tail(sp.log))
 	}
@@ -156,7 +161,7 @@ func (c *cluster) waitReady(ctx context.Context, sp *serverProc) error {
 	}
 	deadline := time.Now().Add(20 * time.Second)
 	for {
-		resp, err := http.Get(url)
+		resp, err := nodeHTTP.Get(url)
 		if err == nil {
 			b, _ := io.ReadAll(resp.Body)
 			resp.Body.Close()
@@ -244,6 +249,13 @@ func (c *cluster) spawnPushd(ctx context.Context, o *options, i int) (*serverPro
 	} else {
 		args = append(args, "--dev")
 	}
+	if o.tls {
+		cert, key, err := c.selfSigned()
+		if err != nil {
+			return nil, err
+		}
+		args = append(args, "--tls-cert", cert, "--tls-key", key)
+	}
 	args = append(args, o.pushdArgs...)
 	logPath := filepath.Join(c.tmp, fmt.Sprintf("pushd-%d.log", i+1))
 	sp, err := startProc(ctx, fmt.Sprintf("pushd-%d", i+1), o.pushdBin, args, o.nodeEnv, logPath)
@@ -251,6 +263,9 @@ func (c *cluster) spawnPushd(ctx context.Context, o *options, i int) (*serverPro
 		return nil, err
 	}
 	sp.ws = fmt.Sprintf("ws://127.0.0.1:%d/ws", lp)
+	if o.tls {
+		sp.ws = "wss" + strings.TrimPrefix(sp.ws, "ws")
+	}
 	sp.admin = fmt.Sprintf("http://127.0.0.1:%d", ap)
 	sp.bin, sp.args, sp.env = o.pushdBin, args, o.nodeEnv
 	return sp, nil
@@ -286,7 +301,7 @@ func tail(path string) string {
 func waitHTTP(ctx context.Context, url string, within time.Duration, died <-chan struct{}) error {
 	deadline := time.Now().Add(within)
 	for time.Now().Before(deadline) {
-		resp, err := http.Get(url)
+		resp, err := nodeHTTP.Get(url)
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == 200 {

@@ -165,7 +165,9 @@ type bench struct {
 	// resume makes clients track positions and resume; reconnect makes
 	// them come back by themselves when the server closes them.
 	resume, reconnect bool
-	phase             string // prefix of the connect metrics (history: off_, on_)
+	// ack makes clients acknowledge pushes that ask for receipts (seed).
+	ack   bool
+	phase string // prefix of the connect metrics (history: off_, on_)
 	// presenceDoc is the doc the presence scenario's clients join; the
 	// last churners of them join and leave it instead.
 	presenceDoc string
@@ -263,7 +265,7 @@ func (b *bench) connect(targets []string, subject string) (connectResult, error)
 				SrcFrom: b.o.srcFrom, SrcTo: b.o.srcTo, ReadBuf: b.o.readBuf, EpochNano: epoch.UnixNano(),
 				TimeoutNano: int64(b.o.timeout), Subject: subject,
 				Resume: b.resume, Reconnect: b.reconnect, JitterNano: int64(b.o.jitter), Users: b.o.conns,
-				PresenceDoc: b.presenceDoc, Churners: b.churnersOf(i, nw),
+				PresenceDoc: b.presenceDoc, Churners: b.churnersOf(i, nw), Ack: b.ack,
 			}}
 		})
 	stopBar()

@@ -6,8 +6,10 @@
 // compare (against NATS server's own WebSocket listener), transports
 // (WebSocket against SSE and long-polling), presence (join and leave churn
 // in one doc), and, with history (JetStream), history (on vs off), resume
-// (reconnect storm) and rolling (rolling restart without loss). --transport
-// makes the clients of the scenarios that take it SSE or long-poll clients.
+// (reconnect storm) and rolling (rolling restart without loss); chaos is
+// internal/chaos's fault scenario at scale; seed is seed 001's own load test (broadcasts with receipts while clients churn, on 4
+// nodes). --transport makes the clients of the scenarios that take it SSE or
+// long-poll clients.
 //
 //	go build -o /tmp/pushd ./cmd/pushd
 //	go run ./cmd/pushbench broadcast --pushd-bin /tmp/pushd --conns 1000 --count 100
@@ -42,6 +44,7 @@ type options struct {
 	spawnNodes  int
 	pushdBin    string
 	pushdArgs   []string
+	tls         bool
 	nodeEnv     []string
 	secret      string
 	docs        int
@@ -72,6 +75,9 @@ type options struct {
 	gap         time.Duration
 	profileDir  string
 	drop        string
+	interval    time.Duration
+	churnPct    float64
+	sampleEvery time.Duration
 }
 
 type scenario struct {
@@ -114,6 +120,20 @@ var scenarios = []scenario{
 			}
 		}, true},
 	{"presence", "--conns members of one doc listen for presence events while --churners sessions join and leave it at --churn-rate joins/s (and as many leaves); presence events/s and server CPU, with coalescing on and off (--coalesce)", runPresence, nil, false},
+	{"seed", "seed 001's load test (its scenario 4): a broadcast asking for receipts every --interval, every client acknowledges it, --churn-pct of the clients per second disconnect and reconnect, for --duration on 4 nodes; receipts vs deliveries, memory per connection, CPU, flatness", runSeed,
+		nil, false},
+	{"chaos", "the chaos suite at scale (internal/chaos): --conns Go SDK clients through Toxiproxy, --rate doc pushes/s, 3 nodes, 3 JetStream servers, Consul; 2 s drops of 10% of clients, kill -9 of a node and of a NATS server, a node cut from NATS, a Consul freeze, a rolling drain; delivery exactly once, duplicates before dedupe, time until every client is served again, RSS/goroutines before and after", runChaos,
+		func(o *options) {
+			if o.docs == 0 {
+				o.docs = max(6, o.conns/30)
+			}
+		}, true},
+}
+
+// scenarioFlags are flag defaults of one scenario, applied to flags not
+// given on the command line or in the environment.
+var scenarioFlags = map[string][][2]string{
+	"seed": {{"spawn-nodes", "4"}, {"duration", "15m"}},
 }
 
 func newRootCmd(ctx context.Context, stdout, stderr io.Writer, lookupEnv func(string) (string, bool)) *cobra.Command {
@@ -143,7 +163,9 @@ Every flag has an environment twin PUSHBENCH_<FLAG> shown in its usage.`,
   pushbench idle --spawn-nodes 4 --pushd-bin /tmp/pushd --conns 70000
   pushbench history   --pushd-bin /tmp/pushd --conns 18000 --count 200000 --rate 20000
   pushbench resume    --pushd-bin /tmp/pushd --conns 10000 --missed 5
-  pushbench rolling   --pushd-bin /tmp/pushd --conns 6000 --rate 1000`,
+  pushbench rolling   --pushd-bin /tmp/pushd --conns 6000 --rate 1000
+  pushbench seed      --pushd-bin /tmp/pushd --conns 48000 --duration 15m
+  pushbench chaos     --pushd-bin /tmp/pushd --conns 3000 --rate 1000`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
@@ -161,6 +183,7 @@ Every flag has an environment twin PUSHBENCH_<FLAG> shown in its usage.`,
 	pf.IntVar(&o.spawnNodes, "spawn-nodes", 1, "pushd nodes to start (each with its own --node-id and port)")
 	pf.StringVar(&o.pushdBin, "pushd-bin", "", "pushd binary to spawn")
 	pf.StringSliceVar(&o.pushdArgs, "pushd-arg", nil, "extra argument for spawned pushd nodes (repeatable)")
+	pf.BoolVar(&o.tls, "tls", false, "spawned nodes serve wss:// with a self-signed certificate made for the run (--tls-cert); WebSocket clients verify nothing")
 	pf.StringSliceVar(&o.nodeEnv, "node-env", nil, "KEY=VALUE environment for spawned pushd nodes, e.g. GOGC=50 (repeatable)")
 	pf.StringVar(&o.secret, "jwt-secret", "", "HS256 secret: clients send real JWTs (sub = user ID); empty uses dev ?user=")
 	pf.IntVar(&o.docs, "docs", 0, "docs clients join, one each (0: none)")
@@ -177,7 +200,7 @@ Every flag has an environment twin PUSHBENCH_<FLAG> shown in its usage.`,
 	pf.DurationVar(&o.settle, "settle", 5*time.Second, "wait this long without progress for deliveries before giving up")
 	pf.DurationVar(&o.hold, "hold", 5*time.Second, "idle/compare: how long to hold the connections before measuring")
 	pf.Float64Var(&o.churnRate, "churn-rate", 100, "churn: disconnect+reconnect cycles per second")
-	pf.DurationVar(&o.duration, "duration", 10*time.Second, "churn, presence: how long to churn")
+	pf.DurationVar(&o.duration, "duration", 10*time.Second, "churn, presence, seed: how long to churn (seed: 15m)")
 	pf.IntVar(&o.churners, "churners", 100, "presence: sessions that join and leave the doc (on top of --conns members)")
 	pf.StringVar(&o.coalesce, "coalesce", "both", "presence: on (pushd's default window), off (--presence-window=0) or both, one after the other")
 	pf.StringVarP(&o.output, "output", "o", "table", "output: table or json")
@@ -191,6 +214,9 @@ Every flag has an environment twin PUSHBENCH_<FLAG> shown in its usage.`,
 	pf.IntVar(&o.missed, "missed", 5, "resume: pushes published to each user and each doc while the clients are away")
 	pf.DurationVar(&o.jitter, "reconnect-jitter", time.Second, "rolling: a client closed by a drain reconnects after a random delay up to this")
 	pf.StringVar(&o.profileDir, "profile-dir", "", "history: write CPU profiles of node 1 and of the NATS server for each phase's publishing here (<phase>pushd.pprof, <phase>nats.pprof)")
+	pf.DurationVar(&o.interval, "interval", 5*time.Second, "seed: time between broadcasts")
+	pf.Float64Var(&o.churnPct, "churn-pct", 4, "seed: percent of the clients that disconnect and reconnect each second (the seed's 40k users going off and on line per second of 500k: 20k cycles/s)")
+	pf.DurationVar(&o.sampleEvery, "sample-every", 0, "seed: how often the nodes' RSS, heap and goroutines are sampled (after a forced GC); 0: --duration/30, within 1s..30s")
 	pf.DurationVar(&o.gap, "restart-gap", 3*time.Second, "rolling: steady pushes before the first drain, between a node's restart and the next drain, and after the last")
 	cliutil.AnnotateEnv(pf, envPrefix)
 
@@ -244,6 +270,13 @@ Every flag has an environment twin PUSHBENCH_<FLAG> shown in its usage.`,
 func runScenario(ctx context.Context, cmd *cobra.Command, o *options, s scenario, stdout, stderr io.Writer, lookupEnv func(string) (string, bool)) error {
 	if err := cliutil.BindEnv(cmd.Flags(), envPrefix, lookupEnv); err != nil {
 		return err
+	}
+	for _, fv := range scenarioFlags[s.name] {
+		if f := cmd.Flags().Lookup(fv[0]); f != nil && !f.Changed {
+			if err := cmd.Flags().Set(fv[0], fv[1]); err != nil {
+				return err
+			}
+		}
 	}
 	if s.defaults != nil {
 		s.defaults(o)

@@ -98,6 +98,16 @@ func TestIdle(t *testing.T) {
 	}
 }
 
+// TestIdleOverTLS: with --tls the node serves wss:// and the clients speak
+// TLS (what TLS costs per idle session, BENCHMARKS.md).
+func TestIdleOverTLS(t *testing.T) {
+	r := run(t, "idle", "--conns", "20", "--in-process", "--hold", "300ms", "--tls")
+	if got := metricOf(t, r, "open"); got != 20 {
+		t.Errorf("open = %v", got)
+	}
+	positive(t, r, "server_rss_per_conn")
+}
+
 func TestConnectWithJWT(t *testing.T) {
 	r := run(t, "connect", "--conns", "50", "--in-process", "--jwt-secret", "bench-secret")
 	positive(t, r, "accepted_per_sec_avg", "accepted_per_sec_peak", "handshake_p50", "handshake_p99")
@@ -391,6 +401,7 @@ func TestDurableScenariosRefuseBadInput(t *testing.T) {
 		{[]string{"resume", "--drop", "unplug"}, `--drop "unplug"`},
 		{[]string{"resume", "--missed", "0"}, "--missed 0"},
 		{[]string{"rolling", "--target", "ws://127.0.0.1:1/ws", "--nats-url", "nats://127.0.0.1:1"}, "not --target"},
+		{[]string{"chaos", "--target", "ws://127.0.0.1:1/ws", "--nats-url", "nats://127.0.0.1:1"}, "not --target"},
 	} {
 		var out bytes.Buffer
 		cmd := newRootCmd(context.Background(), &out, &out, func(string) (string, bool) { return "", false })
@@ -398,5 +409,63 @@ func TestDurableScenariosRefuseBadInput(t *testing.T) {
 		if err := cmd.Execute(); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%v: error %v, want one saying %q", tc.args, err, tc.want)
 		}
+	}
+}
+
+// TestSeedReceipts is seed 001's load test in miniature: 4 nodes, a
+// broadcast asking for receipts every 400 ms, every client acknowledging it,
+// 10% of the clients per second reconnecting. Every client that kept the
+// connection a broadcast reached produced a receipt for it, every client
+// that missed one was reconnecting at the time, and goroutines return flat.
+func TestSeedReceipts(t *testing.T) {
+	r := run(t, "seed", "--conns", "60", "--workers", "2", "--interval", "400ms", "--duration", "4s",
+		"--churn-pct", "10", "--sample-every", "1s", "--settle", "1s")
+	if n := metricOf(t, r, "nodes"); n != 4 {
+		t.Errorf("nodes %v, want 4 (the seed scenario's default)", n)
+	}
+	if b := metricOf(t, r, "broadcasts"); b != 10 {
+		t.Errorf("broadcasts %v, want 10", b)
+	}
+	positive(t, r, "churn_cycles", "receipts", "stable_deliveries", "rss_per_conn_end", "pushd_cpu_per_receipt")
+	for _, m := range []string{"stable_without_receipt", "receipts_without_delivery", "missed_unexplained", "client_errors", "node_errors"} {
+		if v := metricOf(t, r, m); v != 0 {
+			t.Errorf("%s = %v, want 0", m, v)
+		}
+	}
+	// Receipts never exceed deliveries, and the nodes published each one
+	// the coordinator counted.
+	if rc, d := metricOf(t, r, "receipts"), metricOf(t, r, "deliveries"); rc > d {
+		t.Errorf("receipts %v > deliveries %v", rc, d)
+	}
+	if rc, pub := metricOf(t, r, "receipts"), metricOf(t, r, "receipts_published_by_nodes"); rc != pub {
+		t.Errorf("receipts collected %v, published by the nodes %v", rc, pub)
+	}
+}
+
+// TestSeedReceiptsWithoutChurn: with nobody reconnecting, every client gets
+// every broadcast and every one yields exactly one receipt.
+func TestSeedReceiptsWithoutChurn(t *testing.T) {
+	r := run(t, "seed", "--conns", "40", "--in-process", "--spawn-nodes", "2", "--interval", "300ms", "--duration", "1500ms",
+		"--churn-pct", "0", "--settle", "500ms")
+	if d, rc := metricOf(t, r, "deliveries"), metricOf(t, r, "receipts"); d != 40*5 || rc != d {
+		t.Errorf("deliveries %v, receipts %v, want 200 each", d, rc)
+	}
+	if v := metricOf(t, r, "missed_reconnecting"); v != 0 {
+		t.Errorf("missed while reconnecting %v without churn", v)
+	}
+}
+
+// TestChurnSameClientTwice: at 1,000 cycles/s over 8 clients a client is
+// often picked again while its previous reconnect is in flight; the second
+// cycle must not close the connection the first is still opening (which
+// then waited its whole handshake timeout for a hello and failed).
+func TestChurnSameClientTwice(t *testing.T) {
+	r := run(t, "churn", "--conns", "8", "--in-process", "--churn-rate", "1000", "--duration", "1s", "--rate", "5", "--settle", "500ms",
+		"--timeout", "2s")
+	if e := metricOf(t, r, "reconnect_errors"); e != 0 {
+		t.Errorf("reconnect errors %v, want 0", e)
+	}
+	if open := metricOf(t, r, "open_after"); open != 8 {
+		t.Errorf("open after churn %v", open)
 	}
 }

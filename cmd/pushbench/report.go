@@ -43,6 +43,7 @@ func newReport(scenario string, o *options) *report {
 			"rate": o.rate, "count": o.count, "payload": o.payload, "auth": map[bool]string{true: "jwt", false: "dev"}[o.secret != ""],
 			"docs": o.docs, "doc_dist": o.docDist, "hold": o.hold.String(), "churn_rate": o.churnRate, "duration": o.duration.String(),
 			"node_env": strings.Join(o.nodeEnv, " "), "pushd_args": strings.Join(o.pushdArgs, " "),
+			"interval": o.interval.String(), "churn_pct": o.churnPct,
 		}, Raw: map[string]any{}}
 }
 

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -57,6 +58,10 @@ type connectSpec struct {
 	// user k%Users (and doc push k to doc k%Docs), so a client knows which
 	// body index comes next and sees a gap.
 	Users int `json:"users,omitempty"`
+	// Ack: answer every push that asks for a receipt ("ack":true) with an
+	// ack naming its id, and record which connection of each client got
+	// each seed broadcast (seed.go).
+	Ack bool `json:"ack,omitempty"`
 	// Presence: every client but the last Churners joins PresenceDoc asking
 	// for presence events; the churners only connect, and join and leave
 	// it on "flap" commands.
@@ -73,13 +78,20 @@ type churnSpec struct {
 	PerSecond   float64 `json:"per_second"` // disconnect+reconnect cycles per second for this worker
 	DurationNs  int64   `json:"duration_ns"`
 	Concurrency int     `json:"concurrency"`
+	// Background: start the churn and answer at once; "churn_wait" waits
+	// for its end, so stats and seed_collect can run meanwhile.
+	Background bool `json:"background,omitempty"`
 }
 
 type command struct {
-	Op      string       `json:"op"` // connect, reset, stats, churn, drop, resume, close
+	Op      string       `json:"op"` // connect, reset, stats, churn, churn_wait, seed_collect, drop, resume, close
 	Connect *connectSpec `json:"connect,omitempty"`
 	Seqs    int          `json:"seqs,omitempty"`
-	Churn   *churnSpec   `json:"churn,omitempty"`
+	// Seq and PubAtNano name the seed broadcast seed_collect reports on and
+	// when it was published.
+	Seq       int        `json:"seq,omitempty"`
+	PubAtNano int64      `json:"pub_at_ns,omitempty"`
+	Churn     *churnSpec `json:"churn,omitempty"`
 	// PerClient asks stats for each client's unique user and doc pushes.
 	PerClient bool      `json:"per_client,omitempty"`
 	Flap      *flapSpec `json:"flap,omitempty"`
@@ -134,6 +146,9 @@ type reply struct {
 	PresenceFrames uint64 `json:"presence_frames"`
 	PresenceEvents uint64 `json:"presence_events"`
 	Flaps          uint64 `json:"flaps"`
+
+	Acks uint64       `json:"acks,omitempty"` // ack frames sent (connectSpec.Ack)
+	Seed *seedCollect `json:"seed,omitempty"` // seed_collect
 }
 
 // runWorker serves commands until "close" or EOF, then closes every client.
@@ -215,6 +230,11 @@ type worker struct {
 	presenceFrames atomic.Uint64
 	presenceEvents atomic.Uint64
 	flaps          atomic.Uint64
+	// With connectSpec.Ack (seed.go).
+	acks      atomic.Uint64
+	seed      seedWorker
+	churnStop chan struct{} // a background churn runs until closed
+	churnDone chan struct{}
 }
 
 // clientState is what a client remembers across its connections: the
@@ -270,7 +290,18 @@ func (w *worker) do(c command) reply {
 		if c.Churn == nil {
 			return reply{Err: "churn without spec"}
 		}
-		w.churn(*c.Churn)
+		if c.Churn.Background {
+			if w.churnDone != nil {
+				return reply{Err: "a churn is running already"}
+			}
+			w.churnStop, w.churnDone = make(chan struct{}), make(chan struct{})
+			go func(spec churnSpec, stop, done chan struct{}) {
+				defer close(done)
+				w.churn(spec, stop)
+			}(*c.Churn, w.churnStop, w.churnDone)
+			return w.stats(false)
+		}
+		w.churn(*c.Churn, nil)
 		return w.stats(false)
 	case "flap":
 		if c.Flap == nil {
@@ -278,6 +309,13 @@ func (w *worker) do(c command) reply {
 		}
 		w.flap(*c.Flap)
 		return w.stats(false)
+	case "churn_wait":
+		w.waitChurn(false)
+		return w.stats(false)
+	case "seed_collect":
+		r := w.stats(false)
+		r.Seed = w.seedCollect(c.Seq, c.PubAtNano)
+		return r
 	case "close":
 		w.closeAll()
 		return w.stats(false)
@@ -295,6 +333,7 @@ func (w *worker) stats(withLast bool) reply {
 		ClosesOther: w.closesOther.Load(), Reconnects: w.reconnects.Load(), ReconnErrs: w.reconnErrs.Load(),
 		ReconnFails: w.reconnF.Load(), LastPushAt: w.lastPushAt.Load(), Reconn: w.reconn.Snapshot(), ReconnHS: w.reconnHS.Snapshot(),
 		PresenceFrames: w.presenceFrames.Load(), PresenceEvents: w.presenceEvents.Load(), Flaps: w.flaps.Load(),
+		Acks: w.acks.Load(),
 	}
 	for i := range w.clients {
 		if c := w.clients[i].Load(); c != nil && c.ready.Load() && !c.closed.Load() {
@@ -322,6 +361,7 @@ func (w *worker) stats(withLast bool) reply {
 type benchClient struct {
 	w        *worker
 	idx      int
+	gen      uint32       // with Ack: this slot's connections opened so far, this one included
 	st       *clientState // nil unless Resume
 	target   int
 	pushes   atomic.Int64 // received on this connection
@@ -371,6 +411,9 @@ func (w *worker) connectAll(spec connectSpec) reply {
 	w.spec = spec
 	w.clients = make([]atomic.Pointer[benchClient], spec.Count)
 	w.closing = make(chan struct{})
+	if spec.Ack {
+		w.seed.init(spec.Count)
+	}
 	if spec.Resume {
 		w.state = make([]clientState, spec.Count)
 		w.resetResume()
@@ -525,7 +568,11 @@ func (w *worker) wsURL(idx, target int) (string, error) {
 	user := userID(idx)
 	q := url.Values{}
 	if s.Secret != "" {
-		claims := jwt.MapClaims{"sub": user, "exp": time.Now().Add(24 * time.Hour).Unix(), "iat": time.Now().Unix()}
+		// The same token on every connection of a client, as a real client
+		// keeps its token until it refreshes it (the node's verified-token
+		// cache sees reconnects as they are).
+		epoch := time.Unix(0, s.EpochNano)
+		claims := jwt.MapClaims{"sub": user, "exp": epoch.Add(24 * time.Hour).Unix(), "iat": epoch.Unix()}
 		if s.Docs > 0 {
 			// the doc it will join, granted in the token's docs claim
 			claims["docs"] = []string{docID(docFor(idx, s.Docs, s.DocDist, zipfFor(s.Docs)))}
@@ -585,6 +632,9 @@ func (w *worker) connectOneTo(idx, target int, record bool) error {
 		return err
 	}
 	c := &benchClient{w: w, idx: idx, user: userID(idx), readyCh: make(chan struct{}), st: w.stateOf(idx), target: target}
+	if s.Ack {
+		c.gen = w.seed.gens[idx-s.First].Add(1)
+	}
 	if s.Docs > 0 && s.Mode != "nats" {
 		c.doc = docID(docFor(idx, s.Docs, s.DocDist, zipfFor(s.Docs)))
 	}
@@ -607,6 +657,17 @@ func (w *worker) connectOneTo(idx, target int, record bool) error {
 	rb := s.ReadBuf
 	if rb <= 0 {
 		rb = 1024
+	}
+	if u.Scheme == "wss" {
+		// A measurement of what TLS costs the node: the run's self-signed
+		// certificate is not checked.
+		tc := tls.Client(nc, &tls.Config{InsecureSkipVerify: true}) //nolint:gosec // see above
+		_ = tc.SetDeadline(start.Add(timeout))
+		if err := tc.HandshakeContext(w.ctx); err != nil {
+			_ = nc.Close()
+			return err
+		}
+		nc = tc
 	}
 	conn, _, err := gws.NewClientFromConn(benchHandler{}, &gws.ClientOption{
 		Addr: addr, ReadBufferSize: rb, ReadMaxPayloadSize: 1 << 20, HandshakeTimeout: timeout,
@@ -738,6 +799,9 @@ func (benchHandler) OnMessage(conn *gws.Conn, msg *gws.Message) {
 		w.gotPush(b)
 		if c.st != nil {
 			c.track(b)
+		}
+		if w.spec.Ack {
+			c.ackPush(b)
 		}
 	case bytes.HasPrefix(b, pfxDiff):
 		w.presenceFrames.Add(1)
@@ -921,8 +985,9 @@ func (w *worker) startPinger() {
 }
 
 // churn disconnects and reconnects random clients at spec.PerSecond until the
-// duration is up. Bounded by time and by Concurrency reconnects in flight.
-func (w *worker) churn(spec churnSpec) {
+// duration is up or stop is closed. Bounded by time and by Concurrency
+// reconnects in flight.
+func (w *worker) churn(spec churnSpec, stop <-chan struct{}) {
 	if len(w.clients) == 0 || spec.PerSecond <= 0 {
 		return
 	}
@@ -930,31 +995,50 @@ func (w *worker) churn(spec churnSpec) {
 		spec.Concurrency = 128
 	}
 	sem := make(chan struct{}, spec.Concurrency)
+	// busy marks the clients with a cycle in flight: a second cycle of the
+	// same client would close the connection the first is still opening.
+	busy := make([]atomic.Bool, len(w.clients))
 	var wg sync.WaitGroup
 	start := time.Now()
 	end := start.Add(time.Duration(spec.DurationNs))
 	rng := rand.New(rand.NewPCG(uint64(start.UnixNano()), uint64(w.spec.First)))
 	for i := 0; ; i++ {
 		at := start.Add(time.Duration(float64(i) / spec.PerSecond * 1e9))
-		if !at.Before(end) || !time.Now().Before(end) || w.ctx.Err() != nil {
-			break // bounded by the count the rate allows and by the wall clock
+		if !at.Before(end) || !time.Now().Before(end) || w.ctx.Err() != nil || closed(stop) {
+			break // bounded by the count the rate allows, the wall clock and stop
 		}
 		if d := time.Until(at); d > 0 {
 			select {
 			case <-time.After(d):
 			case <-w.ctx.Done():
+			case <-stop:
 			}
 		}
 		select {
 		case sem <- struct{}{}:
 		case <-w.ctx.Done():
 			continue
+		case <-stop:
+			continue
 		}
-		idx := w.spec.First + rng.IntN(len(w.clients))
+		i := rng.IntN(len(w.clients))
+		for tries := 0; !busy[i].CompareAndSwap(false, true); tries++ {
+			if tries == 8 {
+				i = -1 // nearly every client is reconnecting: skip this one
+				break
+			}
+			i = rng.IntN(len(w.clients))
+		}
+		if i < 0 {
+			<-sem
+			continue
+		}
+		idx := w.spec.First + i
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
+			defer busy[i].Store(false)
 			if c := w.slot(idx).Load(); c != nil {
 				c.leaving.Store(true)
 				if c.conn != nil {
@@ -964,6 +1048,7 @@ func (w *worker) churn(spec churnSpec) {
 			}
 			if err := w.connectOne(idx, false); err != nil {
 				w.errs.Add(1)
+				w.sample("reconnect of client " + strconv.Itoa(idx) + ": " + err.Error())
 				return
 			}
 			w.cycles.Add(1)
@@ -1012,6 +1097,7 @@ func (w *worker) flap(spec flapSpec) {
 }
 
 func (w *worker) closeAll() {
+	w.waitChurn(true)
 	if w.closing != nil {
 		w.closingMu.Lock()
 		select {

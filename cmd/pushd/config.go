@@ -10,6 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/pushd/pushd/auth"
 	"github.com/pushd/pushd/history"
 	"github.com/pushd/pushd/internal/cliutil"
 	"github.com/pushd/pushd/node"
@@ -77,6 +78,7 @@ type config struct {
 	JWTAudience         string
 	JWTIssuer           string
 	JWTLeeway           time.Duration
+	TokenCacheSize      int
 	KeysReload          time.Duration
 	JoinAuthorization   string
 	TLSCert             string
@@ -93,6 +95,8 @@ type config struct {
 
 	// Presence flags (presence.go).
 	Presence presenceConfig
+	// Rebalancing flags (rebalance.go).
+	Rebalance rebalanceConfig
 
 	// Cluster-wide and per-user limits (docs/SECURITY.md, limits.go).
 	TrustedProxies            []string
@@ -201,6 +205,7 @@ variable shown next to it. See docs/ for the protocol and operations.`,
 	f.StringVar(&cfg.JWTAudience, "jwt-audience", "", "when set, tokens must carry this aud")
 	f.StringVar(&cfg.JWTIssuer, "jwt-issuer", "", "when set, tokens must carry this iss")
 	f.DurationVar(&cfg.JWTLeeway, "jwt-leeway", 0, "clock skew tolerated on exp and nbf")
+	f.IntVar(&cfg.TokenCacheSize, "token-cache-size", auth.DefaultCacheSize, "verified tokens remembered, so a client reconnecting with the same token skips the signature check (expiry is checked every time; a key reload forgets them); 0 disables")
 	f.DurationVar(&cfg.KeysReload, "keys-reload-interval", 10*time.Second, "how often key and TLS files are checked for changes (SIGHUP reloads at once); 0 disables polling")
 	f.StringVar(&cfg.JoinAuthorization, "join-authorization", "required", "required: joining a doc needs a docs grant in the token or a join token; off: any session joins any doc")
 	f.StringVar(&cfg.TLSCert, "tls-cert", "", "PEM certificate chain: serve wss:// on --listen (reloaded on change and SIGHUP)")
@@ -216,6 +221,7 @@ variable shown next to it. See docs/ for the protocol and operations.`,
 	f.IntVar(&cfg.HandshakeBurstPerIP, "handshake-burst-per-ip", 0, "handshake burst per client IP (0: ten times --handshake-rate-per-ip)")
 	addLimitFlags(f, &cfg)
 	presenceFlags(f, &cfg.Presence)
+	rebalanceFlags(f, &cfg.Rebalance)
 	cliutil.AnnotateEnv(f, envPrefix)
 	return cmd
 }
@@ -253,6 +259,9 @@ func (c *config) validate() error {
 		return errors.New("--history-replicas (1..5), --history-*-max-msgs, --replay-max-msgs and --replay-max-bytes must be positive")
 	}
 	if err := c.Presence.validate(); err != nil {
+		return err
+	}
+	if err := c.Rebalance.validate(); err != nil {
 		return err
 	}
 	if c.MaxPushSize <= 0 {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -82,7 +83,30 @@ func newVerifier(c config) (*auth.Verifier, error) {
 		Audience:       c.JWTAudience,
 		Issuer:         c.JWTIssuer,
 		Leeway:         c.JWTLeeway,
+		CacheSize:      cmp.Or(c.TokenCacheSize, -1), // the flag's 0 is off
 	})
+}
+
+// registerTokenCache exports the verified-token cache's counters.
+func registerTokenCache(reg prometheus.Registerer, v *auth.Verifier) {
+	if v == nil {
+		return
+	}
+	for _, result := range []string{"hit", "miss"} {
+		reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "pushd_token_cache_lookups_total", ConstLabels: prometheus.Labels{"result": result},
+			Help: "Token verifications by whether the verified-token cache answered (hit) or the signature was checked (miss).",
+		}, func() float64 {
+			s := v.CacheStats()
+			if result == "hit" {
+				return float64(s.Hits)
+			}
+			return float64(s.Misses)
+		}))
+	}
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "pushd_token_cache_entries", Help: "Verified tokens the cache holds (--token-cache-size bounds it).",
+	}, func() float64 { return float64(v.CacheStats().Entries) }))
 }
 
 // newTLS loads the TLS key pair, or returns nil without --tls-cert.

@@ -140,6 +140,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, onStart func(start
 	if err != nil {
 		return err
 	}
+	registerTokenCache(reg, verifier)
 	stopReload := startReloader(log, reg, cfg.KeysReload, verifier, tlsKeys)
 	defer stopReload()
 	if cfg.Dev {
@@ -250,6 +251,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, onStart func(start
 		Self:        cluster.Member{Address: public.Addr().String(), Version: version},
 		OnDuplicate: func(_ cluster.Member, yield bool) { fr.setConflict(yield) },
 		OnWatching:  fr.guard.setWatching,
+		Load:        load(fr),
 		Logger:      log.With("component", "cluster"),
 	})
 	if err != nil {
@@ -362,7 +364,13 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, onStart func(start
 			return err
 		}
 	}
+	rb, err := startRebalancer(cfg.Rebalance, n, cl, cfg.Presence.ClusterHeartbeat, log.With("component", "rebalance"), reg)
+	if err != nil {
+		return err
+	}
+	undo.add(rb.Close)
 	ctl, err := admin.NewServer(admin.ServerConfig{
+		Rebalancer:    rb,
 		Conn:          nc,
 		Prefix:        cfg.SubjectPrefix,
 		Node:          n,
@@ -389,6 +397,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, onStart func(start
 		runErr = fmt.Errorf("http server: %w", err)
 		log.Error("http server failed; shutting down", "err", err)
 	}
+	rb.Close() // no shedding while the drain moves everyone
 	shutdown(log, cfg, n, rt, fwd, hist, nc, httpSrv, adminSrv, ctl, cl, consul, pres, presConn)
 	return runErr
 }

@@ -574,6 +574,24 @@ func TestLimitValuesBecomeFlags(t *testing.T) {
 	}
 }
 
+// TestRebalanceValuesBecomeFlags: rebalancing is on with pushd's defaults,
+// and the values reach the flags.
+func TestRebalanceValuesBecomeFlags(t *testing.T) {
+	env := envMap(deployment(t, renderDecoded(t, "-f", minimal())).Spec.Template.Spec.Containers[0])
+	for name, want := range map[string]string{
+		"PUSHD_REBALANCE": "true", "PUSHD_REBALANCE_RATIO": "1.2", "PUSHD_REBALANCE_MIN_EXCESS": "100",
+		"PUSHD_REBALANCE_FRACTION": "0.01", "PUSHD_REBALANCE_RATE": "100",
+	} {
+		if got := env[name].Value; got != want {
+			t.Errorf("%s = %q, want %q", name, got, want)
+		}
+	}
+	env = envMap(deployment(t, renderDecoded(t, "-f", minimal(), "--set", "rebalance.enabled=false", "--set", "rebalance.rate=20")).Spec.Template.Spec.Containers[0])
+	if env["PUSHD_REBALANCE"].Value != "false" || env["PUSHD_REBALANCE_RATE"].Value != "20" {
+		t.Errorf("PUSHD_REBALANCE = %q, PUSHD_REBALANCE_RATE = %q with rebalance.enabled=false, rate=20", env["PUSHD_REBALANCE"].Value, env["PUSHD_REBALANCE_RATE"].Value)
+	}
+}
+
 // TestEnvNamesArePushdFlags: every PUSHD_ variable the chart sets is the twin
 // of a flag cmd/pushd defines, so a renamed flag cannot leave the chart
 // setting a variable nobody reads.

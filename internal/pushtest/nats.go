@@ -48,6 +48,15 @@ func RunNATSWith(t testing.TB, set func(*server.Options)) *NATS {
 // one cluster, and waits until JetStream has a meta leader.
 func RunJetStreamCluster(t testing.TB, size int) []*NATS {
 	t.Helper()
+	return RunJetStreamClusterWith(t, size, nil)
+}
+
+// RunJetStreamClusterWith starts a JetStream cluster as RunJetStreamCluster
+// does, with each server's options changed by set (when not nil) first;
+// for example Cluster.NoAdvertise, so that clients use only the URLs they
+// were given (a proxy's) and never learn the servers' own.
+func RunJetStreamClusterWith(t testing.TB, size int, set func(*server.Options)) []*NATS {
+	t.Helper()
 	ports, err := freePorts(size)
 	if err != nil {
 		t.Fatal(err)
@@ -62,6 +71,9 @@ func RunJetStreamCluster(t testing.TB, size int) []*NATS {
 			ServerName: fmt.Sprintf("js%d", i), JetStream: true, StoreDir: t.TempDir(),
 			Cluster: server.ClusterOpts{Name: "pushtest-js", Host: "127.0.0.1", Port: ports[i]},
 			Routes:  server.RoutesFromStr(strings.Join(routes, ","))}
+		if set != nil {
+			set(o)
+		}
 		ns, err := server.NewServer(o)
 		if err != nil {
 			t.Fatalf("pushtest: start NATS: %v", err)
@@ -75,6 +87,7 @@ func RunJetStreamCluster(t testing.TB, size int) []*NATS {
 		if !n.ReadyForConnections(20 * time.Second) {
 			t.Fatal("pushtest: JetStream cluster server did not become ready")
 		}
+		n.port = n.Port() // Restart binds it again
 	}
 	Eventually(t, 30*time.Second, func() error {
 		if !anyLeader(servers) {

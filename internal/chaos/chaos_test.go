@@ -1,0 +1,82 @@
+package chaos
+
+import (
+	"fmt"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/pushd/pushd/client"
+	"github.com/pushd/pushd/internal/pushtest"
+)
+
+var bins = pushtest.NewBinaries()
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	bins.Remove()
+	if code == 0 {
+		if err := goleak.Find(goleak.IgnoreTopFunction("time.Sleep"),
+			goleak.IgnoreTopFunction("github.com/nats-io/nats-server/v2/server.(*Server).startGoRoutine")); err != nil {
+			fmt.Fprintln(os.Stderr, "chaos test: leaked goroutines:", err)
+			code = 1
+		}
+	}
+	os.Exit(code)
+}
+
+// TestChaos is the chaos scenario at CI size (30 clients, 6 docs, 40
+// pushes/s; see Run for the faults): every stored push reaches every client
+// joined to its doc exactly once (after the SDK's dedupe by seq), every
+// client is served again after every fault, and the nodes end with no more
+// goroutines than the sessions they hold explain.
+func TestChaos(t *testing.T) {
+	r := Run(t, Config{
+		PushdBin: bins.Path(t, "pushd"),
+		Backoff:  client.Backoff{Min: 100 * time.Millisecond, Max: 2 * time.Second, Restart: 300 * time.Millisecond},
+	})
+	t.Logf("chaos report:\n%s", r)
+	if r.Expected == 0 || r.Stored < int(r.Rate) {
+		t.Fatalf("hardly anything published: %d stored, %d deliveries expected", r.Stored, r.Expected)
+	}
+	if r.Missing != 0 || r.DuplicatesAfterDedupe != 0 {
+		t.Errorf("delivered %d of %d (%.3f%%), %d duplicates after dedupe: want 100%% exactly once",
+			r.Delivered, r.Expected, r.DeliveredPct(), r.DuplicatesAfterDedupe)
+	}
+	if r.Failed != 0 {
+		t.Errorf("%d pushes were never stored (no JetStream answer for %s)", r.Failed, publishGiveUp)
+	}
+	for _, f := range r.Faults {
+		if f.Waiting != 0 {
+			t.Errorf("%s: %d clients not served again within %s", f.Name, f.Waiting, f.Served)
+		}
+	}
+	// docs/RELIABILITY.md describes every fault the run injects, by the
+	// report's name for it.
+	doc, err := os.ReadFile("../../docs/RELIABILITY.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range r.Faults {
+		if !strings.Contains(string(doc), "`"+f.Name+"`") {
+			t.Errorf("docs/RELIABILITY.md does not describe the fault %q", f.Name)
+		}
+	}
+	var before, after, sessions float64
+	for i := range r.Before {
+		before += r.Before[i].Goroutines
+		after += r.After[i].Goroutines
+		sessions += r.After[i].Sessions
+	}
+	if sessions != float64(r.Clients) {
+		t.Errorf("the nodes hold %.0f sessions after the run, want %d", sessions, r.Clients)
+	}
+	// Every node was restarted by the drain: a leak would show as goroutines
+	// beyond what the same sessions needed before.
+	if after > before*1.5+100 {
+		t.Errorf("goroutines over the nodes: %.0f after, %.0f before", after, before)
+	}
+}

@@ -1,0 +1,154 @@
+package chaos
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	toxiproxy "github.com/Shopify/toxiproxy/v2"
+	"github.com/nats-io/nats-server/v2/server"
+
+	"github.com/pushd/pushd/internal/pushtest"
+)
+
+// cluster is the system under test: three pushd processes, a three-server
+// JetStream cluster (in process), one Consul agent, and the Toxiproxy
+// proxies on every link the scenario cuts: each node reaches each NATS
+// server through its own proxy, and each group of clients reaches each
+// node through its own.
+type cluster struct {
+	t      testing.TB
+	cfg    *Config
+	nats   []*pushtest.NATS
+	consul *pushtest.Consul
+	tox    *toxics
+	nodes  []*pushtest.Pushd
+	args   [][]string           // each node's arguments, for restarts
+	listen []string             // each node's address, kept across restarts
+	links  [][]*toxiproxy.Proxy // node -> its proxy to each NATS server
+	groups [][]*toxiproxy.Proxy // client group -> its proxy to each node
+}
+
+// nodeCount and natsCount are the cluster's shape.
+const (
+	nodeCount = 3
+	natsCount = 3
+)
+
+func startCluster(t testing.TB, cfg *Config) *cluster {
+	t.Helper()
+	c := &cluster{t: t, cfg: cfg, tox: newToxics()}
+	t.Cleanup(c.tox.close)
+	// NoAdvertise: a node's NATS client keeps to the proxies it was given
+	// instead of learning the servers' own addresses from the cluster.
+	c.nats = pushtest.RunJetStreamClusterWith(t, natsCount, func(o *server.Options) { o.Cluster.NoAdvertise = true })
+	c.consul = pushtest.RunConsul(t)
+	for i := range nodeCount {
+		var urls []string
+		var links []*toxiproxy.Proxy
+		for j, ns := range c.nats {
+			p, err := c.tox.proxy(fmt.Sprintf("node%d-nats%d", i, j), "127.0.0.1:"+strconv.Itoa(ns.Port()))
+			if err != nil {
+				t.Fatal(err)
+			}
+			links = append(links, p)
+			urls = append(urls, "nats://"+p.Listen)
+		}
+		c.links = append(c.links, links)
+		c.args = append(c.args, []string{"--dev", "--nats-url", strings.Join(urls, ","),
+			"--consul-addr", c.consul.Addr(), "--consul-lock-delay", "1s", "--node-name", fmt.Sprintf("chaos-%d", i),
+			"--history-replicas", strconv.Itoa(natsCount), "--history-doc-max-msgs", strconv.Itoa(cfg.HistoryPerDoc),
+			"--drain-timeout", cfg.DrainTimeout.String()})
+		p := pushtest.StartPushd(t, cfg.PushdBin, c.args[i]...)
+		c.nodes = append(c.nodes, p)
+		c.listen = append(c.listen, p.Listen)
+	}
+	for g := range cfg.groups() {
+		var ps []*toxiproxy.Proxy
+		for i := range nodeCount {
+			p, err := c.tox.proxy(fmt.Sprintf("group%d-node%d", g, i), c.listen[i])
+			if err != nil {
+				t.Fatal(err)
+			}
+			ps = append(ps, p)
+		}
+		c.groups = append(c.groups, ps)
+	}
+	return c
+}
+
+// urls are the WebSocket URLs of client k: through its group's proxies,
+// starting at a different node for each client so sessions spread.
+func (c *cluster) urls(k int) []string {
+	ps := c.groups[k%len(c.groups)]
+	var urls []string
+	for i := range ps {
+		urls = append(urls, "ws://"+ps[(k+i)%len(ps)].Listen+"/ws")
+	}
+	return urls
+}
+
+// natsURLs are the NATS servers' own client URLs (the publisher's).
+func (c *cluster) natsURLs() string {
+	var urls []string
+	for _, ns := range c.nats {
+		urls = append(urls, "nats://127.0.0.1:"+strconv.Itoa(ns.Port()))
+	}
+	return strings.Join(urls, ",")
+}
+
+// restartNode starts node i again, on the same address.
+func (c *cluster) restartNode(i int) {
+	c.t.Helper()
+	c.nodes[i] = pushtest.StartPushd(c.t, c.cfg.PushdBin, append(append([]string{}, c.args[i]...), "--listen", c.listen[i])...)
+}
+
+// NodeSample is what a node's /metrics said at one moment.
+type NodeSample struct {
+	Node       int     `json:"node"`
+	RSS        float64 `json:"rss_bytes"`
+	Goroutines float64 `json:"goroutines"`
+	Sessions   float64 `json:"sessions"`
+}
+
+// sample reads every node's /metrics.
+func (c *cluster) sample() ([]NodeSample, error) {
+	var out []NodeSample
+	for i, p := range c.nodes {
+		m, err := scrape("http://" + p.Listen + "/metrics")
+		if err != nil {
+			return nil, fmt.Errorf("node %d: %w", i, err)
+		}
+		out = append(out, NodeSample{Node: i, RSS: m["process_resident_memory_bytes"], Goroutines: m["go_goroutines"], Sessions: m["pushd_connections"]})
+	}
+	return out, nil
+}
+
+// scrape reads the unlabelled samples of a Prometheus text page.
+func scrape(url string) (map[string]float64, error) {
+	hc := http.Client{Timeout: 5 * time.Second}
+	resp, err := hc.Get(url)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return nil, err
+	}
+	m := map[string]float64{}
+	for _, line := range strings.Split(string(b), "\n") {
+		name, v, ok := strings.Cut(line, " ")
+		if !ok || strings.HasPrefix(name, "#") || strings.Contains(name, "{") {
+			continue
+		}
+		if f, err := strconv.ParseFloat(strings.TrimSpace(v), 64); err == nil {
+			m[name] = f
+		}
+	}
+	return m, nil
+}
