@@ -927,7 +927,7 @@ var defaults = {
   stableAfter: 1e4,
   transportTimeout: 5e3,
   rememberTransport: 36e5,
-  avoidNode: 3e4,
+  avoidFor: 3e4,
   ack: "auto"
 };
 var PushdClient = class extends Emitter {
@@ -961,6 +961,8 @@ var PushdClient = class extends Emitter {
   urlNodes = /* @__PURE__ */ new Map();
   /** Nodes that sent the client away, until when to skip their URLs (ms since the epoch). */
   avoiding = /* @__PURE__ */ new Map();
+  /** URLs tried since the last hello: once every URL not avoided is, the avoided ones are tried too. */
+  triedSinceHello = /* @__PURE__ */ new Set();
   constructor(options) {
     super();
     if (!options.getToken && options.user === void 0) throw new TypeError("pushd: set getToken (or user, on a dev node)");
@@ -1140,6 +1142,7 @@ var PushdClient = class extends Emitter {
     try {
       url = await this.nextUrl();
       if (gen !== this.gen) return;
+      this.triedSinceHello.add(url);
       if (this.opts.getToken) {
         token = await this.opts.getToken();
         if (gen !== this.gen) return;
@@ -1187,11 +1190,11 @@ var PushdClient = class extends Emitter {
     if (typeof u === "function") return u(i);
     if (typeof u === "string") return u;
     if (!u.length) throw new TypeError("pushd: the url list is empty");
-    for (let k = 0; k < u.length; k++) {
-      if (this.avoided(u[(i + k) % u.length])) continue;
-      this.urlIndex = i + k;
-      break;
-    }
+    const others = u.filter((x) => !this.avoided(x));
+    if (others.every((x) => this.triedSinceHello.has(x))) return u[i % u.length];
+    let k = 0;
+    while (this.avoided(u[(i + k) % u.length])) k++;
+    this.urlIndex = i + k;
     return u[this.urlIndex % u.length];
   }
   /** Whether url is known to lead to a node to avoid now. */
@@ -1206,7 +1209,7 @@ var PushdClient = class extends Emitter {
   /** A close or refusal named its node (docs/PROTOCOL.md, "Going elsewhere"): skip it for a while. */
   avoid(c, reason) {
     const n = reasonNode(reason);
-    const ms = this.opts.avoidNode ?? defaults.avoidNode;
+    const ms = this.opts.avoidFor ?? defaults.avoidFor;
     if (n === void 0 || !(ms > 0)) return;
     this.avoiding.set(n, Date.now() + ms);
     if (c.helloAt === void 0) this.urlNodes.set(c.url, n);
@@ -1258,6 +1261,7 @@ var PushdClient = class extends Emitter {
     this.lastHello = { sid: h.sid, node: h.node, user: h.user, url: c.url, transport: c.transport, first, recovered, gap };
     this.memory.set(c.url, c.transport);
     this.urlNodes.set(c.url, h.node);
+    this.triedSinceHello.clear();
     if (h.seq !== void 0) this.lastHello.seq = h.seq;
     c.hb.start(h.ping_interval, h.ping_timeout);
     for (const sub of this.subs.values()) void this.sendJoin(sub, c);
@@ -1304,6 +1308,8 @@ var PushdClient = class extends Emitter {
     else this.urlIndex++;
     const willReconnect = action !== "stop";
     const ev = { code, reason, error, url: c.url, transport: c.transport, willReconnect };
+    const avoidNode = reasonNode(reason);
+    if (avoidNode !== void 0) ev.avoidNode = avoidNode;
     if (!willReconnect) {
       this.emit("disconnect", ev);
       const err = new PushdError(error || "closed", `stopped after close ${code}: ${message || "no reason"}`, { closeCode: code });

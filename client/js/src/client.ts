@@ -76,10 +76,11 @@ export interface ClientOptions {
   /**
    * Milliseconds during which, after a close or refusal that names its node (a drain's
    * `draining: node 3; ...`, an HTTP refusal's `avoid_node`), the URLs of a list known to lead to
-   * that node (from their hellos, or that refusal) are skipped, unless all of them are. Default
-   * 30000; 0 turns it off. A single URL (a load balancer) or a url function is never skipped.
+   * that node (from their hellos, or that refusal) are skipped, unless all of them are, or every
+   * other URL was tried since the last hello. Default 30000 (the Go SDK's `AvoidFor`); 0 turns it
+   * off. A single URL (a load balancer) or a url function is never skipped.
    */
-  avoidNode?: number;
+  avoidFor?: number;
   /**
    * Receipts for pushes that ask for one (`push.needsAck`). `auto` (default): acknowledged once
    * every `push` listener has returned, or, for listeners that return a Promise, once all of them
@@ -142,6 +143,8 @@ export interface DisconnectEvent {
   url: string;
   /** The transport of the connection. */
   transport: TransportName;
+  /** The node the close reason (or HTTP refusal) named: it sent the client away (drain hint). */
+  avoidNode?: number;
   /** Whether the client will reconnect. */
   willReconnect: boolean;
   /**
@@ -194,7 +197,7 @@ const defaults = {
   stableAfter: 10_000,
   transportTimeout: 5000,
   rememberTransport: 3_600_000,
-  avoidNode: 30_000,
+  avoidFor: 30_000,
   ack: "auto",
 } as const;
 
@@ -238,6 +241,8 @@ export class PushdClient extends Emitter<ClientEvents> implements SubscriptionHo
   private readonly urlNodes = new Map<string, number>();
   /** Nodes that sent the client away, until when to skip their URLs (ms since the epoch). */
   private readonly avoiding = new Map<number, number>();
+  /** URLs tried since the last hello: once every URL not avoided is, the avoided ones are tried too. */
+  private readonly triedSinceHello = new Set<string>();
 
   constructor(options: ClientOptions) {
     super();
@@ -432,6 +437,7 @@ export class PushdClient extends Emitter<ClientEvents> implements SubscriptionHo
     try {
       url = await this.nextUrl();
       if (gen !== this.gen) return;
+      this.triedSinceHello.add(url);
       if (this.opts.getToken) {
         token = await this.opts.getToken();
         if (gen !== this.gen) return;
@@ -479,13 +485,14 @@ export class PushdClient extends Emitter<ClientEvents> implements SubscriptionHo
     if (typeof u === "function") return u(i);
     if (typeof u === "string") return u;
     if (!u.length) throw new TypeError("pushd: the url list is empty");
-    // The next URL that does not lead to a node that sent the client away; when they all do,
-    // the next one anyway (a drained node's URL may lead to its successor by now).
-    for (let k = 0; k < u.length; k++) {
-      if (this.avoided(u[(i + k) % u.length]!)) continue;
-      this.urlIndex = i + k;
-      break;
-    }
+    // The next URL that does not lead to a node that sent the client away; when they all do, or
+    // all the others failed since the last hello, the next one anyway (a drained node's URL may
+    // lead to its successor by now).
+    const others = u.filter((x) => !this.avoided(x));
+    if (others.every((x) => this.triedSinceHello.has(x))) return u[i % u.length]!;
+    let k = 0;
+    while (this.avoided(u[(i + k) % u.length]!)) k++;
+    this.urlIndex = i + k;
     return u[this.urlIndex % u.length]!;
   }
 
@@ -502,7 +509,7 @@ export class PushdClient extends Emitter<ClientEvents> implements SubscriptionHo
   /** A close or refusal named its node (docs/PROTOCOL.md, "Going elsewhere"): skip it for a while. */
   private avoid(c: Conn, reason: string): void {
     const n = reasonNode(reason);
-    const ms = this.opts.avoidNode ?? defaults.avoidNode;
+    const ms = this.opts.avoidFor ?? defaults.avoidFor;
     if (n === undefined || !(ms > 0)) return;
     this.avoiding.set(n, Date.now() + ms);
     if (c.helloAt === undefined) this.urlNodes.set(c.url, n); // refused there: that URL leads to n
@@ -558,6 +565,7 @@ export class PushdClient extends Emitter<ClientEvents> implements SubscriptionHo
     this.lastHello = { sid: h.sid, node: h.node, user: h.user, url: c.url, transport: c.transport, first, recovered, gap };
     this.memory.set(c.url, c.transport);
     this.urlNodes.set(c.url, h.node);
+    this.triedSinceHello.clear();
     if (h.seq !== undefined) this.lastHello.seq = h.seq;
     c.hb.start(h.ping_interval, h.ping_timeout);
     for (const sub of this.subs.values()) void this.sendJoin(sub, c);
@@ -609,6 +617,8 @@ export class PushdClient extends Emitter<ClientEvents> implements SubscriptionHo
     else this.urlIndex++;
     const willReconnect = action !== "stop";
     const ev: DisconnectEvent = { code, reason, error, url: c.url, transport: c.transport, willReconnect };
+    const avoidNode = reasonNode(reason);
+    if (avoidNode !== undefined) ev.avoidNode = avoidNode;
     if (!willReconnect) {
       this.emit("disconnect", ev);
       const err = new PushdError(error || "closed", `stopped after close ${code}: ${message || "no reason"}`, { closeCode: code });

@@ -4,7 +4,7 @@ import { afterEach, beforeEach, test } from "node:test";
 import assert from "node:assert/strict";
 import { FakeServer } from "../support/fake-server.js";
 import { disconnectAll, newClient } from "../support/client.js";
-import { nextEvent } from "../support/wait.js";
+import { nextEvent, record } from "../support/wait.js";
 import { reasonNode } from "../../src/index.js";
 
 let servers: FakeServer[];
@@ -90,9 +90,28 @@ test("one URL (a load balancer) is reconnected to; so is a list whose every URL 
   assert.equal((await client.whenConnected()).node, 5);
 });
 
-test("avoidNode: 0 turns the hints off", async () => {
+test("once every other URL failed since the last hello, an avoided one is tried too", async () => {
+  const [a, b] = servers as [FakeServer, FakeServer];
+  const client = newClient([a.url, b.url]);
+  const closes = record(client, "disconnect");
+  client.connect();
+  const onA = await a.nextConn();
+  await onA.accept({ node: 1 });
+  await client.whenConnected();
+  onA.close(1012, "draining: node 1; reconnect elsewhere");
+  const onB = await b.nextConn();
+  await onB.accept({ node: 2 });
+  await client.whenConnected();
+  onB.close(4008, "slow_consumer: too slow");
+  (await b.nextConn()).close(1013, "starting: not ready yet"); // a's URL skipped once; b refuses
+  await (await a.nextConn()).accept({ node: 1 });
+  assert.equal((await client.whenConnected()).url, a.url);
+  assert.deepEqual(closes.map((d) => d.avoidNode), [1, undefined, undefined]);
+});
+
+test("avoidFor: 0 turns the hints off", async () => {
   const [a, b, c] = servers as [FakeServer, FakeServer, FakeServer];
-  const client = newClient([a.url, b.url, c.url], { avoidNode: 0 });
+  const client = newClient([a.url, b.url, c.url], { avoidFor: 0 });
   client.connect();
   const onA = await a.nextConn();
   await onA.accept({ node: 1 });
