@@ -1,11 +1,13 @@
 // The demo page's script: a PushdClient connected to the node that served the page (or to the
-// comma-separated WebSocket URLs in ?ws=), its subscriptions, and a form that publishes pushes
-// through the dev node's POST /dev/publish.
+// comma-separated WebSocket URLs in ?ws=, over the transports in ?transports=, e.g. sse,poll),
+// its subscriptions, and a form that publishes pushes through the dev node's POST /dev/publish.
 import { PushdClient } from "./pushd.js";
 
 const $ = (id) => document.getElementById(id);
 const ownURL = `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/ws`;
-const urls = new URLSearchParams(location.search).get("ws")?.split(",") ?? [ownURL];
+const params = new URLSearchParams(location.search);
+const urls = params.get("ws")?.split(",") ?? [ownURL];
+const transports = params.get("transports")?.split(",");
 let client;
 
 function log(list, text, attrs = {}) {
@@ -22,23 +24,28 @@ function showState(state) {
   $("connect").disabled = state !== "disconnected";
   $("disconnect").disabled = state === "disconnected";
   $("join").disabled = state === "disconnected";
-  if (state !== "connected") $("session").textContent = "";
+  if (state !== "connected") {
+    $("session").textContent = "";
+    delete $("session").dataset.transport;
+  }
 }
 
 function connect(user) {
-  client = new PushdClient({ url: urls, user });
+  client = new PushdClient({ url: urls, user, ...(transports && { transports }) });
   window.pushdDemo = { client };
   client.on("state", (e) => {
     showState(e.state);
     if (e.code !== undefined) log("events", `state ${e.state} (close ${e.code} ${e.reason})`);
   });
   client.on("hello", (h) => {
-    $("session").textContent = `as ${h.user}, session ${h.sid} on node ${h.node} (${h.url})`;
-    log("events", `hello: session ${h.sid} on node ${h.node}` + (h.seq ? ` at seq ${h.seq}` : "") +
+    $("session").textContent = `as ${h.user}, session ${h.sid} on node ${h.node} over ${h.transport} (${h.url})`;
+    $("session").dataset.transport = h.transport;
+    log("events", `hello: session ${h.sid} on node ${h.node} over ${h.transport}` + (h.seq ? ` at seq ${h.seq}` : "") +
       (h.recovered !== undefined ? `, recovered ${h.recovered}` : "") + (h.gap ? ", pushes may have been missed" : ""));
   });
   client.on("disconnect", (d) =>
-    log("events", `closed ${d.code} ${d.reason}` + (d.willReconnect ? `; reconnecting in ${Math.round(d.delay)}ms` : "; not reconnecting")));
+    log("events", `${d.transport} closed ${d.code} ${d.reason}` + (!d.willReconnect ? "; not reconnecting"
+      : d.delay === 0 ? "; trying the next transport" : `; reconnecting in ${Math.round(d.delay)}ms`)));
   client.on("error", (e) => log("events", `error ${e.code}: ${e.message}`));
   client.on("push", (p) => {
     const where = p.target === "doc" ? `doc ${p.doc}` : p.target;

@@ -183,24 +183,28 @@ var Heartbeat = class {
   }
   ping;
   dead;
+  /** See {@link HeartbeatMode}; set before `start`. */
+  mode = "ping";
   interval = 0;
   grace = 0;
+  timeout = 0;
+  last = 0;
   pingTimer;
   watchTimer;
-  /** Starts (or retimes) the pings with the interval and timeout of the latest hello or pong. */
+  /** Starts (or retimes) the heartbeat with the interval and timeout of the latest hello or pong. */
   start(interval, timeout) {
-    this.update(interval, timeout);
+    this.set(interval, timeout);
+    this.last = Date.now();
     clearTimeout(this.pingTimer);
     if (this.interval > 0) this.pingTimer = setTimeout(() => this.tick(), this.interval);
   }
   /** Takes a pong's interval and timeout; the next ping waits the new interval. */
   update(interval, timeout) {
-    if (!(interval > 0) || !Number.isFinite(interval)) return;
-    this.interval = interval;
-    this.grace = timeout > interval ? timeout - interval : interval;
+    if (this.mode !== "stream") this.set(interval, timeout);
   }
-  /** A frame arrived: the server is alive. */
+  /** A frame (or, on HTTP, any traffic) arrived: the server is alive. */
   received() {
+    this.last = Date.now();
     if (this.watchTimer === void 0) return;
     clearTimeout(this.watchTimer);
     this.watchTimer = void 0;
@@ -225,11 +229,362 @@ var Heartbeat = class {
     clearTimeout(this.watchTimer);
     this.pingTimer = this.watchTimer = void 0;
   }
+  set(interval, timeout) {
+    if (!(interval > 0) || !Number.isFinite(interval)) return;
+    this.interval = interval;
+    this.timeout = timeout > interval ? timeout : 2 * interval;
+    this.grace = this.timeout - interval;
+  }
   tick() {
     this.pingTimer = setTimeout(() => this.tick(), this.interval);
-    this.check();
+    const silent = Date.now() - this.last;
+    if (this.mode === "ping" || this.mode === "probe" && silent >= this.interval) this.check();
+    else if (this.mode === "stream" && silent > this.timeout) {
+      this.stop();
+      this.dead(`heartbeat_timeout: nothing from the server for ${silent}ms (ping_timeout ${this.timeout}ms)`);
+    }
   }
 };
+
+// src/sse.ts
+var EventStreamParser = class {
+  constructor(event) {
+    this.event = event;
+  }
+  event;
+  /** The ID of the last event dispatched: what a reconnect sends as Last-Event-ID. */
+  id = "";
+  /** The latest `retry:` (ms), when the server sent one. */
+  retry;
+  rest = "";
+  data;
+  nextId;
+  /** Parses the next chunk of the stream, dispatching the events it completes. */
+  push(chunk) {
+    const s = this.rest + chunk;
+    let start = 0;
+    for (let i = 0; i < s.length; i++) {
+      const ch = s.charCodeAt(i);
+      if (ch !== 10 && ch !== 13) continue;
+      if (ch === 13 && i + 1 === s.length) break;
+      this.line(s.slice(start, i));
+      if (ch === 13 && s.charCodeAt(i + 1) === 10) i++;
+      start = i + 1;
+    }
+    this.rest = s.slice(start);
+  }
+  line(line) {
+    if (line === "") {
+      if (this.nextId !== void 0) this.id = this.nextId;
+      const data = this.data;
+      this.data = this.nextId = void 0;
+      if (data !== void 0) this.event(data);
+      return;
+    }
+    const colon = line.indexOf(":");
+    if (colon === 0) return;
+    const field = colon < 0 ? line : line.slice(0, colon);
+    let value = colon < 0 ? "" : line.slice(colon + 1);
+    if (value.charCodeAt(0) === 32) value = value.slice(1);
+    if (field === "data") this.data = this.data === void 0 ? value : `${this.data}
+${value}`;
+    else if (field === "id" && !value.includes("\0")) this.nextId = value;
+    else if (field === "retry" && /^\d+$/.test(value)) this.retry = Number(value);
+  }
+};
+
+// src/http.ts
+function httpBase(url) {
+  const u = new URL(url, globalThis.location?.href);
+  u.protocol = u.protocol === "wss:" ? "https:" : u.protocol === "ws:" ? "http:" : u.protocol;
+  u.pathname = u.pathname.replace(/\/?(ws\/?)?$/, "/http");
+  u.search = u.hash = "";
+  return u.href;
+}
+var refusals = {
+  token_missing: 4003,
+  token_invalid: 4003,
+  invalid_user: 4003,
+  token_expired: 4001,
+  forbidden_origin: 4004,
+  too_many_sessions: 4009,
+  rate_limited: 4029,
+  draining: 1012,
+  over_capacity: 1013,
+  not_leased: 1013,
+  duplicate_node_id: 1013,
+  starting: 1013
+};
+function httpTransport(kind, env) {
+  return (url, on) => new HttpConn(kind, env, httpBase(url), on);
+}
+var enc = encodeURIComponent;
+var text = (err) => err instanceof Error ? err.message : String(err);
+function parse(s) {
+  try {
+    return JSON.parse(s);
+  } catch {
+    return void 0;
+  }
+}
+function refusal(res, body, what) {
+  if (typeof body?.error !== "string") return { error: "http_error", message: `HTTP ${res.status} from ${what}` };
+  let message = String(body.message ?? "");
+  const n = body.avoid_node;
+  if (Number.isInteger(n) && n >= 0) message = `node ${n}; ${message.replace(/^node [0-9]+; /, "")}`;
+  return { error: body.error, message };
+}
+var HttpConn = class {
+  constructor(kind, env, base, on) {
+    this.kind = kind;
+    this.env = env;
+    this.base = base;
+    this.on = on;
+    this.heartbeat = kind === "sse" && env.EventSource ? "probe" : "stream";
+    queueMicrotask(() => this.done || on.open());
+  }
+  kind;
+  env;
+  base;
+  on;
+  heartbeat;
+  ctl = new AbortController();
+  /** `?sid=…&secret=…`, once connected. */
+  q = "";
+  sid = "";
+  secret = "";
+  done = false;
+  /** The session is known to be gone (close frame, 404, 410): no need to close it. */
+  gone = false;
+  /** A frame came (the first is hello): the transport works. */
+  hello = false;
+  /** A read failed on the way and was retried; a second failure in a row gives up. */
+  retried = false;
+  first = true;
+  out = [];
+  sending = false;
+  cursor = "0";
+  lastId = "";
+  hint = 1e3;
+  es;
+  timer;
+  unwatch;
+  send(frame) {
+    if (this.done) return;
+    if (this.first) {
+      this.first = false;
+      void this.connect(frame);
+      return;
+    }
+    this.out.push(frame);
+    void this.pump();
+  }
+  close() {
+    if (this.done) return;
+    this.end();
+  }
+  /** Stops everything; closes the session unless it is gone. */
+  end() {
+    this.done = true;
+    this.ctl.abort();
+    clearTimeout(this.timer);
+    this.unwatch?.();
+    if (this.es) {
+      this.es.onopen = this.es.onmessage = this.es.onerror = null;
+      this.es.close();
+    }
+    if (this.sid && !this.gone) this.env.fetch(`${this.base}/close${this.q}`, { method: "POST", keepalive: true }).catch(() => {
+    });
+  }
+  /** The connection is over: tell the client. */
+  fail(code, reason, retry) {
+    if (this.done) return;
+    this.end();
+    this.on.close(code, reason, retry);
+  }
+  async connect(frame) {
+    let res;
+    let body;
+    try {
+      res = await this.env.fetch(`${this.base}/connect`, {
+        method: "POST",
+        // A string body is text/plain: no CORS preflight before the first frame.
+        body: `{"transport":"${this.kind}",${frame.slice(1)}`,
+        signal: this.ctl.signal
+      });
+      body = parse(await res.text());
+    } catch (err) {
+      return this.fail(1006, `connect_failed: ${text(err)}`);
+    }
+    if (this.done) return;
+    if (!res.ok || typeof body?.sid !== "string" || typeof body.secret !== "string") {
+      const e = refusal(res, body, "/http/connect");
+      return this.fail(refusals[e.error] ?? 1006, `${e.error}: ${e.message}`);
+    }
+    this.sid = body.sid;
+    this.secret = body.secret;
+    this.q = `?sid=${enc(this.sid)}&secret=${enc(this.secret)}`;
+    this.watchPage();
+    if (this.kind === "poll") void this.poll();
+    else if (this.env.EventSource) this.eventSource(this.env.EventSource);
+    else void this.stream();
+    void this.pump();
+  }
+  /** A frame from the stream, a poll or a POST's answer; the close frame ends the transport. */
+  frame(f) {
+    if (this.done) return;
+    this.hello = true;
+    if (typeof f === "string" ? f.includes('"close_code"') : f.type === "close") {
+      const c = typeof f === "string" ? parse(f) : f;
+      if (c?.type === "close") {
+        this.gone = true;
+        const code = typeof c["close_code"] === "number" ? c["close_code"] : 1006;
+        return this.fail(code, String(c["reason"] ?? ""), typeof c["retry"] === "number" ? c["retry"] : void 0);
+      }
+    }
+    this.on.message(f);
+  }
+  /**
+   * A read failed on the way (the network, a proxy's timeout, a relaying node that drains). The
+   * session may live on: read again from where this one stopped (Last-Event-ID, the same poll
+   * cursor), once; a second failure in a row, or one before hello, ends the transport.
+   */
+  dropped(why) {
+    if (this.done) return;
+    if (!this.hello || this.retried) return this.fail(1006, why);
+    this.retried = true;
+    const again = () => this.kind === "poll" ? this.poll() : this.stream();
+    this.timer = setTimeout(() => void again(), this.env.random() * Math.min(this.hint, 500));
+  }
+  /** A read was refused: the session is gone (404, 410), taken over (409 replaced: 4011), or unreadable. */
+  refused(res, body, what) {
+    const e = refusal(res, body, what);
+    this.gone ||= res.status === 404 || res.status === 410 || e.error === "replaced";
+    this.fail(e.error === "replaced" ? 4011 : 1006, `${e.error}: ${e.message}`);
+  }
+  /** SSE read with fetch: keep-alives are visible, and a dropped stream continues after its last event. */
+  async stream() {
+    const url = `${this.base}/sse${this.q}${this.lastId ? `&last_event_id=${enc(this.lastId)}` : ""}`;
+    let res;
+    try {
+      res = await this.env.fetch(url, { headers: { Accept: "text/event-stream" }, cache: "no-store", signal: this.ctl.signal });
+    } catch (err) {
+      return this.dropped(`stream_failed: ${text(err)}`);
+    }
+    if (this.done) return;
+    if (!res.ok || !res.body) return this.refused(res, parse(await res.text().catch(() => "")), "/http/sse");
+    this.retried = false;
+    const parser = new EventStreamParser((data) => {
+      this.lastId = parser.id;
+      this.frame(data);
+    });
+    const reader = res.body.getReader();
+    const dec = new TextDecoder();
+    try {
+      for (; ; ) {
+        const { done, value } = await reader.read();
+        if (this.done || done) break;
+        this.on.alive();
+        parser.push(dec.decode(value, { stream: true }));
+        this.hint = parser.retry ?? this.hint;
+      }
+    } catch (err) {
+      return this.dropped(`stream_lost: ${text(err)}`);
+    }
+    this.dropped("stream_lost: the event stream ended");
+  }
+  /** SSE read with the browser's EventSource, which reconnects by itself with Last-Event-ID. */
+  eventSource(ES) {
+    const es = this.es = new ES(`${this.base}/sse${this.q}`);
+    es.onopen = () => {
+      this.retried = false;
+      this.on.alive();
+    };
+    es.onmessage = (ev) => this.frame(ev.data);
+    es.onerror = () => {
+      if (es.readyState === 2 || !this.hello || this.retried) this.fail(1006, "stream_failed: the event stream failed");
+      else this.retried = true;
+    };
+  }
+  /** Long-polling: each answer's cursor goes into the next poll and acknowledges its frames. */
+  async poll() {
+    let res;
+    let body;
+    try {
+      res = await this.env.fetch(`${this.base}/poll${this.q}&cursor=${enc(this.cursor)}`, { cache: "no-store", signal: this.ctl.signal });
+      body = parse(await res.text());
+    } catch (err) {
+      return this.dropped(`poll_failed: ${text(err)}`);
+    }
+    if (this.done) return;
+    if (!res.ok || typeof body?.cursor !== "string" || !Array.isArray(body.frames)) return this.refused(res, body, "/http/poll");
+    this.retried = false;
+    this.on.alive();
+    this.cursor = body.cursor;
+    for (const f of body.frames) {
+      this.frame(f);
+      if (this.done) return;
+    }
+    void this.poll();
+  }
+  /**
+   * Upstream frames, one POST at a time so that they arrive in order (a join before the publish
+   * that follows it). Replies go to the client as frames; a frame HTTP refuses (429, 503, ...)
+   * is answered with the error frame a WebSocket would have carried, so its request fails with
+   * that code.
+   */
+  async pump() {
+    if (this.sending || !this.sid) return;
+    this.sending = true;
+    while (this.out.length && !this.done) {
+      const frame = this.out.shift();
+      let res;
+      let body;
+      try {
+        res = await this.env.fetch(`${this.base}/send`, {
+          method: "POST",
+          headers: { "Content-Type": "application/json", "Push-Session": this.sid, "Push-Secret": this.secret },
+          body: frame,
+          signal: this.ctl.signal
+        });
+        body = parse(await res.text());
+      } catch (err) {
+        return this.fail(1006, `send_failed: ${text(err)}`);
+      }
+      if (this.done) return;
+      if (res.ok && Array.isArray(body)) {
+        for (const f of body) this.frame(f);
+        continue;
+      }
+      const e = refusal(res, body, "/http/send");
+      if (res.status === 404) {
+        this.gone = true;
+        return this.fail(1006, `${e.error}: ${e.message}`);
+      }
+      if (res.status !== 410) this.frame(errorFrame(frame, e.error, e.message));
+    }
+    this.sending = false;
+  }
+  /** Closes the session at once when the page goes away, instead of a ping_timeout later. */
+  watchPage() {
+    const w = this.env.window;
+    if (!w) return;
+    const hide = () => {
+      const url = `${this.base}/close${this.q}`;
+      this.gone = w.navigator?.sendBeacon?.(url) === true || this.gone;
+      this.fail(1001, "going_away: the page was hidden");
+    };
+    w.addEventListener("pagehide", hide);
+    this.unwatch = () => w.removeEventListener("pagehide", hide);
+  }
+};
+function errorFrame(frame, code, message) {
+  const f = parse(frame);
+  const e = { type: "error", code, message };
+  if (typeof f?.id === "string") e.id = f.id;
+  if (typeof f?.doc === "string") e.doc = f.doc;
+  return e;
+}
 
 // src/jwt.ts
 function tokenExpiry(token) {
@@ -249,6 +604,47 @@ function refreshDelay(expMs, now, margin) {
   return Math.max(0, left - Math.min(margin, left / 5));
 }
 
+// src/memory.ts
+var memoryKey = (url) => `pushd:transport:${url}`;
+function defaultStorage() {
+  try {
+    return globalThis.localStorage ?? void 0;
+  } catch {
+    return void 0;
+  }
+}
+var TransportMemory = class {
+  constructor(ttl, storage) {
+    this.ttl = ttl;
+    this.storage = storage;
+  }
+  ttl;
+  storage;
+  m = /* @__PURE__ */ new Map();
+  /** The transport that worked on url, unless forgotten. */
+  get(url) {
+    let e = this.m.get(url);
+    if (!e && this.storage) {
+      try {
+        const v = JSON.parse(this.storage.getItem(memoryKey(url)) ?? "null");
+        if (typeof v?.t === "string" && typeof v.until === "number") this.m.set(url, e = v);
+      } catch {
+      }
+    }
+    return e && e.until > Date.now() ? e.t : void 0;
+  }
+  /** Remembers that t said hello on url. */
+  set(url, t) {
+    if (!(this.ttl > 0)) return;
+    const e = { t, until: Date.now() + this.ttl };
+    this.m.set(url, e);
+    try {
+      this.storage?.setItem(memoryKey(url), JSON.stringify(e));
+    } catch {
+    }
+  }
+};
+
 // src/policy.ts
 function closeAction(code) {
   switch (code) {
@@ -263,6 +659,7 @@ function closeAction(code) {
       return "auth";
     case 4004:
     case 4010:
+    case 4011:
       return "stop";
   }
   return "retry";
@@ -286,6 +683,10 @@ function backoffDelay(action, attempt, options = {}, random = Math.random) {
 function parseReason(reason) {
   const m = /^([a-z_]+): ([\s\S]*)$/.exec(reason);
   return m ? { error: m[1], message: m[2] } : { error: "", message: reason };
+}
+function reasonNode(reason) {
+  const m = /^([a-z_]+): node ([0-9]+); /.exec(reason);
+  return m ? Number(m[2]) : void 0;
 }
 
 // src/push.ts
@@ -361,6 +762,7 @@ var Subscription = class extends Emitter {
     this.doc = doc;
     this.cur = new Cursor(options.since);
     this.token = options.token;
+    this.presenceEvents = options.presence === true;
     this.ready = new Promise((resolve, reject) => this.settle = { resolve, reject });
     this.ready.catch(() => {
     });
@@ -380,6 +782,8 @@ var Subscription = class extends Emitter {
   /** @internal */
   token;
   /** @internal */
+  presenceEvents;
+  /** @internal */
   joinedOnce = false;
   /** @internal */
   joinGen = -1;
@@ -387,6 +791,8 @@ var Subscription = class extends Emitter {
   attempts = 0;
   /** @internal */
   timer;
+  /** @internal Pushes that came before the join's answer (HTTP transports). */
+  early = [];
   /** @internal */
   settle;
   /**
@@ -399,6 +805,52 @@ var Subscription = class extends Emitter {
   /** Leaves the doc. Resolves once the server confirmed (or at once when not connected); never rejects. */
   leave() {
     return this.host.leave(this);
+  }
+  /**
+   * One page of who is in the doc (at most `limit` members, 100 by default, from `cursor` on).
+   * Rejects with a {@link PushdError}: `forbidden` (no grant for the doc), `bad_cursor`,
+   * `rate_limited`, `unavailable`, or the client's `timeout`, `disconnected`, `closed`.
+   */
+  async presence(options = {}) {
+    const f = { type: "presence", doc: this.doc };
+    if (options.limit !== void 0) f["limit"] = options.limit;
+    if (options.cursor !== void 0) f["cursor"] = options.cursor;
+    const r = await this.ask(f);
+    const page = { doc: this.doc, sessions: Number(r["sessions"] ?? 0), users: Number(r["users"] ?? 0), members: r["members"] ?? [] };
+    if (typeof r["next"] === "string") page.next = r["next"];
+    return page;
+  }
+  /** Everyone in the doc: every page of {@link presence}, in session ID order. */
+  async members() {
+    const all = [];
+    let cursor;
+    do {
+      const page = await this.presence(cursor === void 0 ? { limit: 1e3 } : { limit: 1e3, cursor });
+      all.push(...page.members);
+      cursor = page.next;
+    } while (cursor !== void 0);
+    return all;
+  }
+  /** The doc's member counts (`presence_stats`); rejects as {@link presence} does. */
+  async presenceStats() {
+    const r = await this.ask({ type: "presence_stats", doc: this.doc });
+    return { doc: this.doc, sessions: Number(r["sessions"] ?? 0), users: Number(r["users"] ?? 0) };
+  }
+  /** A presence request, with the join token when the subscription has one (the same grant). */
+  async ask(f) {
+    const token = typeof this.token === "function" ? await this.token() : this.token;
+    if (token !== void 0) f["token"] = token;
+    return this.host.request(f, this.doc);
+  }
+  /** @internal A presence_diff frame for this doc. */
+  presenceDiff(d) {
+    if (this.state === "left" || this.state === "failed") return;
+    this.emit("presence", d);
+    for (const e of d.events ?? []) {
+      const { event, ...rest } = e;
+      if (event === "join") this.emit("presence_join", rest);
+      else if (event === "leave") this.emit("presence_leave", rest);
+    }
   }
   /** @internal */
   dispatch(push) {
@@ -473,11 +925,18 @@ var defaults = {
   maxAuthFailures: 3,
   refreshMargin: 6e4,
   stableAfter: 1e4,
+  transportTimeout: 5e3,
+  rememberTransport: 36e5,
+  avoidFor: 3e4,
   ack: "auto"
 };
 var PushdClient = class extends Emitter {
   opts;
-  transport;
+  factories;
+  names;
+  memory;
+  /** The next transport to try at once, after one that could not connect. */
+  step;
   win;
   random;
   requests = new Requests();
@@ -498,16 +957,36 @@ var PushdClient = class extends Emitter {
   unwatch;
   queue = [];
   lastHello;
+  /** The node each URL led to (its last hello, or a refusal naming its node). */
+  urlNodes = /* @__PURE__ */ new Map();
+  /** Nodes that sent the client away, until when to skip their URLs (ms since the epoch). */
+  avoiding = /* @__PURE__ */ new Map();
+  /** URLs tried since the last hello: once every URL not avoided is, the avoided ones are tried too. */
+  triedSinceHello = /* @__PURE__ */ new Set();
   constructor(options) {
     super();
     if (!options.getToken && options.user === void 0) throw new TypeError("pushd: set getToken (or user, on a dev node)");
     this.opts = options;
-    const WS = options.WebSocket ?? globalThis.WebSocket;
-    this.transport = options.transport ?? (WS ? webSocketTransport(WS) : () => {
-      throw new TypeError("pushd: no WebSocket here; pass the ws package as the WebSocket option");
-    });
     this.win = options.window === null ? void 0 : options.window ?? defaultWindow();
     this.random = options.random ?? Math.random;
+    const g = globalThis;
+    const WS = options.WebSocket ?? g.WebSocket;
+    const f = options.fetch ?? globalThis.fetch;
+    const env = {
+      fetch: ((input, init) => f(input, init)),
+      // called unbound: window.fetch refuses another `this`
+      EventSource: options.EventSource === null ? void 0 : options.EventSource ?? g.EventSource,
+      window: this.win,
+      random: this.random
+    };
+    this.factories = {
+      ...WS && { websocket: webSocketTransport(WS) },
+      ...f && { sse: httpTransport("sse", env), poll: httpTransport("poll", env) },
+      ...options.transportFactories
+    };
+    this.names = (options.transports ?? ["websocket", "sse", "poll"]).filter((n) => this.factories[n]);
+    if (!this.names.length) throw new TypeError("pushd: no transport here: pass the ws package as the WebSocket option (or allow sse and poll where fetch exists)");
+    this.memory = new TransportMemory(options.rememberTransport ?? defaults.rememberTransport, options.storage === null ? void 0 : options.storage ?? defaultStorage());
     this.userCursor = new Cursor(options.since);
   }
   /** See {@link ClientState}. */
@@ -526,6 +1005,7 @@ var PushdClient = class extends Emitter {
   connect() {
     if (this._state !== "disconnected") return;
     this.attempt = this.authFailures = this.hellos = 0;
+    this.step = void 0;
     this.setState("connecting");
     this.unwatch = watchEnvironment(this.win, {
       online: () => this.wake(true),
@@ -608,6 +1088,23 @@ var PushdClient = class extends Emitter {
       else this.queue.push({ id, frame });
     });
   }
+  /**
+   * @internal Sends a request frame (a presence query) and resolves with its reply; fails as
+   * publish does. While reconnecting it waits for the next session.
+   */
+  request(frame, doc) {
+    return new Promise((resolve, reject) => {
+      if (this._state === "disconnected") {
+        reject(new PushdError("closed", "the client is disconnected; call connect() first", { doc }));
+        return;
+      }
+      const id = this.id("q");
+      frame = { ...frame, id };
+      const p = this.requests.add(id, { onReply: resolve, onFail: reject }, this.opts.requestTimeout ?? defaults.requestTimeout);
+      if (this.conn?.helloAt !== void 0) this.sendRequest(this.conn, frame, p);
+      else this.queue.push({ id, frame });
+    });
+  }
   /** @internal Leaves a subscription (sub.leave()). */
   leave(sub) {
     if (sub.state === "left" || sub.state === "failed") return Promise.resolve();
@@ -645,6 +1142,7 @@ var PushdClient = class extends Emitter {
     try {
       url = await this.nextUrl();
       if (gen !== this.gen) return;
+      this.triedSinceHello.add(url);
       if (this.opts.getToken) {
         token = await this.opts.getToken();
         if (gen !== this.gen) return;
@@ -656,17 +1154,23 @@ var PushdClient = class extends Emitter {
       this.retry(backoffDelay("retry", this.attempt++, this.opts.backoff, this.random));
       return;
     }
+    const step = this.step ?? { ti: Math.max(0, this.names.indexOf(this.memory.get(url))), tried: 1 };
+    this.step = void 0;
+    const transport = this.names[step.ti];
     const hb = new Heartbeat(
       () => this.conn === c && c.t.send('{"type":"ping"}'),
       (why) => this.giveUp(c, why)
     );
-    const c = { gen, url, hb, since: void 0, token, t: void 0 };
+    const c = { gen, url, transport, ...step, hb, since: void 0, token, t: void 0 };
     this.conn = c;
     try {
-      c.t = this.transport(url, {
+      c.t = this.factories[transport](url, {
         open: () => this.onOpen(c),
         message: (m) => this.onFrame(c, m),
-        close: (code, reason) => this.onClose(c, code, reason)
+        alive: () => {
+          if (c === this.conn && c.helloAt !== void 0) c.hb.received();
+        },
+        close: (code, reason, retry) => this.onClose(c, code, reason, retry)
       });
     } catch (err) {
       c.t = { send() {
@@ -675,7 +1179,9 @@ var PushdClient = class extends Emitter {
       this.onClose(c, 1006, `connect_failed: ${err instanceof Error ? err.message : String(err)}`);
       return;
     }
-    const ms = this.opts.connectTimeout ?? defaults.connectTimeout;
+    hb.mode = c.t.heartbeat ?? "ping";
+    let ms = this.opts.connectTimeout ?? defaults.connectTimeout;
+    if (step.tried < this.names.length) ms = Math.min(ms, this.opts.transportTimeout ?? defaults.transportTimeout);
     hb.expect(ms, `connect_timeout: no hello within ${ms}ms`);
   }
   async nextUrl() {
@@ -684,7 +1190,29 @@ var PushdClient = class extends Emitter {
     if (typeof u === "function") return u(i);
     if (typeof u === "string") return u;
     if (!u.length) throw new TypeError("pushd: the url list is empty");
-    return u[i % u.length];
+    const others = u.filter((x) => !this.avoided(x));
+    if (others.every((x) => this.triedSinceHello.has(x))) return u[i % u.length];
+    let k = 0;
+    while (this.avoided(u[(i + k) % u.length])) k++;
+    this.urlIndex = i + k;
+    return u[this.urlIndex % u.length];
+  }
+  /** Whether url is known to lead to a node to avoid now. */
+  avoided(url) {
+    const n = this.urlNodes.get(url);
+    const until = n === void 0 ? void 0 : this.avoiding.get(n);
+    if (until === void 0) return false;
+    if (until > Date.now()) return true;
+    this.avoiding.delete(n);
+    return false;
+  }
+  /** A close or refusal named its node (docs/PROTOCOL.md, "Going elsewhere"): skip it for a while. */
+  avoid(c, reason) {
+    const n = reasonNode(reason);
+    const ms = this.opts.avoidFor ?? defaults.avoidFor;
+    if (n === void 0 || !(ms > 0)) return;
+    this.avoiding.set(n, Date.now() + ms);
+    if (c.helloAt === void 0) this.urlNodes.set(c.url, n);
   }
   onOpen(c) {
     if (c !== this.conn) return;
@@ -695,15 +1223,15 @@ var PushdClient = class extends Emitter {
     if (c.since !== void 0) f["since"] = c.since;
     c.t.send(JSON.stringify(f));
   }
-  onFrame(c, text) {
+  onFrame(c, m) {
     if (c !== this.conn) return;
     c.hb.received();
     let f;
     try {
-      f = JSON.parse(text);
+      f = typeof m === "string" ? JSON.parse(m) : m;
       if (typeof f?.type !== "string") throw new Error("no type");
     } catch {
-      this.report(new PushdError("protocol", `not a pushd frame: ${text.slice(0, 100)}`));
+      this.report(new PushdError("protocol", `not a pushd frame: ${(typeof m === "string" ? m : JSON.stringify(m)).slice(0, 100)}`));
       return;
     }
     switch (f.type) {
@@ -714,6 +1242,12 @@ var PushdClient = class extends Emitter {
         return;
       case "push":
         return this.onPush(f);
+      case "presence_diff": {
+        const sub = typeof f.doc === "string" ? this.subs.get(f.doc) : void 0;
+        const { type: _, ...diff } = f;
+        if (sub) sub.presenceDiff(diff);
+        return;
+      }
     }
     if (this.requests.settle(f)) return;
     if (f.type === "error") this.report(new PushdError(String(f.code ?? "error"), String(f.message ?? ""), { doc: f.doc }));
@@ -724,7 +1258,10 @@ var PushdClient = class extends Emitter {
     this.authFailures = 0;
     const first = this.hellos++ === 0;
     const { recovered, gap } = this.resume(this.userCursor, c.since, h.seq, h.recovered, first);
-    this.lastHello = { sid: h.sid, node: h.node, user: h.user, url: c.url, first, recovered, gap };
+    this.lastHello = { sid: h.sid, node: h.node, user: h.user, url: c.url, transport: c.transport, first, recovered, gap };
+    this.memory.set(c.url, c.transport);
+    this.urlNodes.set(c.url, h.node);
+    this.triedSinceHello.clear();
     if (h.seq !== void 0) this.lastHello.seq = h.seq;
     c.hb.start(h.ping_interval, h.ping_timeout);
     for (const sub of this.subs.values()) void this.sendJoin(sub, c);
@@ -750,7 +1287,7 @@ var PushdClient = class extends Emitter {
     }
     return { recovered, gap: since === void 0 ? !first : !recovered };
   }
-  onClose(c, code, reason) {
+  onClose(c, code, reason, retry) {
     if (c !== this.conn) return;
     this.conn = void 0;
     c.hb.stop();
@@ -758,19 +1295,21 @@ var PushdClient = class extends Emitter {
     this.refreshTimer = void 0;
     const lost = () => new PushdError("disconnected", `the connection closed (${code}) before the reply`, { closeCode: code });
     this.requests.fail(lost, (p) => p.inFlight);
-    for (const sub of this.subs.values()) {
-      clearTimeout(sub.timer);
-      if (sub.state === "joined") sub.state = "joining";
-    }
+    this.resetSubs();
     const { error, message } = parseReason(reason);
+    this.avoid(c, reason);
     let action = closeAction(code);
     if (action === "auth" && (!this.opts.getToken || ++this.authFailures >= (this.opts.maxAuthFailures ?? defaults.maxAuthFailures))) {
       action = "stop";
     }
     if (c.helloAt !== void 0 && Date.now() - c.helloAt >= (this.opts.stableAfter ?? defaults.stableAfter)) this.attempt = 0;
-    this.urlIndex++;
+    const fallback = c.helloAt === void 0 && code === 1006 && c.tried < this.names.length;
+    if (fallback) this.step = { ti: (c.ti + 1) % this.names.length, tried: c.tried + 1 };
+    else this.urlIndex++;
     const willReconnect = action !== "stop";
-    const ev = { code, reason, error, url: c.url, willReconnect };
+    const ev = { code, reason, error, url: c.url, transport: c.transport, willReconnect };
+    const avoidNode = reasonNode(reason);
+    if (avoidNode !== void 0) ev.avoidNode = avoidNode;
     if (!willReconnect) {
       this.emit("disconnect", ev);
       const err = new PushdError(error || "closed", `stopped after close ${code}: ${message || "no reason"}`, { closeCode: code });
@@ -778,7 +1317,7 @@ var PushdClient = class extends Emitter {
       this.report(err);
       return;
     }
-    ev.delay = backoffDelay(action, this.attempt++, this.opts.backoff, this.random);
+    ev.delay = fallback ? 0 : retry !== void 0 && retry > 0 ? retry : backoffDelay(action, this.attempt++, this.opts.backoff, this.random);
     this.setState("connecting", code, reason);
     this.emit("disconnect", ev);
     if (this.conn === void 0 && this._state === "connecting" && this.retryTimer === void 0 && !this.waitingOnline) this.retry(ev.delay);
@@ -824,12 +1363,18 @@ var PushdClient = class extends Emitter {
     this.unwatch?.();
     this.unwatch = void 0;
     this.queue = [];
+    this.step = void 0;
     this.requests.fail(() => err);
+    this.resetSubs();
+    this.setState("disconnected", code, reason);
+  }
+  /** The connection is gone: joined subscriptions wait for the next one. */
+  resetSubs() {
     for (const sub of this.subs.values()) {
       clearTimeout(sub.timer);
+      sub.early = [];
       if (sub.state === "joined") sub.state = "joining";
     }
-    this.setState("disconnected", code, reason);
   }
   setState(state, code, reason) {
     const previous = this._state;
@@ -869,6 +1414,7 @@ var PushdClient = class extends Emitter {
     const frame = { type: "join", doc: sub.doc, id };
     if (token !== void 0) frame["token"] = token;
     if (since !== void 0) frame["since"] = since;
+    if (sub.presenceEvents) frame["presence"] = true;
     const p = this.requests.add(id, {
       onReply: (f) => this.onJoined(sub, c, f, since),
       onFail: (err) => this.onJoinError(sub, c, err)
@@ -882,10 +1428,14 @@ var PushdClient = class extends Emitter {
     const { recovered, gap } = this.resume(sub.cur, since, f.seq, f.recovered, first);
     sub.state = "joined";
     sub.subscribed({ doc: sub.doc, ...f.seq === void 0 ? {} : { seq: f.seq }, first, recovered, gap });
+    const early = sub.early;
+    sub.early = [];
+    for (const p of early) this.onPush(p);
   }
   onJoinError(sub, c, err) {
     if (c !== this.conn || sub.state !== "joining" || this.subs.get(sub.doc) !== sub) return;
     sub.joinGen = -1;
+    sub.early = [];
     switch (err.code) {
       case "disconnected":
         return;
@@ -913,7 +1463,11 @@ var PushdClient = class extends Emitter {
     let cur;
     if (f.target === "doc") {
       sub = f.doc === void 0 ? void 0 : this.subs.get(f.doc);
-      if (!sub || sub.state !== "joined") return;
+      if (!sub) return;
+      if (sub.state !== "joined") {
+        if (sub.state === "joining" && sub.joinGen === this.conn?.gen) sub.early.push(f);
+        return;
+      }
       cur = sub.cur;
     } else if (f.target === "user") {
       cur = this.userCursor;
@@ -928,8 +1482,10 @@ var PushdClient = class extends Emitter {
         return;
       }
     }
-    const needsAck = f.ack === true && seq !== void 0;
-    const push = newPush(f, needsAck, () => this.sendAck(sub, cur, seq));
+    const byId = f.ack === true && seq === void 0 && typeof f.id === "string" && f.id !== "";
+    const needsAck = f.ack === true && seq !== void 0 || byId;
+    const c = this.conn;
+    const push = newPush(f, needsAck, byId ? () => this.sendAckById(c, f.id) : () => this.sendAck(sub, cur, seq));
     const a = sub ? sub.dispatch(push) : { results: [], ok: true };
     const b = this.emit("push", push);
     if (!needsAck || this.opts.ack === "manual" || !a.ok || !b.ok) return;
@@ -957,6 +1513,13 @@ var PushdClient = class extends Emitter {
     if (sub) f["doc"] = sub.doc;
     c.t.send(JSON.stringify(f));
     cur.ackSent(seq);
+  }
+  /**
+   * Acknowledges a push without a position by its id, on the session that delivered it: such a
+   * push is not replayed, so once that session is gone its receipt cannot be given.
+   */
+  sendAckById(c, id) {
+    if (c && c === this.conn && c.helloAt !== void 0) c.t.send(JSON.stringify({ type: "ack", push_id: id }));
   }
   // --- token refresh -------------------------------------------------------------------------
   scheduleRefresh(c) {
@@ -1005,5 +1568,6 @@ export {
   backoffDelay,
   closeAction,
   parseReason,
+  reasonNode,
   tokenExpiry
 };

@@ -4,12 +4,14 @@ import { defaultWindow, isOffline, watchEnvironment, type WindowLike } from "./e
 import { PushdError } from "./errors.js";
 import type { ClientFrame, HelloFrame, PushFrame, ServerFrame } from "./frames.js";
 import { Heartbeat } from "./heartbeat.js";
+import { httpTransport, type EventSourceConstructor } from "./http.js";
 import { refreshDelay, tokenExpiry } from "./jwt.js";
-import { backoffDelay, closeAction, parseReason, type BackoffOptions, type CloseAction } from "./policy.js";
+import { defaultStorage, TransportMemory, type StorageLike } from "./memory.js";
+import { backoffDelay, closeAction, parseReason, reasonNode, type BackoffOptions, type CloseAction } from "./policy.js";
 import { isThenable, newPush, type Push } from "./push.js";
 import { Requests, type Pending } from "./requests.js";
-import { Subscription, type JoinOptions, type SubscriptionHost } from "./subscription.js";
-import { webSocketTransport, type Transport, type TransportFactory, type WebSocketConstructor } from "./transport.js";
+import { Subscription, type JoinOptions, type PresenceDiff, type SubscriptionHost } from "./subscription.js";
+import { webSocketTransport, type Transport, type TransportFactory, type TransportName, type WebSocketConstructor } from "./transport.js";
 
 /**
  * - `connecting`: opening a connection, or waiting to retry (see the `disconnect` event's delay);
@@ -38,10 +40,47 @@ export interface ClientOptions {
   getToken?: (() => string | Promise<string>) | undefined;
   /** Dev nodes only (`pushd --dev`): connect as this user without a token. */
   user?: string | undefined;
-  /** The WebSocket implementation: the browser's by default; in Node pass `ws`'s default export. */
+  /**
+   * The WebSocket implementation: the browser's by default; in Node pass `ws`'s default export
+   * (without it, Node connects with SSE over its own fetch).
+   */
   WebSocket?: WebSocketConstructor | undefined;
+  /**
+   * The transports to try, in this order: `websocket`, `sse` (server-sent events) and `poll`
+   * (long-polling), all three by default (those this environment has). When one cannot connect
+   * (it closes before hello without a close code, or says no hello within `transportTimeout`),
+   * the next is tried at once; the one that said hello is remembered (see `rememberTransport`).
+   */
+  transports?: readonly TransportName[] | undefined;
+  /** Milliseconds a transport that is not the last one left gets to say hello. Default 5000. */
+  transportTimeout?: number;
+  /**
+   * Milliseconds during which connections to a URL start with the transport that last said hello
+   * there, instead of trying the first one again. Default 3600000 (an hour); 0 forgets at once.
+   */
+  rememberTransport?: number;
+  /**
+   * Where to remember transports across page loads: the page's `localStorage` by default, `null`
+   * for memory only.
+   */
+  storage?: StorageLike | null;
+  /**
+   * The EventSource that reads SSE: the browser's by default. Without one (Node, or `null`) SSE
+   * is read with fetch, which also sees the server's keep-alives.
+   */
+  EventSource?: EventSourceConstructor | null;
+  /** The fetch of the HTTP transports: the global one by default. */
+  fetch?: typeof fetch;
   /** Reconnect delays; see {@link backoffDelay}. */
   backoff?: BackoffOptions;
+  /**
+   * Milliseconds during which, after a close or refusal that names its node (a drain's
+   * `draining: node 3; ...`, an HTTP refusal's `avoid_node`), the URLs of a list known to lead to
+   * that node (from their hellos, or that refusal) are skipped, unless all of them are, or every
+   * other URL was tried since the last hello. Default 30000 (the Go SDK's `AvoidFor`); 0 turns it
+   * off. A single URL (a load balancer) or a url function is never skipped.
+   */
+  avoidFor?: number;
   /**
    * Receipts for pushes that ask for one (`push.needsAck`). `auto` (default): acknowledged once
    * every `push` listener has returned, or, for listeners that return a Promise, once all of them
@@ -68,8 +107,8 @@ export interface ClientOptions {
   window?: WindowLike | null;
   /** @internal For tests: the random source of the jitter. */
   random?: () => number;
-  /** @internal For tests and future transports (SSE, long-polling). */
-  transport?: TransportFactory;
+  /** @internal For tests: transports to use instead of the built-in ones. */
+  transportFactories?: Partial<Record<TransportName, TransportFactory>>;
 }
 
 /** A `hello`: the session is up. */
@@ -81,6 +120,8 @@ export interface HelloEvent {
   user: string;
   /** The URL this session is connected to. */
   url: string;
+  /** The transport that carries it. */
+  transport: TransportName;
   /** The user subject's position (durable delivery). */
   seq?: string;
   /** True for the first hello after `connect()`. */
@@ -100,9 +141,16 @@ export interface DisconnectEvent {
   /** The reason's error code (`token_expired`, `draining`, ...), "" when none. */
   error: string;
   url: string;
+  /** The transport of the connection. */
+  transport: TransportName;
+  /** The node the close reason (or HTTP refusal) named: it sent the client away (drain hint). */
+  avoidNode?: number;
   /** Whether the client will reconnect. */
   willReconnect: boolean;
-  /** Milliseconds until the next attempt (while online), when it will reconnect. */
+  /**
+   * Milliseconds until the next attempt (while online), when it will reconnect: 0 when the next
+   * transport is tried at once.
+   */
   delay?: number;
 }
 
@@ -130,6 +178,10 @@ export interface ClientEvents {
 interface Conn {
   gen: number;
   url: string;
+  /** The transport, its index in the client's list, and how many were tried in this round. */
+  transport: TransportName;
+  ti: number;
+  tried: number;
   t: Transport;
   hb: Heartbeat;
   since: string | undefined;
@@ -143,6 +195,9 @@ const defaults = {
   maxAuthFailures: 3,
   refreshMargin: 60_000,
   stableAfter: 10_000,
+  transportTimeout: 5000,
+  rememberTransport: 3_600_000,
+  avoidFor: 30_000,
   ack: "auto",
 } as const;
 
@@ -157,7 +212,11 @@ const defaults = {
  */
 export class PushdClient extends Emitter<ClientEvents> implements SubscriptionHost {
   private readonly opts: ClientOptions;
-  private readonly transport: TransportFactory;
+  private readonly factories: Partial<Record<TransportName, TransportFactory>>;
+  private readonly names: TransportName[];
+  private readonly memory: TransportMemory;
+  /** The next transport to try at once, after one that could not connect. */
+  private step: { ti: number; tried: number } | undefined;
   private readonly win: WindowLike | undefined;
   private readonly random: () => number;
   private readonly requests = new Requests();
@@ -178,21 +237,36 @@ export class PushdClient extends Emitter<ClientEvents> implements SubscriptionHo
   private unwatch: (() => void) | undefined;
   private queue: { id: string; frame: ClientFrame }[] = [];
   private lastHello: HelloEvent | undefined;
+  /** The node each URL led to (its last hello, or a refusal naming its node). */
+  private readonly urlNodes = new Map<string, number>();
+  /** Nodes that sent the client away, until when to skip their URLs (ms since the epoch). */
+  private readonly avoiding = new Map<number, number>();
+  /** URLs tried since the last hello: once every URL not avoided is, the avoided ones are tried too. */
+  private readonly triedSinceHello = new Set<string>();
 
   constructor(options: ClientOptions) {
     super();
     if (!options.getToken && options.user === undefined) throw new TypeError("pushd: set getToken (or user, on a dev node)");
     this.opts = options;
-    const WS = options.WebSocket ?? (globalThis as { WebSocket?: WebSocketConstructor }).WebSocket;
-    this.transport =
-      options.transport ??
-      (WS
-        ? webSocketTransport(WS)
-        : () => {
-            throw new TypeError("pushd: no WebSocket here; pass the ws package as the WebSocket option");
-          });
     this.win = options.window === null ? undefined : (options.window ?? defaultWindow());
     this.random = options.random ?? Math.random;
+    const g = globalThis as { WebSocket?: WebSocketConstructor; EventSource?: EventSourceConstructor };
+    const WS = options.WebSocket ?? g.WebSocket;
+    const f: typeof fetch | undefined = options.fetch ?? (globalThis as { fetch?: typeof fetch }).fetch;
+    const env = {
+      fetch: ((input, init) => f!(input, init)) as typeof fetch, // called unbound: window.fetch refuses another `this`
+      EventSource: options.EventSource === null ? undefined : (options.EventSource ?? g.EventSource),
+      window: this.win,
+      random: this.random,
+    };
+    this.factories = {
+      ...(WS && { websocket: webSocketTransport(WS) }),
+      ...(f && { sse: httpTransport("sse", env), poll: httpTransport("poll", env) }),
+      ...options.transportFactories,
+    };
+    this.names = (options.transports ?? ["websocket", "sse", "poll"]).filter((n) => this.factories[n]);
+    if (!this.names.length) throw new TypeError("pushd: no transport here: pass the ws package as the WebSocket option (or allow sse and poll where fetch exists)");
+    this.memory = new TransportMemory(options.rememberTransport ?? defaults.rememberTransport, options.storage === null ? undefined : (options.storage ?? defaultStorage()));
     this.userCursor = new Cursor(options.since);
   }
 
@@ -215,6 +289,7 @@ export class PushdClient extends Emitter<ClientEvents> implements SubscriptionHo
   connect(): void {
     if (this._state !== "disconnected") return;
     this.attempt = this.authFailures = this.hellos = 0;
+    this.step = undefined;
     this.setState("connecting");
     this.unwatch = watchEnvironment(this.win, {
       online: () => this.wake(true),
@@ -303,6 +378,24 @@ export class PushdClient extends Emitter<ClientEvents> implements SubscriptionHo
     });
   }
 
+  /**
+   * @internal Sends a request frame (a presence query) and resolves with its reply; fails as
+   * publish does. While reconnecting it waits for the next session.
+   */
+  request(frame: ClientFrame, doc: string): Promise<ServerFrame> {
+    return new Promise((resolve, reject) => {
+      if (this._state === "disconnected") {
+        reject(new PushdError("closed", "the client is disconnected; call connect() first", { doc }));
+        return;
+      }
+      const id = this.id("q");
+      frame = { ...frame, id };
+      const p = this.requests.add(id, { onReply: resolve, onFail: reject }, this.opts.requestTimeout ?? defaults.requestTimeout);
+      if (this.conn?.helloAt !== undefined) this.sendRequest(this.conn, frame, p);
+      else this.queue.push({ id, frame });
+    });
+  }
+
   /** @internal Leaves a subscription (sub.leave()). */
   leave(sub: Subscription): Promise<void> {
     if (sub.state === "left" || sub.state === "failed") return Promise.resolve();
@@ -344,6 +437,7 @@ export class PushdClient extends Emitter<ClientEvents> implements SubscriptionHo
     try {
       url = await this.nextUrl();
       if (gen !== this.gen) return;
+      this.triedSinceHello.add(url);
       if (this.opts.getToken) {
         token = await this.opts.getToken();
         if (gen !== this.gen) return;
@@ -355,24 +449,33 @@ export class PushdClient extends Emitter<ClientEvents> implements SubscriptionHo
       this.retry(backoffDelay("retry", this.attempt++, this.opts.backoff, this.random));
       return;
     }
+    // A round tries each transport once, from the one that last worked on this URL.
+    const step = this.step ?? { ti: Math.max(0, this.names.indexOf(this.memory.get(url)!)), tried: 1 };
+    this.step = undefined;
+    const transport = this.names[step.ti]!;
     const hb = new Heartbeat(
       () => this.conn === c && c.t.send('{"type":"ping"}'),
       (why) => this.giveUp(c, why),
     );
-    const c: Conn = { gen, url, hb, since: undefined, token, t: undefined as unknown as Transport };
+    const c: Conn = { gen, url, transport, ...step, hb, since: undefined, token, t: undefined as unknown as Transport };
     this.conn = c;
     try {
-      c.t = this.transport(url, {
+      c.t = this.factories[transport]!(url, {
         open: () => this.onOpen(c),
         message: (m) => this.onFrame(c, m),
-        close: (code, reason) => this.onClose(c, code, reason),
+        alive: () => {
+          if (c === this.conn && c.helloAt !== undefined) c.hb.received();
+        },
+        close: (code, reason, retry) => this.onClose(c, code, reason, retry),
       });
     } catch (err) {
       c.t = { send() {}, close() {} };
       this.onClose(c, 1006, `connect_failed: ${err instanceof Error ? err.message : String(err)}`);
       return;
     }
-    const ms = this.opts.connectTimeout ?? defaults.connectTimeout;
+    hb.mode = c.t.heartbeat ?? "ping";
+    let ms = this.opts.connectTimeout ?? defaults.connectTimeout;
+    if (step.tried < this.names.length) ms = Math.min(ms, this.opts.transportTimeout ?? defaults.transportTimeout);
     hb.expect(ms, `connect_timeout: no hello within ${ms}ms`);
   }
 
@@ -382,7 +485,34 @@ export class PushdClient extends Emitter<ClientEvents> implements SubscriptionHo
     if (typeof u === "function") return u(i);
     if (typeof u === "string") return u;
     if (!u.length) throw new TypeError("pushd: the url list is empty");
-    return u[i % u.length]!;
+    // The next URL that does not lead to a node that sent the client away; when they all do, or
+    // all the others failed since the last hello, the next one anyway (a drained node's URL may
+    // lead to its successor by now).
+    const others = u.filter((x) => !this.avoided(x));
+    if (others.every((x) => this.triedSinceHello.has(x))) return u[i % u.length]!;
+    let k = 0;
+    while (this.avoided(u[(i + k) % u.length]!)) k++;
+    this.urlIndex = i + k;
+    return u[this.urlIndex % u.length]!;
+  }
+
+  /** Whether url is known to lead to a node to avoid now. */
+  private avoided(url: string): boolean {
+    const n = this.urlNodes.get(url);
+    const until = n === undefined ? undefined : this.avoiding.get(n);
+    if (until === undefined) return false;
+    if (until > Date.now()) return true;
+    this.avoiding.delete(n!);
+    return false;
+  }
+
+  /** A close or refusal named its node (docs/PROTOCOL.md, "Going elsewhere"): skip it for a while. */
+  private avoid(c: Conn, reason: string): void {
+    const n = reasonNode(reason);
+    const ms = this.opts.avoidFor ?? defaults.avoidFor;
+    if (n === undefined || !(ms > 0)) return;
+    this.avoiding.set(n, Date.now() + ms);
+    if (c.helloAt === undefined) this.urlNodes.set(c.url, n); // refused there: that URL leads to n
   }
 
   private onOpen(c: Conn): void {
@@ -395,15 +525,15 @@ export class PushdClient extends Emitter<ClientEvents> implements SubscriptionHo
     c.t.send(JSON.stringify(f));
   }
 
-  private onFrame(c: Conn, text: string): void {
+  private onFrame(c: Conn, m: string | ServerFrame): void {
     if (c !== this.conn) return;
     c.hb.received();
     let f: ServerFrame;
     try {
-      f = JSON.parse(text) as ServerFrame;
+      f = typeof m === "string" ? (JSON.parse(m) as ServerFrame) : m;
       if (typeof f?.type !== "string") throw new Error("no type");
     } catch {
-      this.report(new PushdError("protocol", `not a pushd frame: ${text.slice(0, 100)}`));
+      this.report(new PushdError("protocol", `not a pushd frame: ${(typeof m === "string" ? m : JSON.stringify(m)).slice(0, 100)}`));
       return;
     }
     switch (f.type) {
@@ -414,6 +544,12 @@ export class PushdClient extends Emitter<ClientEvents> implements SubscriptionHo
         return;
       case "push":
         return this.onPush(f as unknown as PushFrame);
+      case "presence_diff": {
+        const sub = typeof f.doc === "string" ? this.subs.get(f.doc) : undefined;
+        const { type: _, ...diff } = f;
+        if (sub) sub.presenceDiff(diff as unknown as PresenceDiff);
+        return;
+      }
     }
     if (this.requests.settle(f)) return;
     if (f.type === "error") this.report(new PushdError(String(f.code ?? "error"), String(f.message ?? ""), { doc: f.doc }));
@@ -426,7 +562,10 @@ export class PushdClient extends Emitter<ClientEvents> implements SubscriptionHo
     this.authFailures = 0;
     const first = this.hellos++ === 0;
     const { recovered, gap } = this.resume(this.userCursor, c.since, h.seq, h.recovered, first);
-    this.lastHello = { sid: h.sid, node: h.node, user: h.user, url: c.url, first, recovered, gap };
+    this.lastHello = { sid: h.sid, node: h.node, user: h.user, url: c.url, transport: c.transport, first, recovered, gap };
+    this.memory.set(c.url, c.transport);
+    this.urlNodes.set(c.url, h.node);
+    this.triedSinceHello.clear();
     if (h.seq !== undefined) this.lastHello.seq = h.seq;
     c.hb.start(h.ping_interval, h.ping_timeout);
     for (const sub of this.subs.values()) void this.sendJoin(sub, c);
@@ -454,7 +593,7 @@ export class PushdClient extends Emitter<ClientEvents> implements SubscriptionHo
     return { recovered, gap: since === undefined ? !first : !recovered };
   }
 
-  private onClose(c: Conn, code: number, reason: string): void {
+  private onClose(c: Conn, code: number, reason: string, retry?: number): void {
     if (c !== this.conn) return;
     this.conn = undefined;
     c.hb.stop();
@@ -462,19 +601,24 @@ export class PushdClient extends Emitter<ClientEvents> implements SubscriptionHo
     this.refreshTimer = undefined;
     const lost = () => new PushdError("disconnected", `the connection closed (${code}) before the reply`, { closeCode: code });
     this.requests.fail(lost, (p) => p.inFlight);
-    for (const sub of this.subs.values()) {
-      clearTimeout(sub.timer);
-      if (sub.state === "joined") sub.state = "joining";
-    }
+    this.resetSubs();
     const { error, message } = parseReason(reason);
+    this.avoid(c, reason);
     let action: CloseAction = closeAction(code);
     if (action === "auth" && (!this.opts.getToken || ++this.authFailures >= (this.opts.maxAuthFailures ?? defaults.maxAuthFailures))) {
       action = "stop";
     }
     if (c.helloAt !== undefined && Date.now() - c.helloAt >= (this.opts.stableAfter ?? defaults.stableAfter)) this.attempt = 0;
-    this.urlIndex++;
+    // Failed before hello without a close code: this transport does not get through here (a
+    // proxy refused the WebSocket, a buffered stream never said hello), so the next one is tried
+    // at once on the same URL. A server's close code means it got through: the usual policy.
+    const fallback = c.helloAt === undefined && code === 1006 && c.tried < this.names.length;
+    if (fallback) this.step = { ti: (c.ti + 1) % this.names.length, tried: c.tried + 1 };
+    else this.urlIndex++;
     const willReconnect = action !== "stop";
-    const ev: DisconnectEvent = { code, reason, error, url: c.url, willReconnect };
+    const ev: DisconnectEvent = { code, reason, error, url: c.url, transport: c.transport, willReconnect };
+    const avoidNode = reasonNode(reason);
+    if (avoidNode !== undefined) ev.avoidNode = avoidNode;
     if (!willReconnect) {
       this.emit("disconnect", ev);
       const err = new PushdError(error || "closed", `stopped after close ${code}: ${message || "no reason"}`, { closeCode: code });
@@ -482,7 +626,8 @@ export class PushdClient extends Emitter<ClientEvents> implements SubscriptionHo
       this.report(err);
       return;
     }
-    ev.delay = backoffDelay(action, this.attempt++, this.opts.backoff, this.random);
+    // The server's retry hint (an HTTP close frame's, after a drain) says when to come back.
+    ev.delay = fallback ? 0 : retry !== undefined && retry > 0 ? retry : backoffDelay(action, this.attempt++, this.opts.backoff, this.random);
     this.setState("connecting", code, reason);
     this.emit("disconnect", ev);
     if (this.conn === undefined && this._state === "connecting" && this.retryTimer === undefined && !this.waitingOnline) this.retry(ev.delay);
@@ -532,12 +677,19 @@ export class PushdClient extends Emitter<ClientEvents> implements SubscriptionHo
     this.unwatch?.();
     this.unwatch = undefined;
     this.queue = [];
+    this.step = undefined;
     this.requests.fail(() => err);
+    this.resetSubs();
+    this.setState("disconnected", code, reason);
+  }
+
+  /** The connection is gone: joined subscriptions wait for the next one. */
+  private resetSubs(): void {
     for (const sub of this.subs.values()) {
       clearTimeout(sub.timer);
+      sub.early = [];
       if (sub.state === "joined") sub.state = "joining";
     }
-    this.setState("disconnected", code, reason);
   }
 
   private setState(state: ClientState, code?: number, reason?: string): void {
@@ -583,6 +735,7 @@ export class PushdClient extends Emitter<ClientEvents> implements SubscriptionHo
     const frame: ClientFrame = { type: "join", doc: sub.doc, id };
     if (token !== undefined) frame["token"] = token;
     if (since !== undefined) frame["since"] = since;
+    if (sub.presenceEvents) frame["presence"] = true;
     const p = this.requests.add(id, {
       onReply: (f) => this.onJoined(sub, c, f, since),
       onFail: (err) => this.onJoinError(sub, c, err),
@@ -597,11 +750,15 @@ export class PushdClient extends Emitter<ClientEvents> implements SubscriptionHo
     const { recovered, gap } = this.resume(sub.cur, since, f.seq, f.recovered, first);
     sub.state = "joined";
     sub.subscribed({ doc: sub.doc, ...(f.seq === undefined ? {} : { seq: f.seq }), first, recovered, gap });
+    const early = sub.early;
+    sub.early = [];
+    for (const p of early) this.onPush(p);
   }
 
   private onJoinError(sub: Subscription, c: Conn, err: PushdError): void {
     if (c !== this.conn || sub.state !== "joining" || this.subs.get(sub.doc) !== sub) return;
     sub.joinGen = -1;
+    sub.early = [];
     switch (err.code) {
       case "disconnected":
         return; // rejoined after the next hello
@@ -629,7 +786,13 @@ export class PushdClient extends Emitter<ClientEvents> implements SubscriptionHo
     let cur: Cursor | undefined;
     if (f.target === "doc") {
       sub = f.doc === undefined ? undefined : this.subs.get(f.doc);
-      if (!sub || sub.state !== "joined") return;
+      if (!sub) return;
+      if (sub.state !== "joined") {
+        // Over HTTP a join's answer comes in its POST and the pushes it replays down the stream,
+        // where they may come first (docs/PROTOCOL.md): they wait for the answer.
+        if (sub.state === "joining" && sub.joinGen === this.conn?.gen) sub.early.push(f);
+        return;
+      }
       cur = sub.cur;
     } else if (f.target === "user") {
       cur = this.userCursor;
@@ -646,8 +809,12 @@ export class PushdClient extends Emitter<ClientEvents> implements SubscriptionHo
         return;
       }
     }
-    const needsAck = f.ack === true && seq !== undefined;
-    const push = newPush(f, needsAck, () => this.sendAck(sub, cur!, seq!));
+    // A push without a position (a broadcast, a session push, any push on a node without
+    // history) asks for a receipt only with an id, and is acknowledged by it.
+    const byId = f.ack === true && seq === undefined && typeof f.id === "string" && f.id !== "";
+    const needsAck = (f.ack === true && seq !== undefined) || byId;
+    const c = this.conn;
+    const push = newPush(f, needsAck, byId ? () => this.sendAckById(c, f.id!) : () => this.sendAck(sub, cur!, seq!));
     const a = sub ? sub.dispatch(push) : { results: [], ok: true };
     const b = this.emit("push", push);
     if (!needsAck || this.opts.ack === "manual" || !a.ok || !b.ok) return;
@@ -676,6 +843,14 @@ export class PushdClient extends Emitter<ClientEvents> implements SubscriptionHo
     if (sub) f["doc"] = sub.doc;
     c.t.send(JSON.stringify(f));
     cur.ackSent(seq);
+  }
+
+  /**
+   * Acknowledges a push without a position by its id, on the session that delivered it: such a
+   * push is not replayed, so once that session is gone its receipt cannot be given.
+   */
+  private sendAckById(c: Conn | undefined, id: string): void {
+    if (c && c === this.conn && c.helloAt !== undefined) c.t.send(JSON.stringify({ type: "ack", push_id: id }));
   }
 
   // --- token refresh -------------------------------------------------------------------------

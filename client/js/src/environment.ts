@@ -1,11 +1,13 @@
 /**
  * The parts of a browser's `window` the client watches: `online`/`offline` events and
- * `navigator.onLine`, and the document's `visibilitychange`. In Node there is none.
+ * `navigator.onLine`, the document's `visibilitychange`, and `pagehide` (HTTP transports). In
+ * Node there is none.
  */
 export interface WindowLike {
   addEventListener(type: string, listener: () => void): void;
   removeEventListener(type: string, listener: () => void): void;
-  navigator?: { onLine?: boolean };
+  /** `sendBeacon` closes an HTTP session when the page goes away (`pagehide`). */
+  navigator?: { onLine?: boolean; sendBeacon?(url: string): boolean };
   document?: {
     visibilityState?: string;
     addEventListener(type: string, listener: () => void): void;

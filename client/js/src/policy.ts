@@ -6,7 +6,9 @@
  *   backoff;
  * - `auth`: 4001 (token expired), 4003 (token missing or invalid, bad user, auth timeout): get a
  *   new token from `getToken()` and retry with backoff, but stop after `maxAuthFailures` in a row;
- * - `stop`: 4004 (origin not allowed), 4010 (kicked by an admin): stay disconnected;
+ * - `stop`: 4004 (origin not allowed), 4010 (kicked by an admin), 4011 (an HTTP session's stream
+ *   or poll was taken over by another reader with the session's secret: do not fight it): stay
+ *   disconnected;
  * - `retry`: anything else (1006 lost connection, 4002 heartbeat timeout, 4008 slow consumer,
  *   1000 from the server, ...): exponential backoff with full jitter.
  */
@@ -26,6 +28,7 @@ export function closeAction(code: number): CloseAction {
       return "auth";
     case 4004:
     case 4010:
+    case 4011:
       return "stop";
   }
   return "retry";
@@ -74,4 +77,13 @@ export function backoffDelay(action: CloseAction, attempt: number, options: Back
 export function parseReason(reason: string): { error: string; message: string } {
   const m = /^([a-z_]+): ([\s\S]*)$/.exec(reason);
   return m ? { error: m[1]!, message: m[2]! } : { error: "", message: reason };
+}
+
+/**
+ * The node a close reason sends the client away from (docs/PROTOCOL.md, "Going elsewhere"):
+ * `draining: node 3; reconnect elsewhere` names node 3. Undefined when the reason names none.
+ */
+export function reasonNode(reason: string): number | undefined {
+  const m = /^([a-z_]+): node ([0-9]+); /.exec(reason);
+  return m ? Number(m[2]) : undefined;
 }

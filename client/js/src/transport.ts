@@ -1,23 +1,48 @@
+import type { ServerFrame } from "./frames.js";
+
+/** The transports the client can use, in the order it tries them by default. */
+export type TransportName = "websocket" | "sse" | "poll";
+
 /**
- * How the client reaches a node. Today only WebSocket; SSE and long-polling carry the same JSON
- * frames and will be further {@link TransportFactory}s tried in order.
+ * How a connection shows the server is alive (docs/PROTOCOL.md, "Heartbeats"):
+ *
+ * - `ping`: the client sends `{"type":"ping"}` every `ping_interval` (WebSocket);
+ * - `stream`: the transport's own reads are the heartbeat and it reports every sign of life,
+ *   keep-alives included (SSE read with fetch, long-polling): no pings; the server is taken for
+ *   dead after `ping_timeout` of silence;
+ * - `probe`: the stream is the heartbeat but its keep-alives are invisible (a browser's
+ *   EventSource): after a `ping_interval` without a frame the client sends one ping.
+ */
+export type HeartbeatMode = "ping" | "stream" | "probe";
+
+/**
+ * How the client reaches a node: WebSocket ({@link webSocketTransport}), or the HTTP transports
+ * (server-sent events and long-polling, http.ts), all carrying the same JSON frames.
  */
 export interface Transport {
-  /** Sends one JSON frame. Only called between `open` and `close`. */
+  /** Sends one JSON frame. Only called between `open` and `close`; the first is `connect`. */
   send(frame: string): void;
   /** Closes the connection; the transport calls no handler after this. */
   close(code?: number, reason?: string): void;
+  /** See {@link HeartbeatMode}; `ping` when absent. */
+  readonly heartbeat?: HeartbeatMode;
 }
 
-/** What a transport reports. Each handler runs at most once except `message`. */
+/** What a transport reports. Each handler runs at most once except `message` and `alive`. */
 export interface TransportHandlers {
   open(): void;
-  message(frame: string): void;
-  /** The connection is gone; `code` and `reason` as in a WebSocket close (1006 when unknown). */
-  close(code: number, reason: string): void;
+  /** A frame from the server, as text or parsed already. */
+  message(frame: string | ServerFrame): void;
+  /** Traffic that carries no frame (an SSE keep-alive, an empty poll): the server is alive. */
+  alive(): void;
+  /**
+   * The connection is gone; `code` and `reason` as in a WebSocket close (1006 when unknown), and
+   * the server's `retry` hint (ms) when it gave one.
+   */
+  close(code: number, reason: string, retry?: number): void;
 }
 
-/** Opens a transport to url. */
+/** Opens a transport to url (the node's WebSocket URL). */
 export type TransportFactory = (url: string, handlers: TransportHandlers) => Transport;
 
 /**

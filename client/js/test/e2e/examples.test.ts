@@ -5,6 +5,8 @@ import type { PushdClient } from "@pushd/client";
 import { connect } from "../../examples/connect.js";
 import { followDoc } from "../../examples/join.js";
 import { publishEdit, watchForGiveUp } from "../../examples/errors.js";
+import { whoIsHere } from "../../examples/presence.js";
+import { connectAnyhow } from "../../examples/transports.js";
 import { Cluster, type PushdNode } from "../support/cluster.js";
 import { Backend } from "../support/backend.js";
 import { tokenFor } from "../support/jwt.js";
@@ -89,4 +91,34 @@ test("errors.ts: publishEdit joins when needed; watchForGiveUp tells when the cl
   clients.push(bad);
   const shown = await within(10_000, "the give-up message", new Promise<string>((resolve) => watchForGiveUp(bad, resolve)));
   assert.match(shown, /^Disconnected from push updates \(4003 token_invalid: /);
+});
+
+test("presence.ts: the member list follows joins and leaves", async () => {
+  const a = connect(node.url, getToken("ex-pr-a"));
+  clients.push(a);
+  const lists: string[][] = [];
+  let changed!: () => void;
+  let next = new Promise<void>((r) => (changed = r));
+  await whoIsHere(a, "ex-room", (ms) => {
+    lists.push(ms.map((m) => m.user).sort());
+    changed();
+  });
+  assert.deepEqual(lists.at(-1), ["ex-pr-a"]);
+  next = new Promise<void>((r) => (changed = r));
+  const b = connect(node.url, getToken("ex-pr-b"));
+  clients.push(b);
+  const bSub = b.join("ex-room");
+  await within(5000, "b's join event", next);
+  assert.deepEqual(lists.at(-1), ["ex-pr-a", "ex-pr-b"]);
+  next = new Promise<void>((r) => (changed = r));
+  await bSub.leave();
+  await within(5000, "b's leave event", next);
+  assert.deepEqual(lists.at(-1), ["ex-pr-a"]);
+});
+
+test("transports.ts: forced onto the HTTP transports, the client connects with SSE (fetch in Node)", async () => {
+  const connected = logs((a) => typeof a[0] === "string" && a[0].startsWith("pushd on node"));
+  const client = connectAnyhow(getToken("ex-tr"), true, [node.url]);
+  clients.push(client);
+  assert.deepEqual(await connected, ["pushd on node 41 over sse"]);
 });

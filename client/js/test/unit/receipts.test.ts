@@ -179,3 +179,36 @@ test("a saved user cursor is resumed from; recovered:false is a gap", async () =
   assert.deepEqual([h.first, h.recovered, h.gap, h.seq], [true, false, true, "500"]);
   assert.equal(client.cursor, "500");
 });
+
+test("a broadcast or session push without seq is acknowledged by its push_id, on the session that got it", async () => {
+  const { client, conn } = await connected();
+  client.on("push", () => {});
+  conn.push({ target: "all", ack: true, id: "b-1", data: 1 });
+  assert.deepEqual(await conn.next("ack"), { type: "ack", push_id: "b-1" });
+  conn.push({ target: "session", ack: true, id: "s-1", data: 2 });
+  assert.deepEqual(await conn.next("ack"), { type: "ack", push_id: "s-1" });
+  conn.push({ target: "all", ack: true, data: 3 }); // no id: nothing to acknowledge it by
+  await flush(client, conn);
+  assert.deepEqual(conn.unread, []);
+  assert.equal(client.cursor, "10", "pushes without seq do not move the cursor");
+});
+
+test("manual: a push_id receipt for a session that is gone is dropped (such pushes are not replayed)", async () => {
+  const { client, conn } = await connected({ ack: "manual" });
+  const got: Push[] = [];
+  client.on("push", (p) => void (p.id && got.push(p)));
+  conn.push({ target: "all", ack: true, id: "b-2", data: 1 });
+  conn.push({ target: "session", ack: true, id: "s-2", data: 2 });
+  await flush(client, conn);
+  assert.deepEqual(got.map((p) => p.needsAck), [true, true]);
+  got[0]!.ack();
+  got[0]!.ack(); // once only
+  assert.deepEqual(await conn.next("ack"), { type: "ack", push_id: "b-2" });
+  conn.close(4008, "slow_consumer: x");
+  const next = await server.nextConn();
+  await next.accept({ seq: "10" });
+  await client.whenConnected();
+  got[1]!.ack();
+  await flush(client, next);
+  assert.deepEqual(next.unread, [], "the new session was not given s-2");
+});
