@@ -33,7 +33,7 @@ const (
 	DefaultMaxPresenceInfo    = 512      // bytes of a token's info claim
 	DefaultPresenceTimeout    = 2 * time.Second
 
-	defaultReadBufferSize    = 256
+	defaultReadBufferSize    = 128
 	defaultMaxQueuedFrames   = 1024
 	defaultHandshakeTimeout  = 5 * time.Second
 	closeFrameWriteTimeout   = time.Second
@@ -78,8 +78,9 @@ type Config struct {
 	// MaxFrameSize caps an inbound frame (and a reassembled fragmented message)
 	// before it is read. Zero means 16 KiB.
 	MaxFrameSize int
-	// ReadBufferSize is the per-connection read buffer. Zero means 256 bytes:
-	// enough for a typical client frame in one read, and longer payloads are
+	// ReadBufferSize is the per-connection read buffer. Zero means 128 bytes:
+	// enough for a ping, join, leave or ack in one read (a join with a join
+	// token takes two), and longer payloads are
 	// read straight into their message buffer.
 	ReadBufferSize int
 	// MaxQueuedBytes caps a session's unwritten outbound bytes: a session

@@ -34,11 +34,12 @@ type wsTransport struct {
 	held atomic.Pointer[[]byte]
 }
 
-// writeAfterHeld writes p to c, behind the 101 response if one is held.
+// writeAfterHeld writes p to c, behind the 101 response if one is held: one
+// buffer and a plain write (a writev would leave an iovec array on the
+// socket for good).
 func (w *wsTransport) writeAfterHeld(c net.Conn, p []byte) (int, error) {
 	if h := w.held.Swap(nil); h != nil {
-		bufs := net.Buffers{*h, p}
-		if _, err := bufs.WriteTo(c); err != nil {
+		if _, err := c.Write(append(*h, p...)); err != nil {
 			return 0, err
 		}
 		return len(p), nil
@@ -55,12 +56,17 @@ func (w *wsTransport) write(frames []*frame) error {
 		_, err := w.writeAfterHeld(w.nc, frames[0].bytes())
 		return err
 	}
-	bufs := make(net.Buffers, 0, len(frames)+1)
 	if h := w.held.Swap(nil); h != nil {
-		bufs = append(bufs, *h)
+		b := *h
+		for _, f := range frames {
+			b = append(b, f.bytes()...)
+		}
+		_, err := w.nc.Write(b)
+		return err
 	}
-	for _, f := range frames {
-		bufs = append(bufs, f.bytes())
+	bufs := make(net.Buffers, len(frames))
+	for i, f := range frames {
+		bufs[i] = f.bytes()
 	}
 	_, err := bufs.WriteTo(w.nc)
 	return err
