@@ -338,13 +338,17 @@ func (c *Conn) expect(ctx context.Context, want string) error {
 // Reply waits for the next non-push frame (hello, joined, left, pong, error).
 func (c *Conn) Reply(ctx context.Context) (Frame, error) { return c.reply(ctx) }
 
-func (c *Conn) reply(ctx context.Context) (Frame, error) {
+func (c *Conn) reply(ctx context.Context) (Frame, error) { return c.await(ctx, c.replies) }
+
+// await takes the next frame from ch; once the connection is done, frames
+// already queued are still handed out before its error.
+func (c *Conn) await(ctx context.Context, ch <-chan Frame) (Frame, error) {
 	select {
-	case f := <-c.replies:
+	case f := <-ch:
 		return f, nil
 	case <-c.done:
 		select {
-		case f := <-c.replies:
+		case f := <-ch:
 			return f, nil
 		default:
 		}
@@ -355,21 +359,7 @@ func (c *Conn) reply(ctx context.Context) (Frame, error) {
 }
 
 // Next waits for the next push frame.
-func (c *Conn) Next(ctx context.Context) (Frame, error) {
-	select {
-	case f := <-c.pushes:
-		return f, nil
-	case <-c.done:
-		select {
-		case f := <-c.pushes:
-			return f, nil
-		default:
-		}
-		return Frame{}, c.Err()
-	case <-ctx.Done():
-		return Frame{}, ctx.Err()
-	}
-}
+func (c *Conn) Next(ctx context.Context) (Frame, error) { return c.await(ctx, c.pushes) }
 
 // Done is closed when the socket is gone.
 func (c *Conn) Done() <-chan struct{} { return c.done }
