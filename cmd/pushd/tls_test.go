@@ -5,12 +5,7 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"errors"
-	"math/big"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -26,26 +21,8 @@ import (
 // writeCert writes a self-signed certificate for 127.0.0.1 with common name cn.
 func writeCert(t testing.TB, certFile, keyFile, cn string) {
 	t.Helper()
-	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: cn},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
+	if err := pushtest.WriteSelfSigned(certFile, keyFile, cn); err != nil {
 		t.Fatal(err)
-	}
-	kder, _ := x509.MarshalPKCS8PrivateKey(key)
-	// Write to temporary names and rename, as cert-manager and kubelet do, so a
-	// poll never sees half a file.
-	for _, f := range []struct {
-		path string
-		blk  *pem.Block
-	}{{keyFile, &pem.Block{Type: "PRIVATE KEY", Bytes: kder}}, {certFile, &pem.Block{Type: "CERTIFICATE", Bytes: der}}} {
-		if err := os.WriteFile(f.path+".tmp", pem.EncodeToMemory(f.blk), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.Rename(f.path+".tmp", f.path); err != nil {
-			t.Fatal(err)
-		}
 	}
 }
 
