@@ -96,7 +96,9 @@ type Verifier struct {
 	cfg  Config
 	keys atomic.Pointer[keySet]
 	fp   atomic.Value // string: fingerprint of the key files last loaded
-	opts []jwt.ParserOption
+	// parser is built once: it only reads its options, so concurrent
+	// parses share it.
+	parser *jwt.Parser
 	// now is the clock cached tokens' expiry is checked against.
 	now func() time.Time
 	// hits and misses count the verified-token cache's lookups.
@@ -117,18 +119,19 @@ type keySet struct {
 // New loads the keys named in cfg.
 func New(cfg Config) (*Verifier, error) {
 	v := &Verifier{cfg: cfg, now: time.Now}
-	v.opts = []jwt.ParserOption{
+	opts := []jwt.ParserOption{
 		jwt.WithValidMethods([]string{"HS256", "RS256", "ES256"}),
 		jwt.WithExpirationRequired(),
 		jwt.WithLeeway(cfg.Leeway),
 		jwt.WithTimeFunc(func() time.Time { return v.now() }),
 	}
 	if cfg.Audience != "" {
-		v.opts = append(v.opts, jwt.WithAudience(cfg.Audience))
+		opts = append(opts, jwt.WithAudience(cfg.Audience))
 	}
 	if cfg.Issuer != "" {
-		v.opts = append(v.opts, jwt.WithIssuer(cfg.Issuer))
+		opts = append(opts, jwt.WithIssuer(cfg.Issuer))
 	}
+	v.parser = jwt.NewParser(opts...)
 	if err := v.Reload(); err != nil {
 		return nil, err
 	}
@@ -412,7 +415,7 @@ func (v *Verifier) Verify(token string) (*Claims, error) {
 
 func (v *Verifier) verify(ks *keySet, token string) (*Claims, error) {
 	claims := new(Claims)
-	_, err := jwt.ParseWithClaims(token, claims, ks.pick, v.opts...)
+	_, err := v.parser.ParseWithClaims(token, claims, ks.pick)
 	if err != nil {
 		if errors.Is(err, jwt.ErrTokenExpired) && !errors.Is(err, jwt.ErrTokenSignatureInvalid) && !errors.Is(err, jwt.ErrTokenUnverifiable) {
 			return nil, fmt.Errorf("%w: %v", ErrTokenExpired, err)
