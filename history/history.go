@@ -274,6 +274,8 @@ func (h *History) run() {
 	t := time.NewTicker(h.cfg.Interval)
 	defer t.Stop()
 	down := 0
+	reconnects := h.nc.Stats().Reconnects
+	var back int64 // when the connection was last seen back (UnixNano)
 	for {
 		for _, st := range []*stream{h.users, h.docs} {
 			if err := h.nc.Publish(h.subjects.HistoryBeat(st.target, h.cfg.NodeID), nil); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
@@ -286,6 +288,20 @@ func (h *History) run() {
 		case now := <-t.C:
 			limit := now.Add(-missedEchoes * h.cfg.Interval).UnixNano()
 			ok := h.users.lastEcho.Load() > limit && h.docs.lastEcho.Load() > limit
+			// Echoes missed while this node was away from NATS say nothing
+			// of the streams: no copy could reach it. It judges them only
+			// once it has been back for missedEchoes intervals. Taking
+			// them for gone would switch to the plain subjects and then
+			// back at the stream's newest position, so the pushes stored
+			// while it was away would never be read (the router reads
+			// them after a reconnect: checkPositions), and live pushes
+			// would go out without positions meanwhile.
+			if r := h.nc.Stats().Reconnects; r != reconnects {
+				reconnects, back = r, now.UnixNano()
+			}
+			if !ok && h.Available() && (!h.nc.IsConnected() || back > limit) {
+				continue
+			}
 			h.setAvailable(ok)
 			if ok {
 				down = 0

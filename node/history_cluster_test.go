@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -82,6 +83,75 @@ func TestNoPushLostWhenTheNodesNATSServerDies(t *testing.T) {
 	// Whether the kill cost the node pushes (a gap fill) depends on how
 	// fast it reconnected; TestNoPushLostWhileTheNodeIsCutOffFromNATS makes
 	// sure of a gap. Here the promise is the same either way.
+	pushtest.Marker(t, nc, c)
+}
+
+// TestNoPushLostWhenTheNodeIsAwayLongerThanTheHistoryHeartbeat: a node cut
+// off from NATS for longer than three history heartbeats (what makes it
+// take the streams for gone when it is connected) keeps history on: echoes
+// missed while it was away say nothing of the streams. Back, it reads what
+// was stored meanwhile, and its client gets every push once, in order, each
+// with its position. Taking the streams for gone would deliver live pushes
+// without positions and, switching back at the streams' newest position,
+// never read the pushes stored while it was away.
+func TestNoPushLostWhenTheNodeIsAwayLongerThanTheHistoryHeartbeat(t *testing.T) {
+	ns := pushtest.RunJetStream(t)
+	proxy := pushtest.RunProxy(t, ns.Addr().String())
+	const interval = 500 * time.Millisecond
+	n := withHistory(t, "nats://"+proxy.Addr(), 1, history.Config{Interval: interval})
+	var gone atomic.Int32
+	n.History.Notify(func(ok bool) {
+		if !ok {
+			gone.Add(1)
+		}
+	})
+	c := pushtest.Dial(t, n.WSURL(), "vera")
+	nc := ns.Connect(t)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var seqs []uint64
+	publish := func(from, to int) {
+		for i := from; i < to; i++ {
+			ack, err := js.Publish(pushtest.Ctx(t), "push.user.vera", []byte(strconv.Itoa(i)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			seqs = append(seqs, ack.Sequence)
+		}
+	}
+	publish(0, 5)
+
+	proxy.Cut()
+	pushtest.Eventually(t, 5*time.Second, func() error {
+		if n.Router.Connected() {
+			return fmt.Errorf("node still connected")
+		}
+		return nil
+	})
+	publish(5, 25)
+	time.Sleep(5 * interval) // the fault itself: longer than three heartbeats without an echo
+	proxy.Restore()
+	publish(25, 35) // live, or read with the others if the node is not back yet
+
+	for i, seq := range seqs {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		f, err := c.Next(ctx)
+		cancel()
+		if err != nil {
+			t.Fatalf("push %d of %d: %v", i, len(seqs), err)
+		}
+		if f.Seq == "" || seqOf(t, f.Seq) != seq || string(f.Data) != strconv.Itoa(i) {
+			t.Fatalf("push %d: seq %q data %s, want seq %d data %d", i, f.Seq, f.Data, seq, i)
+		}
+	}
+	if g := gone.Load(); g != 0 {
+		t.Fatalf("history was taken for unavailable %d times while the node was away from NATS", g)
+	}
+	if n.Metric(t, "pushd_history_gap_fills_total") == 0 {
+		t.Fatal("delivered without a gap fill: the pushes reached the node some other way")
+	}
 	pushtest.Marker(t, nc, c)
 }
 
