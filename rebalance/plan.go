@@ -87,6 +87,11 @@ func (b Band) start(avg float64) float64 {
 	return math.Max(avg*b.Ratio, avg+float64(b.MinExcess))
 }
 
+// Ceiling is the most sessions a node holds once the cluster has settled
+// at average avg: above it, the node sheds. It is what rebalancing
+// promises (the chaos suite checks it).
+func (b Band) Ceiling(avg float64) float64 { return b.start(avg) }
+
 // stop is the count down to which a shedding node sheds: the average, so
 // that the node left emptiest gets its full share however many nodes
 // shed (stopping at a margin above it would leave that node short by the

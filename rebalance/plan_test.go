@@ -171,3 +171,30 @@ func TestBandSettlesWithoutPingPong(t *testing.T) {
 		})
 	}
 }
+
+// TestCeiling: a node at the ceiling does not start shedding, one above it
+// does, whichever of the ratio and the margin is the larger.
+func TestCeiling(t *testing.T) {
+	for _, tc := range []struct {
+		band Band
+		avg  float64
+		want float64
+	}{
+		{Band{Ratio: 1.2, MinExcess: 100}, 1000, 1200},
+		{Band{Ratio: 1.2, MinExcess: 100}, 100, 200},
+		{Band{Ratio: 1.2, MinExcess: 0}, 10, 12},
+	} {
+		got := tc.band.Ceiling(tc.avg)
+		if got != tc.want {
+			t.Errorf("%+v at %v: Ceiling %v, want %v", tc.band, tc.avg, got, tc.want)
+		}
+		at := View{Sessions: int(got), Average: tc.avg, Accepting: 3, Known: true}
+		if _, shedding := tc.band.Excess(at, false); shedding {
+			t.Errorf("%+v: a node at the ceiling %v starts shedding", tc.band, got)
+		}
+		at.Sessions++
+		if _, shedding := tc.band.Excess(at, false); !shedding {
+			t.Errorf("%+v: a node above the ceiling %v does not shed", tc.band, got)
+		}
+	}
+}
