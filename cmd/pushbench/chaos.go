@@ -14,8 +14,10 @@ import (
 // at the size the flags give: --conns Go SDK clients (through Toxiproxy),
 // --docs docs (two per client), --rate doc pushes per second, on three
 // pushd processes it starts from --pushd-bin, three JetStream servers and a
-// Consul agent; the faults are chaos.Run's. The SDK's own backoff defaults
-// apply, as in production.
+// Consul agent; the faults are chaos.Run's, and after the rolling drain the
+// time until rebalancing spread the sessions within its band. The SDK's own
+// backoff defaults apply, as do pushd's rebalancing defaults, as in
+// production.
 func runChaos(b *bench) error {
 	o := b.o
 	if len(o.targets) > 0 || o.pushdBin == "" {
@@ -62,6 +64,21 @@ func runChaos(b *bench) error {
 	rep.add("nodes_rss_after", ra/1e6, "MB")
 	rep.add("nodes_goroutines_before", gb, "")
 	rep.add("nodes_goroutines_after", ga, "")
+	// Rebalancing after the rolling drain (the nodes' own defaults: a node
+	// sheds above 1.2 times the average and 100 over it, at most 1% of
+	// its sessions a second).
+	for i := range r.Drained {
+		rep.add(fmt.Sprintf("node%d_sessions_drained", i+1), r.Drained[i].Sessions, "sessions")
+	}
+	for i := range r.After {
+		rep.add(fmt.Sprintf("node%d_sessions_end", i+1), r.After[i].Sessions, "sessions")
+	}
+	rep.add("balance_ceiling", r.Ceiling, "sessions")
+	rep.add("balanced_after", float64(r.Balanced.Milliseconds()), "ms")
+	rep.add("rebalance_moves_to_balance", float64(r.MovesToBalance), "sessions")
+	rep.add("rebalance_moves", float64(r.Moves), "sessions")
+	rep.check("sessions rebalanced after the rolling drain", !r.Unbalanced,
+		fmt.Sprintf("%s sessions %s after the drain, want each at most %.0f", chaos.Spread(r.After), r.Balanced.Round(time.Second), r.Ceiling))
 	rep.check("every stored push delivered exactly once per client", r.Missing == 0 && r.DuplicatesAfterDedupe == 0,
 		fmt.Sprintf("%d of %d, %d twice", r.Delivered, r.Expected, r.DuplicatesAfterDedupe))
 	rep.check("every push stored", r.Failed == 0, fmt.Sprintf("%d never answered", r.Failed))

@@ -122,7 +122,7 @@ var scenarios = []scenario{
 	{"presence", "--conns members of one doc listen for presence events while --churners sessions join and leave it at --churn-rate joins/s (and as many leaves); presence events/s and server CPU, with coalescing on and off (--coalesce)", runPresence, nil, false},
 	{"seed", "seed 001's load test (its scenario 4): a broadcast asking for receipts every --interval, every client acknowledges it, --churn-pct of the clients per second disconnect and reconnect, for --duration on 4 nodes; receipts vs deliveries, memory per connection, CPU, flatness", runSeed,
 		nil, false},
-	{"chaos", "the chaos suite at scale (internal/chaos): --conns Go SDK clients through Toxiproxy, --rate doc pushes/s, 3 nodes, 3 JetStream servers, Consul; 2 s drops of 10% of clients, kill -9 of a node and of a NATS server, a node cut from NATS, a Consul freeze, a rolling drain; delivery exactly once, duplicates before dedupe, time until every client is served again, RSS/goroutines before and after", runChaos,
+	{"chaos", "the chaos suite at scale (internal/chaos): --conns Go SDK clients through Toxiproxy, --rate doc pushes/s, 3 nodes, 3 JetStream servers, Consul; 2 s drops of 10% of clients, kill -9 of a node and of a NATS server, a node cut from NATS, a Consul freeze, a rolling drain, then rebalancing; delivery exactly once, duplicates before dedupe, time until every client is served again, sessions per node after the drain and at the end with the time until balanced, RSS/goroutines before and after", runChaos,
 		func(o *options) {
 			if o.docs == 0 {
 				o.docs = max(6, o.conns/30)

@@ -31,12 +31,19 @@ func TestMain(m *testing.M) {
 // TestChaos is the chaos scenario at CI size (30 clients, 6 docs, 40
 // pushes/s; see Run for the faults): every stored push reaches every client
 // joined to its doc exactly once (after the SDK's dedupe by seq), every
-// client is served again after every fault, and the nodes end with no more
-// goroutines than the sessions they hold explain.
+// client is served again after every fault, the rolling drain's imbalance
+// is rebalanced (sessions moving while pushes flow) until every node holds
+// no more than the band allows, and the nodes end with no more goroutines
+// than the sessions they hold explain.
 func TestChaos(t *testing.T) {
 	r := Run(t, Config{
 		PushdBin: bins.Path(t, "pushd"),
 		Backoff:  client.Backoff{Min: 100 * time.Millisecond, Max: 2 * time.Second, Restart: 300 * time.Millisecond},
+		// A band small enough for 30 clients (pushd's margin of 100 would
+		// keep them still): a node sheds above 1.2 times the average (12),
+		// down to it (10), up to 10 a second.
+		Rebalance:     Rebalance{Ratio: 1.2, MinExcess: -1, Fraction: 1, Rate: 10},
+		BalanceWithin: 20 * time.Second,
 	})
 	t.Logf("chaos report:\n%s", r)
 	if r.Expected == 0 || r.Stored < int(r.Rate) {
@@ -73,6 +80,26 @@ func TestChaos(t *testing.T) {
 	}
 	if sessions != float64(r.Clients) {
 		t.Errorf("the nodes hold %.0f sessions after the run, want %d", sessions, r.Clients)
+	}
+	// Rebalancing: the node drained last came back empty, so others held
+	// more than the band allows; they shed until every node held at
+	// most the ceiling, and the sessions stayed spread so to the end.
+	if r.Unbalanced {
+		t.Errorf("not rebalanced within %s of the rolling drain: %s sessions, want each at most %.0f, none shedding",
+			r.Balanced.Round(time.Millisecond), Spread(r.Drained), r.Ceiling)
+	}
+	most := 0.0
+	for _, n := range r.Drained {
+		most = max(most, n.Sessions)
+	}
+	if most <= r.Ceiling || r.MovesToBalance == 0 {
+		t.Errorf("the rolling drain left %s sessions and rebalancing moved %d: want a node above %.0f, and moves",
+			Spread(r.Drained), r.MovesToBalance, r.Ceiling)
+	}
+	for i, n := range r.After {
+		if n.Sessions > r.Ceiling || n.Sessions == 0 {
+			t.Errorf("node %d holds %.0f sessions at the end (%s), want 1 to %.0f", i+1, n.Sessions, Spread(r.After), r.Ceiling)
+		}
 	}
 	// Every node was restarted by the drain: a leak would show as goroutines
 	// beyond what the same sessions needed before.

@@ -1,6 +1,7 @@
 package chaos
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"net/http"
@@ -63,6 +64,7 @@ func startCluster(t testing.TB, cfg *Config) *cluster {
 			"--consul-addr", c.consul.Addr(), "--consul-lock-delay", "1s", "--node-name", fmt.Sprintf("chaos-%d", i),
 			"--history-replicas", strconv.Itoa(natsCount), "--history-doc-max-msgs", strconv.Itoa(cfg.HistoryPerDoc),
 			"--drain-timeout", cfg.DrainTimeout.String()})
+		c.args[i] = append(c.args[i], cfg.Rebalance.args()...)
 		p := pushtest.StartPushd(t, cfg.PushdBin, c.args[i]...)
 		c.nodes = append(c.nodes, p)
 		c.listen = append(c.listen, p.Listen)
@@ -113,6 +115,7 @@ type NodeSample struct {
 	RSS        float64 `json:"rss_bytes"`
 	Goroutines float64 `json:"goroutines"`
 	Sessions   float64 `json:"sessions"`
+	Shedding   bool    `json:"shedding"` // shedding sessions to rebalance
 }
 
 // sample reads every node's /metrics.
@@ -123,9 +126,43 @@ func (c *cluster) sample() ([]NodeSample, error) {
 		if err != nil {
 			return nil, fmt.Errorf("node %d: %w", i, err)
 		}
-		out = append(out, NodeSample{Node: i, RSS: m["process_resident_memory_bytes"], Goroutines: m["go_goroutines"], Sessions: m["pushd_connections"]})
+		out = append(out, NodeSample{Node: i, RSS: m["process_resident_memory_bytes"], Goroutines: m["go_goroutines"], Sessions: m["pushd_connections"],
+			Shedding: m["pushd_rebalance_shedding"] == 1})
 	}
 	return out, nil
+}
+
+// waitBalanced polls the nodes until they hold clients sessions in all (no
+// client between two nodes), none more than ceiling, and none sheds; it
+// returns how long that took, and false if the wait gave up after within.
+func (c *cluster) waitBalanced(ctx context.Context, clients int, ceiling float64, within time.Duration) (time.Duration, bool) {
+	start := time.Now()
+	deadline := start.Add(within)
+	for {
+		if s, err := c.sample(); err == nil && balanced(s, clients, ceiling) {
+			return time.Since(start), true
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return time.Since(start), false
+		}
+		select {
+		case <-time.After(50 * time.Millisecond): // polling a condition
+		case <-ctx.Done():
+		}
+	}
+}
+
+// balanced says whether the nodes hold clients sessions in all, none more
+// than ceiling, and none sheds.
+func balanced(s []NodeSample, clients int, ceiling float64) bool {
+	var sum float64
+	for _, n := range s {
+		if n.Sessions > ceiling || n.Shedding {
+			return false
+		}
+		sum += n.Sessions
+	}
+	return sum == float64(clients)
 }
 
 // scrape reads the unlabelled samples of a Prometheus text page.

@@ -17,6 +17,7 @@ import (
 // its sessions follow one another, each resuming where the last left off.
 type fleet struct {
 	members []*member
+	moves   atomic.Int64 // sessions closed by rebalancing (1012 "rebalance")
 }
 
 // member is one client and what it received.
@@ -55,6 +56,11 @@ func startFleet(ctx context.Context, c *cluster, cfg *Config, docs []string) (*f
 			Backoff: cfg.Backoff,
 			OnPush:  m.onPush,
 			OnError: m.onError,
+			OnDisconnect: func(ev client.DisconnectEvent) {
+				if ev.Error == "rebalance" {
+					f.moves.Add(1)
+				}
+			},
 		})
 		f.members = append(f.members, m)
 	}

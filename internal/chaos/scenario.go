@@ -3,11 +3,14 @@
 // Toxiproxy on every link, Go SDK clients joined to docs with history on,
 // and a backend publishing doc pushes at a steady rate, put through network
 // drops, kill -9 of a node and of a NATS server, a cut between a node and
-// NATS, a Consul freeze and a rolling drain. It measures what
-// docs/RELIABILITY.md promises: every stored push delivered exactly once per
-// client (after the SDK's dedupe by seq), the duplicates that dedupe
-// dropped, the time until every client is served again after each fault,
-// and the nodes' memory and goroutines before and after.
+// NATS, a Consul freeze and a rolling drain, after which rebalancing
+// spreads the sessions again. It measures what docs/RELIABILITY.md
+// promises: every stored push delivered exactly once per client (after the
+// SDK's dedupe by seq, sessions moving included), the duplicates that
+// dedupe dropped, the time until every client is served again after each
+// fault, the sessions per node after the drain and the time until they are
+// within the rebalancing band, and the nodes' memory and goroutines before
+// and after.
 //
 // TestChaos runs it at CI size; `pushbench chaos` at a larger one, through
 // a Harness.
@@ -16,12 +19,14 @@ package chaos
 import (
 	"context"
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/pushd/pushd/client"
+	"github.com/pushd/pushd/rebalance"
 )
 
 // Config sizes the scenario. A zero field means its default (the CI size).
@@ -58,6 +63,52 @@ type Config struct {
 	// ServeWithin bounds the wait until every client is served again after
 	// a fault. Default 60s.
 	ServeWithin time.Duration
+	// Rebalance is the nodes' rebalancing (their --rebalance-* flags); zero
+	// fields keep pushd's defaults.
+	Rebalance Rebalance
+	// BalanceWithin bounds the wait, after the rolling drain, until the
+	// nodes hold the sessions within the rebalancing band. Default 5m.
+	BalanceWithin time.Duration
+}
+
+// Rebalance are the nodes' rebalancing flags (docs/OPERATIONS.md,
+// "Rebalancing"), as rebalance.Config reads them: a zero field means
+// pushd's default, a negative MinExcess means none (0 on the command line).
+type Rebalance struct {
+	Ratio     float64 // --rebalance-ratio (rebalance.DefaultRatio)
+	MinExcess int     // --rebalance-min-excess (rebalance.DefaultMinExcess)
+	Fraction  float64 // --rebalance-fraction (rebalance.DefaultFraction)
+	Rate      float64 // --rebalance-rate (rebalance.DefaultRate)
+}
+
+// args are the pushd flags for r.
+func (r Rebalance) args() []string {
+	var a []string
+	if r.Ratio > 0 {
+		a = append(a, "--rebalance-ratio", strconv.FormatFloat(r.Ratio, 'g', -1, 64))
+	}
+	if r.MinExcess != 0 {
+		a = append(a, "--rebalance-min-excess", strconv.Itoa(max(0, r.MinExcess)))
+	}
+	if r.Fraction > 0 {
+		a = append(a, "--rebalance-fraction", strconv.FormatFloat(r.Fraction, 'g', -1, 64))
+	}
+	if r.Rate > 0 {
+		a = append(a, "--rebalance-rate", strconv.FormatFloat(r.Rate, 'g', -1, 64))
+	}
+	return a
+}
+
+// band is the band the nodes shed by, as package rebalance computes it.
+func (r Rebalance) band() rebalance.Band {
+	b := rebalance.Band{Ratio: rebalance.DefaultRatio, MinExcess: rebalance.DefaultMinExcess}
+	if r.Ratio > 0 {
+		b.Ratio = math.Max(r.Ratio, 1.01) // as rebalance.New clamps it
+	}
+	if r.MinExcess != 0 {
+		b.MinExcess = max(0, r.MinExcess)
+	}
+	return b
 }
 
 func (c *Config) setDefaults() {
@@ -88,6 +139,7 @@ func (c *Config) setDefaults() {
 	defDur(&c.ConsulFreeze, 5*time.Second)
 	defDur(&c.DrainTimeout, time.Second)
 	defDur(&c.ServeWithin, 60*time.Second)
+	defDur(&c.BalanceWithin, 5*time.Minute)
 }
 
 // groups is how many client groups there are: a drop cuts one.
@@ -133,8 +185,21 @@ type Report struct {
 	Sessions               int    `json:"sessions"`    // sessions over all clients (hellos)
 	Faults                 []Fault
 	Before, After          []NodeSample
-	ClientErrors           []string `json:"client_errors,omitempty"`
-	Took                   time.Duration
+	// Rebalancing after the rolling drain. Drained are the nodes as the
+	// node drained last came back (empty); Balanced is the time from then
+	// until every client was connected, no node held more than Ceiling
+	// (the band's at the average: the clients over the nodes) and none
+	// was shedding; Unbalanced when the wait gave up. Moves are the
+	// sessions rebalancing closed (1012 "rebalance") over the run,
+	// MovesToBalance those of them from Drained until Balanced.
+	Drained        []NodeSample  `json:"drained"`
+	Ceiling        float64       `json:"ceiling"`
+	Balanced       time.Duration `json:"balanced_ns"`
+	Unbalanced     bool          `json:"unbalanced"`
+	Moves          int           `json:"moves"`
+	MovesToBalance int           `json:"moves_to_balance"`
+	ClientErrors   []string      `json:"client_errors,omitempty"`
+	Took           time.Duration
 }
 
 // DeliveredPct is the share of Expected delivered, in percent.
@@ -278,6 +343,22 @@ func Run(t testing.TB, cfg Config) *Report {
 		c.restartNode(i)
 	}
 
+	// 7. Rebalancing: the rolling drain left the node drained last empty
+	// and the others above the average; they shed (1012 "rebalance") until
+	// each holds no more than the band allows, while pushes go on.
+	{
+		moves := f.moves.Load()
+		if r.Drained, err = c.sample(); err != nil {
+			t.Errorf("chaos: metrics: %v", err)
+		}
+		r.Ceiling = cfg.Rebalance.band().Ceiling(float64(cfg.Clients) / nodeCount)
+		d, ok := c.waitBalanced(ctx, cfg.Clients, r.Ceiling, cfg.BalanceWithin)
+		r.Balanced, r.Unbalanced = d, !ok
+		r.MovesToBalance = int(f.moves.Load() - moves)
+		t.Logf("chaos: %-34s %s after %6.0f ms, %d moves%s", "rebalance after the drain", Spread(r.Drained),
+			float64(d)/1e6, r.MovesToBalance, map[bool]string{true: fmt.Sprintf(" (NOT within %.0f per node)", r.Ceiling)}[!ok])
+	}
+
 	// The end: stop publishing, wait for the last deliveries, count.
 	pub.finish()
 	published = true
@@ -315,8 +396,18 @@ func Run(t testing.TB, cfg Config) *Report {
 		}
 		m.mu.Unlock()
 	}
+	r.Moves = int(f.moves.Load())
 	r.Took = time.Since(began)
 	return r
+}
+
+// Spread is the nodes' sessions, "1000/2000/0".
+func Spread(s []NodeSample) string {
+	var parts []string
+	for _, n := range s {
+		parts = append(parts, strconv.FormatFloat(n.Sessions, 'f', 0, 64))
+	}
+	return strings.Join(parts, "/")
 }
 
 // String is the report as a table.
@@ -343,6 +434,12 @@ func (r *Report) String() string {
 		fmt.Fprintf(&b, "%-6d %12.1fMB %12.1fMB %14.0f %14.0f %10.0f %10.0f\n", i+1, r.Before[i].RSS/1e6, a.RSS/1e6,
 			r.Before[i].Goroutines, a.Goroutines, r.Before[i].Sessions, a.Sessions)
 	}
+	balanced := fmt.Sprintf("balanced (every node at most %.0f, none shedding) after %s", r.Ceiling, r.Balanced.Round(time.Millisecond))
+	if r.Unbalanced {
+		balanced = fmt.Sprintf("NOT balanced (every node at most %.0f, none shedding) within %s", r.Ceiling, r.Balanced.Round(time.Millisecond))
+	}
+	fmt.Fprintf(&b, "rebalancing: sessions %s as the last drained node came back; %s with %d moves; %s at the end; %d moves over the run\n",
+		Spread(r.Drained), balanced, r.MovesToBalance, Spread(r.After), r.Moves)
 	for _, e := range r.ClientErrors {
 		fmt.Fprintf(&b, "client error: %s\n", e)
 	}
