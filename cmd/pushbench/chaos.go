@@ -49,6 +49,8 @@ func runChaos(b *bench) error {
 	rep.add("duplicates_after_dedupe", float64(r.DuplicatesAfterDedupe), "pushes")
 	rep.add("without_seq", float64(r.WithoutSeq), "pushes")
 	rep.add("sessions", float64(r.Sessions), "hellos")
+	rep.add("rejoins_not_recovered", float64(r.Gaps), "rejoins")
+	rep.add("clients_missing_pushes", float64(r.MissingClients), "clients")
 	for i, f := range r.Faults {
 		rep.add(fmt.Sprintf("served_after_%02d_%s", i+1, slug(f.Name)), float64(f.Served.Milliseconds()), "ms")
 		rep.check("every client served again after "+f.Name, f.Waiting == 0, fmt.Sprintf("%d waiting after %s", f.Waiting, f.Served.Round(time.Millisecond)))

@@ -2,6 +2,7 @@ package chaos
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -32,6 +33,9 @@ type cluster struct {
 	listen []string             // each node's address, kept across restarts
 	links  [][]*toxiproxy.Proxy // node -> its proxy to each NATS server
 	groups [][]*toxiproxy.Proxy // client group -> its proxy to each node
+
+	all    []*pushtest.Pushd  // every process started, for their logs
+	counts map[string]float64 // resume and replay counters of the processes gone
 }
 
 // nodeCount and natsCount are the cluster's shape.
@@ -67,6 +71,7 @@ func startCluster(t testing.TB, cfg *Config) *cluster {
 		c.args[i] = append(c.args[i], cfg.Rebalance.args()...)
 		p := pushtest.StartPushd(t, cfg.PushdBin, c.args[i]...)
 		c.nodes = append(c.nodes, p)
+		c.all = append(c.all, p)
 		c.listen = append(c.listen, p.Listen)
 	}
 	for g := range cfg.groups() {
@@ -107,6 +112,46 @@ func (c *cluster) natsURLs() string {
 func (c *cluster) restartNode(i int) {
 	c.t.Helper()
 	c.nodes[i] = pushtest.StartPushd(c.t, c.cfg.PushdBin, append(append([]string{}, c.args[i]...), "--listen", c.listen[i])...)
+	c.all = append(c.all, c.nodes[i])
+}
+
+// tallied are the counters the report sums over every node process: how
+// resumes went (a resume not recovered loses the client what it missed).
+var tallied = []string{"pushd_resumes_total{", "pushd_history_replays_total{"}
+
+// tally adds node i's counters to the run's, before its process ends (and
+// for every node at the end of the run).
+func (c *cluster) tally(i int) {
+	m, err := scrapeAll("http://" + c.nodes[i].Listen + "/metrics")
+	if err != nil {
+		c.t.Logf("chaos: node %d counters: %v", i+1, err)
+		return
+	}
+	if c.counts == nil {
+		c.counts = map[string]float64{}
+	}
+	for name, v := range m {
+		for _, p := range tallied {
+			if strings.HasPrefix(name, p) && v != 0 {
+				c.counts[name] += v
+			}
+		}
+	}
+}
+
+// warnings counts the warnings and errors every node process logged, by
+// message.
+func (c *cluster) warnings() map[string]int {
+	out := map[string]int{}
+	for _, p := range c.all {
+		for _, line := range strings.Split(p.Log(), "\n") {
+			var rec struct{ Level, Msg string }
+			if json.Unmarshal([]byte(line), &rec) == nil && (rec.Level == "WARN" || rec.Level == "ERROR") {
+				out[rec.Msg]++
+			}
+		}
+	}
+	return out
 }
 
 // NodeSample is what a node's /metrics said at one moment.
@@ -167,6 +212,17 @@ func balanced(s []NodeSample, clients int, ceiling float64) bool {
 
 // scrape reads the unlabelled samples of a Prometheus text page.
 func scrape(url string) (map[string]float64, error) {
+	all, err := scrapeAll(url)
+	for name := range all {
+		if strings.Contains(name, "{") {
+			delete(all, name)
+		}
+	}
+	return all, err
+}
+
+// scrapeAll reads every sample of a Prometheus text page, by series.
+func scrapeAll(url string) (map[string]float64, error) {
 	hc := http.Client{Timeout: 5 * time.Second}
 	resp, err := hc.Get(url)
 	if err != nil {
@@ -179,10 +235,11 @@ func scrape(url string) (map[string]float64, error) {
 	}
 	m := map[string]float64{}
 	for _, line := range strings.Split(string(b), "\n") {
-		name, v, ok := strings.Cut(line, " ")
-		if !ok || strings.HasPrefix(name, "#") || strings.Contains(name, "{") {
+		i := strings.LastIndexByte(line, ' ')
+		if i < 0 || strings.HasPrefix(line, "#") {
 			continue
 		}
+		name, v := line[:i], line[i+1:]
 		if f, err := strconv.ParseFloat(strings.TrimSpace(v), 64); err == nil {
 			m[name] = f
 		}

@@ -30,6 +30,7 @@ type member struct {
 	got   bitset // push numbers handed to OnPush
 	twice int    // pushes handed over again (after the SDK's dedupe by seq)
 	noSeq int    // pushes without a position (history unavailable)
+	gaps  int    // rejoins told the missed pushes could not all be replayed
 	errs  []string
 
 	last []atomic.Int64 // per joined doc: the highest push number received (-1: none)
@@ -77,7 +78,7 @@ func startFleet(ctx context.Context, c *cluster, cfg *Config, docs []string) (*f
 				return
 			}
 			for _, d := range m.docs {
-				if err := m.c.Join(docs[d], client.JoinOptions{}).Ready(ctx); err != nil {
+				if err := m.c.Join(docs[d], client.JoinOptions{OnSubscribed: m.onSubscribed}).Ready(ctx); err != nil {
 					errc <- fmt.Errorf("join %s: %w", docs[d], err)
 					return
 				}
@@ -118,6 +119,20 @@ func (m *member) onPush(p *client.Push) error {
 	return nil
 }
 
+// onSubscribed counts the rejoins that were not recovered: the server could
+// not replay everything missed since the cursor (more than a replay
+// carries, say), so pushes may be missing for a reason the report should
+// name.
+func (m *member) onSubscribed(ev client.SubscribedEvent) {
+	if !ev.Gap {
+		return
+	}
+	m.mu.Lock()
+	m.gaps++
+	m.mu.Unlock()
+	m.onError(fmt.Errorf("rejoin of %s not recovered (resumed %v): pushes since the cursor may be missing", ev.Doc, ev.Resumed))
+}
+
 func (m *member) onError(err error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -139,6 +154,42 @@ func (f *fleet) servedAfter(snap []int64) (waiting int) {
 		}
 	}
 	return waiting
+}
+
+// missingIn describes, for at most max clients that miss stored pushes,
+// which: "client 12 (3 sessions) doc 4: 60 missing, pushes 1200..1799".
+func (f *fleet) missingIn(p *publisher, docs []string, most int) (clients int, sample []string) {
+	p.mu.Lock()
+	stored := append(bitset(nil), p.stored...)
+	p.mu.Unlock()
+	total := int(p.next.Load())
+	for k, m := range f.members {
+		m.mu.Lock()
+		miss, first, last := map[int]int{}, map[int]int{}, map[int]int{}
+		for n := range total {
+			d := n % len(docs)
+			if _, ok := m.slot[docs[d]]; !ok || !stored.has(n) || m.got.has(n) {
+				continue
+			}
+			if miss[d] == 0 {
+				first[d] = n
+			}
+			miss[d]++
+			last[d] = n
+		}
+		m.mu.Unlock()
+		if len(miss) == 0 {
+			continue
+		}
+		clients++
+		for d, c := range miss {
+			if len(sample) < most {
+				sample = append(sample, fmt.Sprintf("client %d (%d sessions) doc %d: %d missing, pushes %d..%d",
+					k, m.c.Stats().Sessions, d, c, first[d], last[d]))
+			}
+		}
+	}
+	return clients, sample
 }
 
 // missing counts, over every client, the stored pushes of its docs it has

@@ -19,7 +19,9 @@ package chaos
 import (
 	"context"
 	"fmt"
+	"maps"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -182,9 +184,20 @@ type Report struct {
 	DuplicatesBeforeDedupe uint64 `json:"duplicates_before_dedupe"`
 	DuplicatesAfterDedupe  int    `json:"duplicates_after_dedupe"`
 	WithoutSeq             int    `json:"without_seq"` // pushes delivered without a position
-	Sessions               int    `json:"sessions"`    // sessions over all clients (hellos)
-	Faults                 []Fault
-	Before, After          []NodeSample
+	// Gaps are the rejoins the SDK was told were not recovered (the server
+	// could not replay all that was missed); MissingClients the clients
+	// missing a delivery, and MissingSample which, for a few.
+	Gaps           int      `json:"gaps"`
+	MissingClients int      `json:"missing_clients"`
+	MissingSample  []string `json:"missing_sample,omitempty"`
+	// NodeCounters are the nodes' resume counters (pushd_resumes_total,
+	// pushd_history_replays_total), summed over every node process of the
+	// run; NodeWarnings the warnings and errors they logged, by message.
+	NodeCounters  map[string]float64 `json:"node_counters"`
+	NodeWarnings  map[string]int     `json:"node_warnings"`
+	Sessions      int                `json:"sessions"` // sessions over all clients (hellos)
+	Faults        []Fault
+	Before, After []NodeSample
 	// Rebalancing after the rolling drain. Drained are the nodes as the
 	// node drained last came back (empty); Balanced is the time from then
 	// until every client was connected, no node held more than Ceiling
@@ -287,6 +300,7 @@ func Run(t testing.TB, cfg Config) *Report {
 	// 2. kill -9 of a node; restarted once its clients are served elsewhere.
 	{
 		snap, start := pub.snapshot(), time.Now()
+		c.tally(0)
 		c.nodes[0].Kill()
 		measure("kill -9 node 1 of 3", 0, start, snap)
 		c.restartNode(0)
@@ -335,6 +349,7 @@ func Run(t testing.TB, cfg Config) *Report {
 		snap, start := pub.snapshot(), time.Now()
 		stopped := make(chan error, 1)
 		p := c.nodes[i]
+		c.tally(i)
 		go func() { stopped <- p.Stop() }()
 		measure(fmt.Sprintf("drain node %d of 3", i+1), 0, start, snap)
 		if err := <-stopped; err != nil {
@@ -374,6 +389,10 @@ func Run(t testing.TB, cfg Config) *Report {
 	if r.After, err = c.sample(); err != nil {
 		t.Errorf("chaos: metrics: %v", err)
 	}
+	for i := range c.nodes {
+		c.tally(i)
+	}
+	r.NodeCounters, r.NodeWarnings = c.counts, c.warnings()
 	r.Published = int(pub.next.Load())
 	pub.mu.Lock()
 	r.Failed, r.Retries = pub.failed, pub.retries
@@ -381,6 +400,9 @@ func Run(t testing.TB, cfg Config) *Report {
 	r.Stored = r.Published - r.Failed
 	r.Missing, r.Expected = f.missing(pub)
 	r.Delivered = r.Expected - r.Missing
+	if r.Missing > 0 {
+		r.MissingClients, r.MissingSample = f.missingIn(pub, docs, 10)
+	}
 	for _, m := range f.members {
 		s := m.c.Stats()
 		r.DuplicatesBeforeDedupe += s.Duplicates
@@ -389,6 +411,7 @@ func Run(t testing.TB, cfg Config) *Report {
 		r.DuplicatesAfterDedupe += m.twice
 		r.DuplicatesBeforeDedupe += uint64(m.twice)
 		r.WithoutSeq += m.noSeq
+		r.Gaps += m.gaps
 		for _, e := range m.errs {
 			if len(r.ClientErrors) < 20 {
 				r.ClientErrors = append(r.ClientErrors, e)
@@ -417,6 +440,12 @@ func (r *Report) String() string {
 		r.Clients, r.Docs, r.Rate, r.AchievedRate(), r.Published, r.PublishedFor.Round(time.Second), r.Stored, r.Failed, r.Retries, r.Sessions, r.Took.Round(time.Second))
 	fmt.Fprintf(&b, "delivered %d of %d (%.3f%%), missing %d; duplicates before dedupe %d, after %d; without seq %d\n",
 		r.Delivered, r.Expected, r.DeliveredPct(), r.Missing, r.DuplicatesBeforeDedupe, r.DuplicatesAfterDedupe, r.WithoutSeq)
+	if r.Missing > 0 || r.Gaps > 0 {
+		fmt.Fprintf(&b, "missing at %d clients; rejoins not recovered (gaps) %d\n", r.MissingClients, r.Gaps)
+		for _, m := range r.MissingSample {
+			fmt.Fprintf(&b, "  %s\n", m)
+		}
+	}
 	fmt.Fprintf(&b, "%-36s %10s %12s\n", "fault", "lasted", "served after")
 	for _, f := range r.Faults {
 		w := ""
@@ -440,6 +469,12 @@ func (r *Report) String() string {
 	}
 	fmt.Fprintf(&b, "rebalancing: sessions %s as the last drained node came back; %s with %d moves; %s at the end; %d moves over the run\n",
 		Spread(r.Drained), balanced, r.MovesToBalance, Spread(r.After), r.Moves)
+	for _, k := range slices.Sorted(maps.Keys(r.NodeCounters)) {
+		fmt.Fprintf(&b, "nodes: %s %.0f\n", k, r.NodeCounters[k])
+	}
+	for _, k := range slices.Sorted(maps.Keys(r.NodeWarnings)) {
+		fmt.Fprintf(&b, "nodes logged %dx: %s\n", r.NodeWarnings[k], k)
+	}
 	for _, e := range r.ClientErrors {
 		fmt.Fprintf(&b, "client error: %s\n", e)
 	}
