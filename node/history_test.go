@@ -540,3 +540,73 @@ func TestResumeNeedsTheJoinGrant(t *testing.T) {
 	pushtest.Marker(t, nc, c) // nothing of secret's reached mallory's first session
 	pushtest.Marker(t, nc, m) // nor the victim's push her second
 }
+
+// TestResumeRidesOutAFailingRead: while history is on, a resume whose read
+// of the stream fails (direct gets turned off on the stream here; after a
+// NATS server dies, JetStream electing the stream's new leader does the
+// same for a few seconds) is read again within the resume's time. Once
+// reads work the client is recovered with every push it missed, instead
+// of being told they are lost while the stream holds them.
+func TestResumeRidesOutAFailingRead(t *testing.T) {
+	ns := pushtest.RunJetStream(t)
+	nc := ns.Connect(t)
+	n := withHistory(t, ns.URL(), 1, history.Config{})
+	c := pushtest.Dial(t, n.WSURL(), "rhea")
+	since := c.Hello().Seq
+	away(t, n, c)
+	var want []uint64
+	for i := range 3 {
+		want = append(want, store(t, nc, "push.user.rhea", strconv.Itoa(i)))
+	}
+
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	users, _ := history.StreamNames("")
+	direct := func(on bool) {
+		t.Helper()
+		s, err := js.Stream(pushtest.Ctx(t), users)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg := s.CachedInfo().Config
+		cfg.AllowDirect = on
+		if _, err := js.UpdateStream(pushtest.Ctx(t), cfg); err != nil {
+			t.Fatal(err)
+		}
+	}
+	direct(false)
+	failed := n.Metric(t, `pushd_history_replays_total{result="error"}`)
+
+	type dialed struct {
+		c   *client.Conn
+		err error
+	}
+	done := make(chan dialed, 1)
+	go func() {
+		c, err := client.Dial(pushtest.Ctx(t), n.WSURL(), client.Options{User: "rhea", Since: since})
+		done <- dialed{c, err}
+	}()
+	pushtest.Eventually(t, 5*time.Second, func() error {
+		if n.Metric(t, `pushd_history_replays_total{result="error"}`) == failed {
+			return errors.New("no read has failed yet")
+		}
+		return nil
+	})
+	direct(true)
+
+	d := <-done
+	if d.err != nil {
+		t.Fatal(d.err)
+	}
+	t.Cleanup(func() { _ = d.c.Close() })
+	if recovered(d.c.Hello()) != "true" {
+		t.Fatalf("hello %+v: want recovered:true once reads work again", d.c.Hello())
+	}
+	for i, seq := range want {
+		if f := next(t, d.c, strconv.Itoa(i)); seqOf(t, f.Seq) != seq {
+			t.Fatalf("push %d: seq %s, want %d", i, f.Seq, seq)
+		}
+	}
+}

@@ -27,6 +27,9 @@ import (
 // resumeTimeout bounds reading what a resuming session missed.
 const resumeTimeout = 5 * time.Second
 
+// resumeRetryEvery paces the reads of a resume retried after a failure.
+const resumeRetryEvery = 200 * time.Millisecond
+
 // seamReads is how many times a gap at the seam is read before giving up
 // and telling the client it was not recovered.
 const seamReads = 3
@@ -107,6 +110,25 @@ func (n *Node) resume(s *session, t contract.Target, key string, since uint64) (
 	ctx, cancel := context.WithTimeout(context.Background(), resumeTimeout)
 	defer cancel()
 	rep, err := n.bus.Replay(ctx, t, key, since)
+	// A read that fails while history is on (JetStream electing a stream's
+	// leader after a server died, say) is tried again until the resume's
+	// time is up: answering recovered:false would tell the client that
+	// pushes the streams still hold are lost.
+	for err != nil && !errors.Is(err, contract.ErrAheadOfHistory) {
+		if _, on := n.bus.Position(t); !on {
+			break // history is off: nothing to wait for
+		}
+		retry := time.NewTimer(resumeRetryEvery)
+		select {
+		case <-ctx.Done():
+		case <-retry.C:
+		}
+		retry.Stop()
+		if ctx.Err() != nil {
+			break
+		}
+		rep, err = n.bus.Replay(ctx, t, key, since)
+	}
 	switch {
 	case errors.Is(err, contract.ErrAheadOfHistory):
 		n.metrics.resumes.inc("bad_since")
