@@ -368,3 +368,23 @@ func TestCloseAndHandlers(t *testing.T) {
 		t.Fatalf("Close from a handler: %v, state %v", err, self.State())
 	}
 }
+
+// A client connecting without a cursor (its connect frame has no since)
+// makes the node read no history: its hello carries the user's position
+// and the node counts no resume. (It used to read the stream from 0 and
+// count a not_recovered resume for every such connect.)
+func TestConnectWithoutCursorReadsNoHistory(t *testing.T) {
+	t.Parallel()
+	js := pushtest.RunJetStream(t)
+	n := historyNode(t, js, 1, node.Config{})
+	c, e := start(t, client.Config{URL: n.WSURL(), GetToken: tokens("fresh", time.Hour, nil)})
+	connect(t, c)
+	if h := recv(t, e.hellos, "hello"); h.Seq == 0 || h.Resumed {
+		t.Fatalf("hello %+v: want the user's position, not a resume", h)
+	}
+	for _, result := range []string{"recovered", "not_recovered"} {
+		if got := n.Metric(t, `pushd_resumes_total{result="`+result+`"}`); got != 0 {
+			t.Errorf("resumes %s = %v, want 0", result, got)
+		}
+	}
+}

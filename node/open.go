@@ -123,6 +123,11 @@ func (n *Node) activate(s *session, who identity, id string, reading bool, since
 		n.log.Warn("subscriptions not confirmed before hello", "sid", s.sid, "err", err)
 	}
 	cancel()
+	if !resuming {
+		// Nothing to replay: a session without since reads no history.
+		n.greet(s, id, since, nil, start)
+		return
+	}
 	n.greet(s, id, since, func(hello func(resumed) *frame) error {
 		replay, at, err := n.resume(s, contract.TargetUser, s.user, since.N)
 		if err != nil { // a since ahead of the history: no replay
