@@ -41,21 +41,21 @@ unit:
 	$(GO) test -race -count=1 -timeout 25m ./...
 
 fuzz:
-	$(GO) test -run='^$$' -fuzz='^FuzzDecodeClientFrame$$' $(FUZZFLAGS) ./node
-	$(GO) test -run='^$$' -fuzz='^FuzzEncodePush$$' $(FUZZFLAGS) ./node
-	$(GO) test -run='^$$' -fuzz='^FuzzFrameTracker$$' $(FUZZFLAGS) ./node
-	$(GO) test -run='^$$' -fuzz='^FuzzParseCursor$$' $(FUZZFLAGS) ./node
-	$(GO) test -run='^$$' -fuzz='^FuzzAppendEvent$$' $(FUZZFLAGS) ./node
-	$(GO) test -run='^$$' -fuzz='^FuzzDecodeRequest$$' $(FUZZFLAGS) ./node
-	$(GO) test -run='^$$' -fuzz='^FuzzDecodeAnswer$$' $(FUZZFLAGS) ./node
-	$(GO) test -run='^$$' -fuzz='^FuzzEncodePresence$$' $(FUZZFLAGS) ./node
-	$(GO) test -run='^$$' -fuzz='^FuzzVerify$$' $(FUZZFLAGS) ./auth
-	$(GO) test -run='^$$' -fuzz='^FuzzDeltas$$' $(FUZZFLAGS) ./presence
-	$(GO) test -run='^$$' -fuzz='^FuzzDecodeQuery$$' $(FUZZFLAGS) ./presence
-	$(GO) test -run='^$$' -fuzz='^FuzzLimitKey$$' $(FUZZFLAGS) ./node
-	$(GO) test -run='^$$' -fuzz='^FuzzClientFrames$$' $(FUZZFLAGS) ./client
-	$(GO) test -run='^$$' -fuzz='^FuzzRoute$$' $(FUZZFLAGS) ./internal/wsaccept
-	$(GO) test -run='^$$' -fuzz='^FuzzAvoidNode$$' $(FUZZFLAGS) ./client
+	GO=$(GO) .ci/fuzz-one FuzzDecodeClientFrame ./node $(FUZZFLAGS)
+	GO=$(GO) .ci/fuzz-one FuzzEncodePush ./node $(FUZZFLAGS)
+	GO=$(GO) .ci/fuzz-one FuzzFrameTracker ./node $(FUZZFLAGS)
+	GO=$(GO) .ci/fuzz-one FuzzParseCursor ./node $(FUZZFLAGS)
+	GO=$(GO) .ci/fuzz-one FuzzAppendEvent ./node $(FUZZFLAGS)
+	GO=$(GO) .ci/fuzz-one FuzzDecodeRequest ./node $(FUZZFLAGS)
+	GO=$(GO) .ci/fuzz-one FuzzDecodeAnswer ./node $(FUZZFLAGS)
+	GO=$(GO) .ci/fuzz-one FuzzEncodePresence ./node $(FUZZFLAGS)
+	GO=$(GO) .ci/fuzz-one FuzzVerify ./auth $(FUZZFLAGS)
+	GO=$(GO) .ci/fuzz-one FuzzDeltas ./presence $(FUZZFLAGS)
+	GO=$(GO) .ci/fuzz-one FuzzDecodeQuery ./presence $(FUZZFLAGS)
+	GO=$(GO) .ci/fuzz-one FuzzLimitKey ./node $(FUZZFLAGS)
+	GO=$(GO) .ci/fuzz-one FuzzClientFrames ./client $(FUZZFLAGS)
+	GO=$(GO) .ci/fuzz-one FuzzRoute ./internal/wsaccept $(FUZZFLAGS)
+	GO=$(GO) .ci/fuzz-one FuzzAvoidNode ./client $(FUZZFLAGS)
 
 chart:
 	cd helm/test && $(GO) test -count=1 ./...
