@@ -57,15 +57,45 @@ func RunJetStreamCluster(t testing.TB, size int) []*NATS {
 // were given (a proxy's) and never learn the servers' own.
 func RunJetStreamClusterWith(t testing.TB, size int, set func(*server.Options)) []*NATS {
 	t.Helper()
-	ports, err := freePorts(size)
+	// The route ports are picked free and then bound by the servers: another
+	// test may take one in between, and that server never becomes ready.
+	// Start again on fresh ports then (three tries).
+	var servers []*NATS
+	var err error
+	for range 3 {
+		if servers, err = startJetStreamCluster(t, size, set); err == nil {
+			break
+		}
+	}
 	if err != nil {
 		t.Fatal(err)
+	}
+	Eventually(t, 30*time.Second, func() error {
+		if !anyLeader(servers) {
+			return fmt.Errorf("no JetStream meta leader yet")
+		}
+		return nil
+	})
+	return servers
+}
+
+// startJetStreamCluster starts size clustered servers on fresh ports and
+// waits until each accepts connections; on failure it shuts them down.
+func startJetStreamCluster(t testing.TB, size int, set func(*server.Options)) ([]*NATS, error) {
+	ports, err := freePorts(size)
+	if err != nil {
+		return nil, err
 	}
 	var routes []string
 	for _, p := range ports {
 		routes = append(routes, fmt.Sprintf("nats://127.0.0.1:%d", p))
 	}
 	var servers []*NATS
+	stop := func() {
+		for _, n := range servers {
+			n.Shutdown()
+		}
+	}
 	for i := range size {
 		o := &server.Options{Host: "127.0.0.1", Port: server.RANDOM_PORT, NoSigs: true, NoLog: true,
 			ServerName: fmt.Sprintf("js%d", i), JetStream: true, StoreDir: t.TempDir(),
@@ -76,7 +106,8 @@ func RunJetStreamClusterWith(t testing.TB, size int, set func(*server.Options)) 
 		}
 		ns, err := server.NewServer(o)
 		if err != nil {
-			t.Fatalf("pushtest: start NATS: %v", err)
+			stop()
+			return nil, fmt.Errorf("pushtest: start NATS: %w", err)
 		}
 		go ns.Start()
 		n := &NATS{Server: ns, opts: o}
@@ -85,17 +116,12 @@ func RunJetStreamClusterWith(t testing.TB, size int, set func(*server.Options)) 
 	}
 	for _, n := range servers {
 		if !n.ReadyForConnections(20 * time.Second) {
-			t.Fatal("pushtest: JetStream cluster server did not become ready")
+			stop()
+			return nil, fmt.Errorf("pushtest: JetStream cluster server %s did not become ready", n.opts.ServerName)
 		}
 		n.port = n.Port() // Restart binds it again
 	}
-	Eventually(t, 30*time.Second, func() error {
-		if !anyLeader(servers) {
-			return fmt.Errorf("no JetStream meta leader yet")
-		}
-		return nil
-	})
-	return servers
+	return servers, nil
 }
 
 func anyLeader(servers []*NATS) bool {
