@@ -9,7 +9,6 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
-	"go.uber.org/goleak"
 
 	"github.com/pushd/pushd/auth"
 	"github.com/pushd/pushd/history"
@@ -34,20 +33,7 @@ var (
 // bins builds the pushd binary for the tests that need a real process.
 var bins = pushtest.NewBinaries()
 
-func TestMain(m *testing.M) {
-	code := run(m)
-	bins.Remove()
-	if code == 0 {
-		// The NATS client's package-level flusher/timer helpers, and the
-		// in-process NATS servers' shared pools, are global by design.
-		if err := goleak.Find(goleak.IgnoreTopFunction("time.Sleep"),
-			goleak.IgnoreTopFunction("github.com/nats-io/nats-server/v2/server.(*Server).startGoRoutine")); err != nil {
-			fmt.Fprintln(os.Stderr, "client test: leaked goroutines:", err)
-			code = 1
-		}
-	}
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { pushtest.ExitAfter(run(m), bins.Remove) }
 
 func run(m *testing.M) int {
 	dir, err := os.MkdirTemp("", "client-test-js-")

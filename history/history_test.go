@@ -17,12 +17,7 @@ import (
 	"github.com/pushd/pushd/internal/pushtest"
 )
 
-func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m,
-		goleak.IgnoreTopFunction("time.Sleep"),
-		goleak.IgnoreTopFunction("github.com/nats-io/nats-server/v2/server.(*Server).startGoRoutine"),
-	)
-}
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m, pushtest.IgnoredLeaks()...) }
 
 func start(t *testing.T, url string, cfg Config) *History {
 	t.Helper()

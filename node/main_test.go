@@ -10,14 +10,7 @@ import (
 	"github.com/pushd/pushd/node"
 )
 
-func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m,
-		// The NATS client's package-level flusher/timer helpers, and the
-		// in-process NATS servers' shared pools, are global by design.
-		goleak.IgnoreTopFunction("time.Sleep"),
-		goleak.IgnoreTopFunction("github.com/nats-io/nats-server/v2/server.(*Server).startGoRoutine"),
-	)
-}
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m, pushtest.IgnoredLeaks()...) }
 
 // TestNodeServesThroughItsHandler: the node's own http.Handler upgrades a
 // real WebSocket, registers the session and delivers a push from NATS, with

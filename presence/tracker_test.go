@@ -19,12 +19,7 @@ import (
 	"github.com/pushd/pushd/internal/pushtest"
 )
 
-func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m,
-		goleak.IgnoreTopFunction("time.Sleep"),
-		goleak.IgnoreTopFunction("github.com/nats-io/nats-server/v2/server.(*Server).startGoRoutine"),
-	)
-}
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m, pushtest.IgnoredLeaks()...) }
 
 // sink collects the batches a tracker hands out.
 type sink chan *contract.PresenceEvents

@@ -1,13 +1,10 @@
 package main
 
 import (
-	"fmt"
-	"os"
 	"strconv"
 	"testing"
 
 	"github.com/pushd/pushd/internal/pushtest"
-	"go.uber.org/goleak"
 )
 
 // pushctl's tests run the real pushctl binary against real pushd processes
@@ -18,20 +15,7 @@ import (
 // asks; TestMain removes them.
 var bins = pushtest.NewBinaries()
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	bins.Remove()
-	if code == 0 {
-		// The NATS client's package-level flusher/timer helpers, and the
-		// in-process NATS servers' shared pools, are global by design.
-		if err := goleak.Find(goleak.IgnoreTopFunction("time.Sleep"),
-			goleak.IgnoreTopFunction("github.com/nats-io/nats-server/v2/server.(*Server).startGoRoutine")); err != nil {
-			fmt.Fprintln(os.Stderr, "pushctl test: leaked goroutines:", err)
-			code = 1
-		}
-	}
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { pushtest.ExitAfter(m.Run(), bins.Remove) }
 
 // startPushd runs pushd --dev on the NATS server at natsURL as node id, with
 // extra flags, until the test ends.

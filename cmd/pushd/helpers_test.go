@@ -2,10 +2,8 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"io"
 	"net/http"
-	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -14,26 +12,12 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
-	"go.uber.org/goleak"
 
 	"github.com/pushd/pushd/client"
 	"github.com/pushd/pushd/internal/pushtest"
 )
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	bins.Remove()
-	if code == 0 {
-		// The NATS client's package-level flusher/timer helpers, and the
-		// in-process NATS servers' shared pools, are global by design.
-		if err := goleak.Find(goleak.IgnoreTopFunction("time.Sleep"),
-			goleak.IgnoreTopFunction("github.com/nats-io/nats-server/v2/server.(*Server).startGoRoutine")); err != nil {
-			fmt.Fprintln(os.Stderr, "pushd test: leaked goroutines:", err)
-			code = 1
-		}
-	}
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { pushtest.ExitAfter(m.Run(), bins.Remove) }
 
 // bins holds the pushd binary, built once for the tests that need a real
 // process (a signal, kill -9, the memory of a process).

@@ -1,13 +1,10 @@
 package chaos
 
 import (
-	"fmt"
 	"os"
 	"strings"
 	"testing"
 	"time"
-
-	"go.uber.org/goleak"
 
 	"github.com/pushd/pushd/client"
 	"github.com/pushd/pushd/internal/pushtest"
@@ -15,18 +12,7 @@ import (
 
 var bins = pushtest.NewBinaries()
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	bins.Remove()
-	if code == 0 {
-		if err := goleak.Find(goleak.IgnoreTopFunction("time.Sleep"),
-			goleak.IgnoreTopFunction("github.com/nats-io/nats-server/v2/server.(*Server).startGoRoutine")); err != nil {
-			fmt.Fprintln(os.Stderr, "chaos test: leaked goroutines:", err)
-			code = 1
-		}
-	}
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { pushtest.ExitAfter(m.Run(), bins.Remove) }
 
 // TestChaos is the chaos scenario at CI size (30 clients, 6 docs, 40
 // pushes/s; see Run for the faults): every stored push reaches every client
