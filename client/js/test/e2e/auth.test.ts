@@ -4,32 +4,19 @@ import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import WebSocket from "ws";
 import { PushdClient, type ClientOptions } from "../../src/index.js";
-import { Cluster, type PushdNode } from "../support/cluster.js";
-import { Backend } from "../support/backend.js";
+import { E2E } from "../support/e2e.js";
 import { nextEvent, record, within } from "../support/wait.js";
 import { tokenFor } from "../support/jwt.js";
 
 const secret = "e2e-secret";
-const cluster = new Cluster();
-let node: PushdNode;
-let backend: Backend;
-const clients: PushdClient[] = [];
+const e2e = new E2E();
 
-before(async () => {
-  await cluster.nats();
-  node = await cluster.pushd(2, ["--jwt-secret", secret]);
-  backend = await Backend.connect(cluster.natsURL);
-});
-after(async () => {
-  for (const c of clients) c.disconnect();
-  await backend?.close();
-  const logs = await cluster.stop();
-  if (process.exitCode) console.log(logs);
-});
+before(() => e2e.start(2, ["--jwt-secret", secret]));
+after(() => e2e.stop());
 
 function client(opts: Omit<ClientOptions, "url">): PushdClient {
-  const c = new PushdClient({ url: node.url, WebSocket, window: null, backoff: { min: 50, max: 500 }, ...opts });
-  clients.push(c);
+  const c = new PushdClient({ url: e2e.node.url, WebSocket, window: null, backoff: { min: 50, max: 500 }, ...opts });
+  e2e.clients.push(c);
   c.connect();
   return c;
 }
@@ -50,7 +37,7 @@ test("a short-lived token is refreshed before it expires and the session lives o
   // four tokens in, the session is older than its first token.
   await within(10_000, "a fourth token", fourIssued);
   const got = nextEvent(c, "push");
-  await backend.push("push.user.tok-alice", "still here");
+  await e2e.backend.push("push.user.tok-alice", "still here");
   assert.equal((await got).data, "still here");
   assert.equal(c.session?.sid, hello.sid, "the same session");
   assert.deepEqual(disconnects, []);
@@ -85,6 +72,6 @@ test("joins need a grant in the token or a join token", async () => {
   const sub = c.join("secret-2", { token: () => tokenFor("tok-dan", 60, secret, { doc: "secret-2" }) });
   await sub.ready;
   const got = nextEvent(sub, "push");
-  await backend.push("push.doc.secret-2", { ok: true });
+  await e2e.backend.push("push.doc.secret-2", { ok: true });
   assert.deepEqual((await got).data, { ok: true });
 });

@@ -3,30 +3,17 @@ import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import WebSocket from "ws";
 import { PushdClient, type Push } from "../../src/index.js";
-import { Cluster, type PushdNode } from "../support/cluster.js";
-import { Backend } from "../support/backend.js";
+import { E2E } from "../support/e2e.js";
 import { nextEvent } from "../support/wait.js";
 
-const cluster = new Cluster();
-let node: PushdNode;
-let backend: Backend;
-const clients: PushdClient[] = [];
+const e2e = new E2E();
 
-before(async () => {
-  await cluster.nats();
-  node = await cluster.pushd(1);
-  backend = await Backend.connect(cluster.natsURL);
-});
-after(async () => {
-  for (const c of clients) c.disconnect();
-  await backend?.close();
-  const logs = await cluster.stop();
-  if (process.exitCode) console.log(logs);
-});
+before(() => e2e.start(1));
+after(() => e2e.stop());
 
 function client(user: string): PushdClient {
-  const c = new PushdClient({ url: node.url, user, WebSocket, window: null });
-  clients.push(c);
+  const c = new PushdClient({ url: e2e.node.url, user, WebSocket, window: null });
+  e2e.clients.push(c);
   c.connect();
   return c;
 }
@@ -39,17 +26,17 @@ test("connect with the connect frame; user, broadcast and session pushes arrive"
   assert.match(hello.sid, /^\d+$/);
 
   const got = nextEvent(c, "push");
-  const reports = await backend.push("push.user.e2e-alice", { text: "hi" }, { event: "greet", id: "m-1" });
+  const reports = await e2e.backend.push("push.user.e2e-alice", { text: "hi" }, { event: "greet", id: "m-1" });
   assert.deepEqual(reports.map((r) => [r.node, r.delivered]), [[1, 1]]);
   const p = await got;
   assert.deepEqual([p.target, p.event, p.id, p.data], ["user", "greet", "m-1", { text: "hi" }]);
 
   const all = nextEvent(c, "push");
-  await backend.push("push.all", "everyone", { event: "news" });
+  await e2e.backend.push("push.all", "everyone", { event: "news" });
   assert.deepEqual([(await all).target, (await all).data], ["all", "everyone"]);
 
   const mine = nextEvent(c, "push");
-  await backend.push(`push.session.${hello.node}.${hello.sid}`, null, { event: "just-you" });
+  await e2e.backend.push(`push.session.${hello.node}.${hello.sid}`, null, { event: "just-you" });
   assert.deepEqual([(await mine).target, (await mine).event], ["session", "just-you"]);
 });
 
@@ -60,11 +47,11 @@ test("join, doc pushes, publish upstream, leave", async () => {
   assert.deepEqual([s.first, s.gap], [true, false]);
 
   const got = nextEvent(sub, "push");
-  await backend.push("push.doc.e2e/doc.1", [1, 2, 3], { event: "edit" });
+  await e2e.backend.push("push.doc.e2e/doc.1", [1, 2, 3], { event: "edit" });
   const p: Push = await got;
   assert.deepEqual([p.target, p.doc, p.event, p.data], ["doc", "e2e/doc.1", "edit", [1, 2, 3]]);
 
-  const upstream = await backend.subscribe("push.up.doc.e2e/doc.1");
+  const upstream = await e2e.backend.subscribe("push.up.doc.e2e/doc.1");
   await c.publish("e2e/doc.1", "cursor", { x: 4 });
   const m = await upstream.next;
   assert.equal(m.headers?.get("Push-User"), "e2e-bob");
@@ -76,7 +63,7 @@ test("join, doc pushes, publish upstream, leave", async () => {
 
   await sub.leave();
   assert.equal(sub.state, "left");
-  const reports = await backend.push("push.doc.e2e/doc.1", "after leave", { want: 0 });
+  const reports = await e2e.backend.push("push.doc.e2e/doc.1", "after leave", { want: 0 });
   assert.deepEqual(reports, [], "no session holds the doc any more");
 });
 

@@ -1,37 +1,27 @@
 // The examples docs/SDK.md shows (client/js/examples/), run against a real pushd with tokens.
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
-import type { PushdClient } from "@pushd/client";
 import { connect } from "../../examples/connect.js";
 import { followDoc } from "../../examples/join.js";
 import { publishEdit, watchForGiveUp } from "../../examples/errors.js";
 import { whoIsHere } from "../../examples/presence.js";
 import { connectAnyhow } from "../../examples/transports.js";
-import { Cluster, type PushdNode } from "../support/cluster.js";
-import { Backend } from "../support/backend.js";
+import { E2E } from "../support/e2e.js";
 import { tokenFor } from "../support/jwt.js";
 import { within } from "../support/wait.js";
 
 const secret = "examples-secret";
-const cluster = new Cluster();
-let node: PushdNode;
-let backend: Backend;
-const clients: PushdClient[] = [];
+const e2e = new E2E();
 const logged: unknown[][] = [];
 const realLog = console.log;
 
 before(async () => {
-  await cluster.nats();
-  node = await cluster.pushd(41, ["--jwt-secret", secret]);
-  backend = await Backend.connect(cluster.natsURL);
+  await e2e.start(41, ["--jwt-secret", secret]);
   console.log = (...args: unknown[]) => void logged.push(args);
 });
 after(async () => {
   console.log = realLog;
-  for (const c of clients) c.disconnect();
-  await backend?.close();
-  const logs = await cluster.stop();
-  if (process.exitCode) console.log(logs);
+  await e2e.stop();
 });
 
 const getToken = (user: string) => async () => tokenFor(user, 3600, secret, { docs: ["*"] });
@@ -52,17 +42,17 @@ function logs(match: (args: unknown[]) => boolean): Promise<unknown[]> {
 
 test("connect.ts: connects with a token and logs pushes", async () => {
   const connected = logs((a) => a[0] === "pushd connected");
-  const client = connect(node.url, getToken("ex-alice"));
-  clients.push(client);
+  const client = connect(e2e.node.url, getToken("ex-alice"));
+  e2e.clients.push(client);
   await connected;
   const pushed = logs((a) => a[0] === "pushd user push");
-  await backend.push("push.user.ex-alice", { text: "hi" }, { event: "greet" });
+  await e2e.backend.push("push.user.ex-alice", { text: "hi" }, { event: "greet" });
   assert.deepEqual(await pushed, ["pushd user push", "greet", { text: "hi" }]);
 });
 
 test("join.ts: follows a doc's edits", async () => {
-  const client = connect(node.url, getToken("ex-bob"));
-  clients.push(client);
+  const client = connect(e2e.node.url, getToken("ex-bob"));
+  e2e.clients.push(client);
   let refetches = 0;
   const edits: unknown[] = [];
   let edited!: () => void;
@@ -72,30 +62,30 @@ test("join.ts: follows a doc's edits", async () => {
     edited();
   });
   await sub.ready;
-  await backend.push("push.doc.ex-doc", { line: 1 }, { event: "edit" });
+  await e2e.backend.push("push.doc.ex-doc", { line: 1 }, { event: "edit" });
   await within(5000, "an edit", gotEdit);
   assert.deepEqual(edits, [{ line: 1 }]);
   assert.equal(refetches, 0, "no refetch on the first join");
 });
 
 test("errors.ts: publishEdit joins when needed; watchForGiveUp tells when the client stops", async () => {
-  const client = connect(node.url, getToken("ex-carol"));
-  clients.push(client);
-  const upstream = await backend.subscribe("push.up.doc.ex-doc-2");
+  const client = connect(e2e.node.url, getToken("ex-carol"));
+  e2e.clients.push(client);
+  const upstream = await e2e.backend.subscribe("push.up.doc.ex-doc-2");
   await publishEdit(client, "ex-doc-2", { line: 2 });
   const m = await upstream.next;
   assert.equal(m.headers?.get("Push-User"), "ex-carol");
   assert.deepEqual(JSON.parse(new TextDecoder().decode(m.data)), { line: 2 });
 
-  const bad = connect(node.url, async () => tokenFor("ex-eve", 3600, "not-the-secret"));
-  clients.push(bad);
+  const bad = connect(e2e.node.url, async () => tokenFor("ex-eve", 3600, "not-the-secret"));
+  e2e.clients.push(bad);
   const shown = await within(10_000, "the give-up message", new Promise<string>((resolve) => watchForGiveUp(bad, resolve)));
   assert.match(shown, /^Disconnected from push updates \(4003 token_invalid: /);
 });
 
 test("presence.ts: the member list follows joins and leaves", async () => {
-  const a = connect(node.url, getToken("ex-pr-a"));
-  clients.push(a);
+  const a = connect(e2e.node.url, getToken("ex-pr-a"));
+  e2e.clients.push(a);
   const lists: string[][] = [];
   let changed!: () => void;
   let next = new Promise<void>((r) => (changed = r));
@@ -105,8 +95,8 @@ test("presence.ts: the member list follows joins and leaves", async () => {
   });
   assert.deepEqual(lists.at(-1), ["ex-pr-a"]);
   next = new Promise<void>((r) => (changed = r));
-  const b = connect(node.url, getToken("ex-pr-b"));
-  clients.push(b);
+  const b = connect(e2e.node.url, getToken("ex-pr-b"));
+  e2e.clients.push(b);
   const bSub = b.join("ex-room");
   await within(5000, "b's join event", next);
   assert.deepEqual(lists.at(-1), ["ex-pr-a", "ex-pr-b"]);
@@ -118,7 +108,7 @@ test("presence.ts: the member list follows joins and leaves", async () => {
 
 test("transports.ts: forced onto the HTTP transports, the client connects with SSE (fetch in Node)", async () => {
   const connected = logs((a) => typeof a[0] === "string" && a[0].startsWith("pushd on node"));
-  const client = connectAnyhow(getToken("ex-tr"), true, [node.url]);
-  clients.push(client);
+  const client = connectAnyhow(getToken("ex-tr"), true, [e2e.node.url]);
+  e2e.clients.push(client);
   assert.deepEqual(await connected, ["pushd on node 41 over sse"]);
 });

@@ -7,29 +7,21 @@ import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import WebSocket from "ws";
 import { PushdClient, type ClientOptions, type DisconnectEvent, type StorageLike } from "../../src/index.js";
-import { Cluster, type PushdNode } from "../support/cluster.js";
-import { Backend } from "../support/backend.js";
+import { E2E } from "../support/e2e.js";
 import { Proxy } from "../support/proxy.js";
 import { nextEvent, record } from "../support/wait.js";
 
-const cluster = new Cluster();
-let node: PushdNode;
-let backend: Backend;
+const e2e = new E2E();
 let proxy: Proxy;
-const clients: PushdClient[] = [];
 
 before(async () => {
-  await cluster.nats();
-  node = await cluster.pushd(61);
-  backend = await Backend.connect(cluster.natsURL);
-  proxy = await Proxy.start(node.http);
+  await e2e.start(61);
+  proxy = await Proxy.start(e2e.node.http);
 });
 after(async () => {
-  for (const c of clients) c.disconnect();
+  for (const c of e2e.clients) c.disconnect();
   await proxy?.close();
-  await backend?.close();
-  const logs = await cluster.stop();
-  if (process.exitCode) console.log(logs);
+  await e2e.stop();
 });
 
 /** A storage like the browser's localStorage. */
@@ -45,7 +37,7 @@ class MapStorage implements StorageLike {
 
 function client(storage: StorageLike, opts: Partial<ClientOptions> = {}): { c: PushdClient; disconnects: DisconnectEvent[] } {
   const c = new PushdClient({ url: proxy.ws, user: "fb-alice", WebSocket, window: null, storage, backoff: { min: 50, max: 200 }, ...opts });
-  clients.push(c);
+  e2e.clients.push(c);
   const disconnects = record(c, "disconnect");
   c.connect();
   return { c, disconnects };
@@ -53,7 +45,7 @@ function client(storage: StorageLike, opts: Partial<ClientOptions> = {}): { c: P
 
 async function pushArrives(c: PushdClient, data: string): Promise<void> {
   const got = nextEvent(c, "push");
-  await backend.push("push.user.fb-alice", data);
+  await e2e.backend.push("push.user.fb-alice", data);
   assert.equal((await got).data, data);
 }
 

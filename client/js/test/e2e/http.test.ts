@@ -6,8 +6,7 @@
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { PushdClient, tokenExpiry, type ClientOptions, type Push, type TransportName } from "../../src/index.js";
-import { Cluster, type PushdNode } from "../support/cluster.js";
-import { Backend } from "../support/backend.js";
+import { E2E } from "../support/e2e.js";
 import { Proxy } from "../support/proxy.js";
 import { tokenFor } from "../support/jwt.js";
 import { nextEvent, record, within } from "../support/wait.js";
@@ -15,22 +14,10 @@ import { nextEvent, record, within } from "../support/wait.js";
 const secret = "http-secret";
 // Short heartbeats, so that a session that lived a few intervals without pings proves the point.
 const nodeArgs = ["--dev", "--jwt-secret", secret, "--ping-interval", "400ms", "--ping-grace", "400ms"];
-const cluster = new Cluster();
-let a: PushdNode;
-let backend: Backend;
-const clients: PushdClient[] = [];
+const e2e = new E2E();
 
-before(async () => {
-  await cluster.nats(true);
-  a = await cluster.pushd(51, nodeArgs);
-  backend = await Backend.connect(cluster.natsURL);
-});
-after(async () => {
-  for (const c of clients) c.disconnect();
-  await backend?.close();
-  const logs = await cluster.stop();
-  if (process.exitCode) console.log(logs);
-});
+before(() => e2e.start(51, nodeArgs, true));
+after(() => e2e.stop());
 
 /** What the client sent: each request's method, path, query and body. */
 type Sent = { method: string; path: string; query: string; body: string }[];
@@ -48,7 +35,7 @@ function client(transport: TransportName, opts: Partial<ClientOptions> & Pick<Cl
     },
     ...opts,
   });
-  clients.push(c);
+  e2e.clients.push(c);
   c.connect();
   return c;
 }
@@ -72,7 +59,7 @@ for (const transport of ["sse", "poll"] as const) {
   test(`${transport}: pushes of every kind; join, publish, ack and leave go up in POSTs; no pings`, async () => {
     const sent: Sent = [];
     const user = `${transport}-alice`;
-    const c = client(transport, { url: a.url, user, ack: "manual" }, sent);
+    const c = client(transport, { url: e2e.node.url, user, ack: "manual" }, sent);
     const hello = await c.whenConnected();
     assert.deepEqual([hello.transport, hello.user, hello.node], [transport, user, 51]);
     assert.ok(hello.seq !== undefined, "durable delivery: hello has the user's position");
@@ -82,11 +69,11 @@ for (const transport of ["sse", "poll"] as const) {
     const pushes = record(c, "push");
     const sub = c.join(`${transport}/doc`);
     assert.equal((await sub.ready).first, true);
-    const receipts = await backend.subscribe(`receipts.${transport}`);
-    await backend.push(`push.user.${user}`, { n: 1 }, { event: "greet", id: "m-1", receipt: `receipts.${transport}` });
-    await backend.push(`push.doc.${transport}/doc`, [1, 2], { event: "edit" });
-    await backend.push("push.all", "everyone", { event: "news" });
-    await backend.push(`push.session.${hello.node}.${hello.sid}`, null, { event: "just-you" });
+    const receipts = await e2e.backend.subscribe(`receipts.${transport}`);
+    await e2e.backend.push(`push.user.${user}`, { n: 1 }, { event: "greet", id: "m-1", receipt: `receipts.${transport}` });
+    await e2e.backend.push(`push.doc.${transport}/doc`, [1, 2], { event: "edit" });
+    await e2e.backend.push("push.all", "everyone", { event: "news" });
+    await e2e.backend.push(`push.session.${hello.node}.${hello.sid}`, null, { event: "just-you" });
     await within(5000, "four pushes", (async () => {
       while (pushes.length < 4) await nextEvent(c, "push");
     })());
@@ -103,7 +90,7 @@ for (const transport of ["sse", "poll"] as const) {
     assert.equal(c.cursor, byTarget["user"]!.seq, "the cursor passed the acknowledged push");
 
     // publish: its reply comes back in the POST's answer; a refusal is the server's error.
-    const upstream = await backend.subscribe(`push.up.doc.${transport}/doc`);
+    const upstream = await e2e.backend.subscribe(`push.up.doc.${transport}/doc`);
     await c.publish(`${transport}/doc`, "cursor", { x: 1 });
     const m = await upstream.next;
     assert.deepEqual([m.headers?.get("Push-User"), m.headers?.get("Push-Session")], [user, hello.sid]);
@@ -114,7 +101,7 @@ for (const transport of ["sse", "poll"] as const) {
     await new Promise((r) => setTimeout(r, 1300));
     assert.equal(c.session?.sid, hello.sid);
     await sub.leave();
-    assert.deepEqual(await backend.push(`push.doc.${transport}/doc`, "after leave", { want: 0 }), []);
+    assert.deepEqual(await e2e.backend.push(`push.doc.${transport}/doc`, "after leave", { want: 0 }), []);
     const up = sent.filter((s) => s.path === "/http/send").map((s) => JSON.parse(s.body).type);
     assert.deepEqual(up, ["join", "ack", "publish", "publish", "leave"], "every upstream frame went in a POST, and no ping");
     assert.equal(pushes.length, before);
@@ -123,7 +110,7 @@ for (const transport of ["sse", "poll"] as const) {
   const read = transport === "sse" ? "/http/sse" : "/http/poll";
 
   test(`${transport}: a read cut on the way continues in the same session: nothing lost, nothing twice`, async () => {
-    const proxy = await Proxy.start(a.http);
+    const proxy = await Proxy.start(e2e.node.http);
     try {
       const user = `${transport}-cut`;
       const c = client(transport, { url: proxy.ws, user });
@@ -132,14 +119,14 @@ for (const transport of ["sse", "poll"] as const) {
       await c.join(`${transport}/cut`).ready;
       const got = new Collector();
       c.on("push", (p) => got.add(p));
-      await backend.push(`push.user.${user}`, 1);
+      await e2e.backend.push(`push.user.${user}`, 1);
       await got.count(1);
       await proxy.opened(read);
       assert.equal(proxy.cut(read), 1);
-      await backend.push(`push.user.${user}`, 2);
-      await backend.push(`push.doc.${transport}/cut`, 3);
+      await e2e.backend.push(`push.user.${user}`, 2);
+      await e2e.backend.push(`push.doc.${transport}/cut`, 3);
       await got.count(3);
-      await backend.push(`push.user.${user}`, 4);
+      await e2e.backend.push(`push.user.${user}`, 4);
       await got.count(4);
       assert.deepEqual(got.data, [1, 2, 3, 4]);
       assert.equal(c.session?.sid, hello.sid, "the same session");
@@ -156,7 +143,7 @@ for (const transport of ["sse", "poll"] as const) {
   });
 
   test(`${transport}: a session another reader takes over (4011) stops the client, which does not fight for it`, async () => {
-    const proxy = await Proxy.start(a.http);
+    const proxy = await Proxy.start(e2e.node.http);
     const ctl = new AbortController();
     try {
       const sent: Sent = [];
@@ -166,10 +153,10 @@ for (const transport of ["sse", "poll"] as const) {
       const held = await proxy.opened(read, (u) => transport === "sse" || !u.endsWith("cursor=0"));
       const stopped = nextEvent(c, "state", (s) => s.state === "disconnected");
       // Someone with the session's sid and secret reads it.
-      let other = await fetch(a.http + held, { signal: ctl.signal });
+      let other = await fetch(e2e.node.http + held, { signal: ctl.signal });
       // Polls are held at most ping_interval (400 ms here): the client's next poll may have
       // replaced this one first (409 replaced); the next read takes the session over.
-      for (let i = 0; other.status === 409 && i < 3; i++) other = await fetch(a.http + held, { signal: ctl.signal });
+      for (let i = 0; other.status === 409 && i < 3; i++) other = await fetch(e2e.node.http + held, { signal: ctl.signal });
       if (other.status !== 200) assert.fail(`the other reader got ${other.status}: ${await other.text()}`);
       const s = await stopped;
       assert.equal(s.code, 4011);
@@ -192,7 +179,7 @@ test("sse and poll at once: a short-lived token is refreshed with a POST and the
       const thirdIssued = new Promise<void>((resolve) => (third = resolve));
       const user = `${transport}-tok`;
       const c = client(transport, {
-        url: a.url,
+        url: e2e.node.url,
         user: undefined,
         getToken: () => {
           if (++tokens === 3) third();
@@ -209,7 +196,7 @@ test("sse and poll at once: a short-lived token is refreshed with a POST and the
       // Past the first token's exp, and the node's sweep (100 ms) that would close the session.
       await new Promise((r) => setTimeout(r, Math.max(0, firstExp + 300 - Date.now())));
       const got = nextEvent(c, "push");
-      await backend.push(`push.user.${user}`, "still here");
+      await e2e.backend.push(`push.user.${user}`, "still here");
       assert.equal((await got).data, "still here");
       assert.equal(c.session?.sid, hello.sid, "the same session");
       assert.deepEqual(disconnects, []);

@@ -5,30 +5,17 @@ import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import WebSocket from "ws";
 import { PushdClient, type PresenceDiff } from "../../src/index.js";
-import { Cluster, type PushdNode } from "../support/cluster.js";
-import { Backend } from "../support/backend.js";
+import { E2E } from "../support/e2e.js";
 import { nextEvent } from "../support/wait.js";
 
-const cluster = new Cluster();
-let node: PushdNode;
-let backend: Backend;
-const clients: PushdClient[] = [];
+const e2e = new E2E();
 
-before(async () => {
-  await cluster.nats();
-  node = await cluster.pushd(41, ["--dev", "--presence-window", "50ms"]);
-  backend = await Backend.connect(cluster.natsURL);
-});
-after(async () => {
-  for (const c of clients) c.disconnect();
-  await backend?.close();
-  const logs = await cluster.stop();
-  if (process.exitCode) console.log(logs);
-});
+before(() => e2e.start(41, ["--dev", "--presence-window", "50ms"]));
+after(() => e2e.stop());
 
 function client(user: string): PushdClient {
-  const c = new PushdClient({ url: node.url, user, WebSocket, window: null });
-  clients.push(c);
+  const c = new PushdClient({ url: e2e.node.url, user, WebSocket, window: null });
+  e2e.clients.push(c);
   c.connect();
   return c;
 }
@@ -68,16 +55,16 @@ test("receipts: a broadcast and a session push are acknowledged by push_id", asy
   const c = client("rc-erin");
   const hello = await c.whenConnected();
   const got = nextEvent(c, "push", (p) => p.id === "bc-1");
-  const all = await backend.subscribe("receipts.bc");
-  await backend.push("push.all", { news: 1 }, { id: "bc-1", receipt: "receipts.bc" });
+  const all = await e2e.backend.subscribe("receipts.bc");
+  await e2e.backend.push("push.all", { news: 1 }, { id: "bc-1", receipt: "receipts.bc" });
   const p = await got;
   assert.equal(p.needsAck, true);
   assert.equal(p.seq, undefined);
   const r = JSON.parse(new TextDecoder().decode((await all.next).data));
   assert.deepEqual([r.id, r.sid, r.user, r.target], ["bc-1", hello.sid, "rc-erin", "all"]);
 
-  const mine = await backend.subscribe("receipts.session");
-  await backend.push(`push.session.${hello.node}.${hello.sid}`, "just you", { id: "s-1", receipt: "receipts.session" });
+  const mine = await e2e.backend.subscribe("receipts.session");
+  await e2e.backend.push(`push.session.${hello.node}.${hello.sid}`, "just you", { id: "s-1", receipt: "receipts.session" });
   const r2 = JSON.parse(new TextDecoder().decode((await mine.next).data));
   assert.deepEqual([r2.id, r2.sid, r2.target], ["s-1", hello.sid, "session"]);
 });
